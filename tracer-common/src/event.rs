@@ -1,0 +1,291 @@
+//! Record layout: fixed header, kind-specific payload, string table, strings.
+
+use crate::limits::COMM_LEN;
+
+/// First bytes of every ring-buffer record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Header {
+    /// [`crate::EventKind`] id.
+    pub kind: u32,
+    /// Total record length in bytes, header included.
+    pub len: u32,
+    /// `CLOCK_BOOTTIME` nanoseconds at syscall exit.
+    pub ts_ns: u64,
+    /// Syscall entry to exit.
+    pub duration_ns: u64,
+    /// Raw return value: `>= 0` success, `-errno` failure.
+    pub ret: i64,
+    pub cgroup_id: u64,
+    /// Thread-group id (what userspace calls the pid).
+    pub pid: u32,
+    /// Thread id.
+    pub tid: u32,
+    /// tgid of the real parent.
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// Inode of the caller's mount namespace.
+    pub mnt_ns: u32,
+    pub comm: [u8; COMM_LEN],
+    /// Bytes of payload right after the header.
+    pub payload_len: u16,
+    /// Entries in the string table right after the payload.
+    pub nstr: u16,
+    pub _pad: u32,
+}
+
+/// One string of the record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StrRef {
+    /// Bytes that follow for this string (no terminator).
+    pub len: u16,
+    /// `STR_*` flags.
+    pub flags: u16,
+}
+
+/// The string was longer than the kernel side keeps: bytes are a prefix
+/// (user strings) or a suffix (walked paths, see [`DIR_TRUNC_LEN`]).
+pub const STR_TRUNCATED: u16 = 1 << 0;
+/// The user pointer could not be read (`EFAULT`-like).
+pub const STR_FAULT: u16 = 1 << 1;
+/// The user pointer was NULL.
+pub const STR_NULL: u16 = 1 << 2;
+/// The argument was not read (not meaningful for this call).
+pub const STR_ABSENT: u16 = 1 << 3;
+
+/// A directory or mount, resolved inside the kernel from an fd, the task's
+/// cwd, or its root. Its absolute path (as the process sees it, walked up to
+/// the task's root) is one of the record's strings; `path[rel_off..]` is the
+/// same path relative to the root of the mount it is on.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirRef {
+    /// Mount id as in `/proc/<pid>/mountinfo`; 0 when not resolved.
+    pub mnt_id: u32,
+    /// `DIR_*` flags.
+    pub flags: u32,
+    /// 64-bit unique mount id (`statx` `STATX_MNT_ID_UNIQUE`); 0 where the
+    /// kernel has none (before 6.8).
+    pub mnt_id_unique: u64,
+    /// Inode number of the directory.
+    pub ino: u64,
+    /// Device of its filesystem, kernel encoding `major << 20 | minor`.
+    pub dev: u32,
+    /// Inode of the mount namespace the mount belongs to; 0 when detached.
+    pub mnt_ns: u32,
+    /// Bytes of the path above the mount's root.
+    pub rel_off: u32,
+    pub _pad: u32,
+}
+
+/// Resolution succeeded (mount id, device and inode are set).
+pub const DIR_RESOLVED: u32 = 1 << 0;
+/// Resolved from a directory fd argument.
+pub const DIR_FROM_FD: u32 = 1 << 1;
+/// Resolved from the task's cwd (`AT_FDCWD` with a relative path).
+pub const DIR_FROM_CWD: u32 = 1 << 2;
+/// Resolved from the task's root (the path argument is absolute).
+pub const DIR_FROM_ROOT: u32 = 1 << 3;
+/// The fd is not open in the caller.
+pub const DIR_BAD_FD: u32 = 1 << 4;
+/// The path was longer than [`crate::limits::WALK_PATH_MAX`]: its head is cut.
+pub const DIR_TRUNC_LEN: u32 = 1 << 5;
+/// The directory is deeper than [`crate::limits::WALK_MAX_COMPONENTS`]: its head is cut.
+pub const DIR_TRUNC_DEPTH: u32 = 1 << 6;
+/// The walk ended at a mount attached nowhere (an `open_tree` clone or an
+/// `fsmount` result before `move_mount`): the path is relative to it.
+pub const DIR_DETACHED: u32 = 1 << 7;
+/// The directory is not below the task's root (e.g. an fd from outside a
+/// chroot): the path is from the namespace's root.
+pub const DIR_OUTSIDE_ROOT: u32 = 1 << 8;
+/// A kernel structure could not be read: fields may be partial.
+pub const DIR_READ_ERR: u32 = 1 << 9;
+/// The walk stopped at the task's root inside a mount, so the part relative
+/// to that mount's root is not known (`rel_off` is 0).
+pub const DIR_REL_UNKNOWN: u32 = 1 << 10;
+/// The mount is id-mapped (`MOUNT_ATTR_IDMAP`).
+pub const DIR_IDMAPPED: u32 = 1 << 11;
+/// The mount's root is not its filesystem's root (a bind of a subdirectory).
+pub const DIR_SUBTREE: u32 = 1 << 12;
+/// The fd refers to something that is not a directory (e.g. a file or an
+/// `O_PATH` fd of a file); mount fields are still set.
+pub const DIR_NOT_DIR: u32 = 1 << 13;
+
+/// Either truncation flag.
+pub const DIR_TRUNCATED: u32 = DIR_TRUNC_LEN | DIR_TRUNC_DEPTH;
+
+/// `mount(2)`. Strings: source, target, fstype, data, cwd path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MountArgs {
+    pub flags: u64,
+    /// The caller's cwd (relative targets) or root (absolute targets).
+    pub cwd: DirRef,
+}
+
+/// `umount2(2)`. Strings: target, cwd path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UmountArgs {
+    pub flags: u64,
+    pub cwd: DirRef,
+}
+
+/// `unlink`, `unlinkat`, `rmdir`. Strings: pathname, dir path.
+/// For `unlink` and `rmdir`, `dfd` is `AT_FDCWD` and `flags` 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeleteArgs {
+    pub dfd: i32,
+    pub flags: u32,
+    /// Where the lookup of `pathname` starts: `dfd`, the cwd, or the root.
+    pub dir: DirRef,
+}
+
+/// `open_tree`. Strings: pathname, dir path, result path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenTreeArgs {
+    pub dfd: i32,
+    pub _pad: u32,
+    pub flags: u64,
+    pub dir: DirRef,
+    /// The mount behind the returned fd (resolved at exit; for
+    /// `OPEN_TREE_CLONE` the new detached clone).
+    pub result: DirRef,
+}
+
+/// `move_mount`. Strings: from_path, to_path, from dir path, to dir path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MoveMountArgs {
+    pub from_dfd: i32,
+    pub to_dfd: i32,
+    pub flags: u64,
+    pub from: DirRef,
+    pub to: DirRef,
+}
+
+/// `mount_setattr`. Strings: pathname, dir path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MountSetattrArgs {
+    pub dfd: i32,
+    pub at_flags: u32,
+    pub size: u64,
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub propagation: u64,
+    pub userns_fd: u64,
+    /// Inode of the user namespace behind `userns_fd` (id-mapped mounts); 0
+    /// when not requested or not resolvable.
+    pub userns_ino: u64,
+    /// 0: `struct mount_attr` read; otherwise it could not be read.
+    pub attr_status: i32,
+    pub _pad: u32,
+    pub dir: DirRef,
+}
+
+/// `fsopen`. Strings: fs name.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FsopenArgs {
+    pub flags: u64,
+}
+
+/// `fsconfig`. Strings: key, value, aux dir path.
+/// `value` is read as a string for `SET_STRING`, `SET_PATH`, `SET_PATH_EMPTY`;
+/// `aux_dir` resolves `aux` for `SET_FD`, `SET_PATH` and `SET_PATH_EMPTY`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FsconfigArgs {
+    pub fd: i32,
+    pub cmd: u32,
+    pub aux: i32,
+    pub _pad: u32,
+    pub aux_dir: DirRef,
+}
+
+/// `fsmount`. Strings: result path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FsmountArgs {
+    pub fs_fd: i32,
+    pub flags: u32,
+    pub attr_flags: u64,
+    /// The new detached mount behind the returned fd (resolved at exit).
+    pub result: DirRef,
+}
+
+/// Number of strings each kind carries, in order (see each payload's doc).
+pub const fn nstr(kind: crate::EventKind) -> usize {
+    use crate::EventKind::*;
+    match kind {
+        Mount => 5,
+        Umount => 2,
+        Unlink | Unlinkat | Rmdir => 2,
+        OpenTree => 3,
+        MoveMount => 4,
+        MountSetattr => 2,
+        Fsopen => 1,
+        Fsconfig => 3,
+        Fsmount => 1,
+    }
+}
+
+/// Payload size of each kind.
+pub const fn payload_len(kind: crate::EventKind) -> usize {
+    use crate::EventKind::*;
+    match kind {
+        Mount => core::mem::size_of::<MountArgs>(),
+        Umount => core::mem::size_of::<UmountArgs>(),
+        Unlink | Unlinkat | Rmdir => core::mem::size_of::<DeleteArgs>(),
+        OpenTree => core::mem::size_of::<OpenTreeArgs>(),
+        MoveMount => core::mem::size_of::<MoveMountArgs>(),
+        MountSetattr => core::mem::size_of::<MountSetattrArgs>(),
+        Fsopen => core::mem::size_of::<FsopenArgs>(),
+        Fsconfig => core::mem::size_of::<FsconfigArgs>(),
+        Fsmount => core::mem::size_of::<FsmountArgs>(),
+    }
+}
+
+/// Largest payload.
+pub const PAYLOAD_MAX: usize = 192;
+
+const _: () = {
+    use core::mem::size_of;
+    assert!(size_of::<Header>() == 88);
+    assert!(size_of::<StrRef>() == 4);
+    assert!(size_of::<DirRef>() == 40);
+    assert!(size_of::<MountArgs>() == 48);
+    assert!(size_of::<DeleteArgs>() == 48);
+    assert!(size_of::<OpenTreeArgs>() == 96);
+    assert!(size_of::<MoveMountArgs>() == 96);
+    assert!(size_of::<MountSetattrArgs>() == 104);
+    assert!(size_of::<FsconfigArgs>() == 56);
+    assert!(size_of::<FsmountArgs>() == 56);
+    let mut i = 0;
+    while i < crate::EventKind::ALL.len() {
+        assert!(payload_len(crate::EventKind::ALL[i]) <= PAYLOAD_MAX);
+        assert!(payload_len(crate::EventKind::ALL[i]) % 8 == 0);
+        assert!(nstr(crate::EventKind::ALL[i]) <= crate::limits::MAX_STRS);
+        i += 1;
+    }
+    assert!(
+        size_of::<Header>()
+            + PAYLOAD_MAX
+            + 4 * crate::limits::MAX_STRS
+            + crate::limits::MAX_STRS * crate::limits::STR_MAX
+            <= crate::limits::RECORD_MAX
+    );
+};
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    unsafe impl aya::Pod for Header {}
+    unsafe impl aya::Pod for StrRef {}
+    unsafe impl aya::Pod for DirRef {}
+}

@@ -1,0 +1,84 @@
+//! Stable event kind ids. Never renumber: recordings store them.
+
+/// One id per traced syscall. `#[repr(u32)]`, decoded with `TryFrom<u32>`, never
+/// transmuted.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EventKind {
+    Mount = 1,
+    Umount = 2,
+    Unlink = 3,
+    Unlinkat = 4,
+    Rmdir = 5,
+    OpenTree = 6,
+    MoveMount = 7,
+    MountSetattr = 8,
+    Fsopen = 9,
+    Fsconfig = 10,
+    Fsmount = 11,
+}
+
+/// Number of slots indexed by kind id (id 0 is unused).
+pub const KIND_SLOTS: usize = 12;
+
+impl EventKind {
+    pub const ALL: [EventKind; 11] = [
+        EventKind::Mount,
+        EventKind::Umount,
+        EventKind::Unlink,
+        EventKind::Unlinkat,
+        EventKind::Rmdir,
+        EventKind::OpenTree,
+        EventKind::MoveMount,
+        EventKind::MountSetattr,
+        EventKind::Fsopen,
+        EventKind::Fsconfig,
+        EventKind::Fsmount,
+    ];
+
+    /// The syscall name, as in the tracepoint `sys_enter_<name>`.
+    pub const fn syscall(self) -> &'static str {
+        match self {
+            EventKind::Mount => "mount",
+            EventKind::Umount => "umount",
+            EventKind::Unlink => "unlink",
+            EventKind::Unlinkat => "unlinkat",
+            EventKind::Rmdir => "rmdir",
+            EventKind::OpenTree => "open_tree",
+            EventKind::MoveMount => "move_mount",
+            EventKind::MountSetattr => "mount_setattr",
+            EventKind::Fsopen => "fsopen",
+            EventKind::Fsconfig => "fsconfig",
+            EventKind::Fsmount => "fsmount",
+        }
+    }
+
+    /// `unlink`, `unlinkat` and `rmdir`.
+    pub const fn is_delete(self) -> bool {
+        matches!(
+            self,
+            EventKind::Unlink | EventKind::Unlinkat | EventKind::Rmdir
+        )
+    }
+}
+
+impl TryFrom<u32> for EventKind {
+    type Error = u32;
+
+    fn try_from(v: u32) -> Result<Self, u32> {
+        Ok(match v {
+            1 => EventKind::Mount,
+            2 => EventKind::Umount,
+            3 => EventKind::Unlink,
+            4 => EventKind::Unlinkat,
+            5 => EventKind::Rmdir,
+            6 => EventKind::OpenTree,
+            7 => EventKind::MoveMount,
+            8 => EventKind::MountSetattr,
+            9 => EventKind::Fsopen,
+            10 => EventKind::Fsconfig,
+            11 => EventKind::Fsmount,
+            other => return Err(other),
+        })
+    }
+}

@@ -1,0 +1,361 @@
+// CO-RE field accessors for the mntrace eBPF programs.
+//
+// Rust cannot emit CO-RE relocations, so every read of a kernel structure
+// goes through one of these functions. The structures below are *local*
+// definitions holding only the fields we read; `preserve_access_index` makes
+// clang record each field access as a relocation, and aya rewrites the
+// offsets at load time from the running kernel's BTF. No offset from one
+// kernel is baked in (on 6.18 `file.f_path` and `dentry.d_name` sit inside
+// anonymous unions: the relocations find them by name).
+//
+// Conventions: kernel pointers cross the boundary as `__u64` addresses (the
+// verifier sees scalars, not typed pointers); every accessor returns 0 (or a
+// negative value for the `int` ones) when a read fails.
+
+typedef unsigned char __u8;
+typedef unsigned short __u16;
+typedef unsigned int __u32;
+typedef int __s32;
+typedef unsigned long long __u64;
+
+#define CORE __attribute__((preserve_access_index))
+
+static long (*bpf_probe_read_kernel)(void *dst, __u32 size,
+                                     const void *unsafe_ptr) = (void *)113;
+
+// __builtin_preserve_field_info kinds (see libbpf's bpf_core_read.h).
+#define FIELD_BYTE_OFFSET 0
+#define FIELD_EXISTS 2
+
+struct qstr {
+	__u32 len;
+	const unsigned char *name;
+} CORE;
+
+struct inode {
+	unsigned long i_ino;
+	__u16 i_mode;
+} CORE;
+
+struct super_block {
+	__u32 s_dev;
+	struct dentry *s_root;
+} CORE;
+
+struct dentry {
+	struct dentry *d_parent;
+	struct qstr d_name;
+	struct inode *d_inode;
+	struct super_block *d_sb;
+} CORE;
+
+struct uid_gid_map {
+	__u32 nr_extents;
+} CORE;
+
+// 6.3+: id-mapped mounts carry a `struct mnt_idmap`; the no-op one
+// (`nop_mnt_idmap`) has no extents.
+struct mnt_idmap {
+	struct uid_gid_map uid_map;
+} CORE;
+
+struct vfsmount {
+	struct dentry *mnt_root;
+	struct super_block *mnt_sb;
+	struct mnt_idmap *mnt_idmap;
+} CORE;
+
+struct ns_common {
+	__u32 inum;
+} CORE;
+
+struct mnt_namespace {
+	struct ns_common ns;
+} CORE;
+
+struct mount {
+	struct mount *mnt_parent;
+	struct dentry *mnt_mountpoint;
+	struct vfsmount mnt;
+	struct mnt_namespace *mnt_ns;
+	int mnt_id;
+	__u64 mnt_id_unique; // 6.8+
+} CORE;
+
+struct path {
+	struct vfsmount *mnt;
+	struct dentry *dentry;
+} CORE;
+
+struct file {
+	struct path f_path;
+	struct inode *f_inode;
+} CORE;
+
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+} CORE;
+
+struct files_struct {
+	struct fdtable *fdt;
+} CORE;
+
+struct fs_struct {
+	struct path root;
+	struct path pwd;
+} CORE;
+
+struct nsproxy {
+	struct mnt_namespace *mnt_ns;
+} CORE;
+
+struct task_struct {
+	struct task_struct *real_parent;
+	int tgid;
+	struct fs_struct *fs;
+	struct files_struct *files;
+	struct nsproxy *nsproxy;
+} CORE;
+
+#define READ(dst, src) bpf_probe_read_kernel(&(dst), sizeof(dst), &(src))
+#define PTR(type, addr) ((type *)(unsigned long)(addr))
+#define ADDR(p) ((__u64)(unsigned long)(p))
+
+// ---- task ------------------------------------------------------------------
+
+__u32 mt_task_ppid(__u64 task)
+{
+	struct task_struct *parent = 0;
+	int tgid = 0;
+	if (READ(parent, PTR(struct task_struct, task)->real_parent) || !parent)
+		return 0;
+	if (READ(tgid, parent->tgid))
+		return 0;
+	return (__u32)tgid;
+}
+
+__u32 mt_task_mnt_ns(__u64 task)
+{
+	struct nsproxy *nsp = 0;
+	struct mnt_namespace *ns = 0;
+	__u32 inum = 0;
+	if (READ(nsp, PTR(struct task_struct, task)->nsproxy) || !nsp)
+		return 0;
+	if (READ(ns, nsp->mnt_ns) || !ns)
+		return 0;
+	if (READ(inum, ns->ns.inum))
+		return 0;
+	return inum;
+}
+
+static int read_path(struct path *p, __u64 *mnt, __u64 *dentry)
+{
+	struct vfsmount *m = 0;
+	struct dentry *d = 0;
+	if (READ(m, p->mnt) || READ(d, p->dentry) || !m || !d)
+		return -1;
+	*mnt = ADDR(m);
+	*dentry = ADDR(d);
+	return 0;
+}
+
+// which: 0 = cwd (fs->pwd), 1 = root (fs->root).
+int mt_task_fs_path(__u64 task, __u32 which, __u64 *mnt, __u64 *dentry)
+{
+	struct fs_struct *fs = 0;
+	if (READ(fs, PTR(struct task_struct, task)->fs) || !fs)
+		return -1;
+	return which ? read_path(&fs->root, mnt, dentry)
+		     : read_path(&fs->pwd, mnt, dentry);
+}
+
+// The `struct file` behind fd in task's table, or 0.
+__u64 mt_task_fd_file(__u64 task, __s32 fd)
+{
+	struct files_struct *files = 0;
+	struct fdtable *fdt = 0;
+	struct file **fds = 0;
+	struct file *f = 0;
+	unsigned int max = 0;
+	if (fd < 0)
+		return 0;
+	if (READ(files, PTR(struct task_struct, task)->files) || !files)
+		return 0;
+	if (READ(fdt, files->fdt) || !fdt)
+		return 0;
+	if (READ(max, fdt->max_fds) || (unsigned int)fd >= max)
+		return 0;
+	if (READ(fds, fdt->fd) || !fds)
+		return 0;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
+		return 0;
+	return ADDR(f);
+}
+
+// ---- file ------------------------------------------------------------------
+
+int mt_file_path(__u64 file, __u64 *mnt, __u64 *dentry)
+{
+	return read_path(&PTR(struct file, file)->f_path, mnt, dentry);
+}
+
+__u64 mt_file_ino(__u64 file)
+{
+	struct inode *i = 0;
+	unsigned long ino = 0;
+	if (READ(i, PTR(struct file, file)->f_inode) || !i)
+		return 0;
+	if (READ(ino, i->i_ino))
+		return 0;
+	return ino;
+}
+
+// ---- mount -----------------------------------------------------------------
+
+// container_of(vfsmount, struct mount, mnt), with the member offset relocated.
+__u64 mt_real_mount(__u64 vfsmount)
+{
+	struct mount *z = 0;
+	__u64 off = __builtin_preserve_field_info(z->mnt, FIELD_BYTE_OFFSET);
+	return vfsmount ? vfsmount - off : 0;
+}
+
+__u64 mt_mount_parent(__u64 mnt)
+{
+	struct mount *p = 0;
+	if (READ(p, PTR(struct mount, mnt)->mnt_parent))
+		return 0;
+	return ADDR(p);
+}
+
+__u64 mt_mount_mountpoint(__u64 mnt)
+{
+	struct dentry *d = 0;
+	if (READ(d, PTR(struct mount, mnt)->mnt_mountpoint))
+		return 0;
+	return ADDR(d);
+}
+
+__u64 mt_mount_root(__u64 mnt)
+{
+	struct dentry *d = 0;
+	if (READ(d, PTR(struct mount, mnt)->mnt.mnt_root))
+		return 0;
+	return ADDR(d);
+}
+
+__u32 mt_mount_id(__u64 mnt)
+{
+	int id = 0;
+	if (READ(id, PTR(struct mount, mnt)->mnt_id))
+		return 0;
+	return (__u32)id;
+}
+
+__u64 mt_mount_id_unique(__u64 mnt)
+{
+	struct mount *m = PTR(struct mount, mnt);
+	__u64 id = 0;
+	if (!__builtin_preserve_field_info(m->mnt_id_unique, FIELD_EXISTS))
+		return 0;
+	if (READ(id, m->mnt_id_unique))
+		return 0;
+	return id;
+}
+
+__u32 mt_mount_ns(__u64 mnt)
+{
+	struct mnt_namespace *ns = 0;
+	__u32 inum = 0;
+	if (READ(ns, PTR(struct mount, mnt)->mnt_ns) || !ns)
+		return 0;
+	if (READ(inum, ns->ns.inum))
+		return 0;
+	return inum;
+}
+
+// 1: id-mapped, 0: not, -1: unknown (kernel without mnt_idmap, or read error).
+int mt_mount_idmapped(__u64 mnt)
+{
+	struct mount *m = PTR(struct mount, mnt);
+	struct mnt_idmap *map = 0;
+	__u32 n = 0;
+	if (!__builtin_preserve_field_info(m->mnt.mnt_idmap, FIELD_EXISTS))
+		return -1;
+	if (READ(map, m->mnt.mnt_idmap))
+		return -1;
+	if (!map)
+		return 0;
+	if (READ(n, map->uid_map.nr_extents))
+		return -1;
+	return n ? 1 : 0;
+}
+
+// ---- dentry ----------------------------------------------------------------
+
+__u64 mt_dentry_parent(__u64 dentry)
+{
+	struct dentry *p = 0;
+	if (READ(p, PTR(struct dentry, dentry)->d_parent))
+		return 0;
+	return ADDR(p);
+}
+
+// Name pointer, and its length through *len; 0 on failure.
+__u64 mt_dentry_name(__u64 dentry, __u32 *len)
+{
+	struct dentry *d = PTR(struct dentry, dentry);
+	const unsigned char *name = 0;
+	__u32 l = 0;
+	if (READ(name, d->d_name.name) || READ(l, d->d_name.len))
+		return 0;
+	*len = l;
+	return ADDR(name);
+}
+
+__u64 mt_dentry_ino(__u64 dentry)
+{
+	struct inode *i = 0;
+	unsigned long ino = 0;
+	if (READ(i, PTR(struct dentry, dentry)->d_inode) || !i)
+		return 0;
+	if (READ(ino, i->i_ino))
+		return 0;
+	return ino;
+}
+
+// S_IFMT bits of the dentry's inode mode, or 0.
+__u32 mt_dentry_mode(__u64 dentry)
+{
+	struct inode *i = 0;
+	__u16 mode = 0;
+	if (READ(i, PTR(struct dentry, dentry)->d_inode) || !i)
+		return 0;
+	if (READ(mode, i->i_mode))
+		return 0;
+	return mode & 0170000;
+}
+
+__u32 mt_dentry_dev(__u64 dentry)
+{
+	struct super_block *sb = 0;
+	__u32 dev = 0;
+	if (READ(sb, PTR(struct dentry, dentry)->d_sb) || !sb)
+		return 0;
+	if (READ(dev, sb->s_dev))
+		return 0;
+	return dev;
+}
+
+// Root dentry of the dentry's superblock, or 0.
+__u64 mt_dentry_sb_root(__u64 dentry)
+{
+	struct super_block *sb = 0;
+	struct dentry *root = 0;
+	if (READ(sb, PTR(struct dentry, dentry)->d_sb) || !sb)
+		return 0;
+	if (READ(root, sb->s_root))
+		return 0;
+	return ADDR(root);
+}

@@ -1,0 +1,179 @@
+//! Typed kernel pointers over the CO-RE accessors of `c/core.c`.
+//!
+//! Each wrapper holds a kernel address; accessors return `None` when the read
+//! fails or yields NULL, so callers cannot forget a failed read.
+
+#[allow(improper_ctypes)]
+extern "C" {
+    fn mt_task_ppid(task: u64) -> u32;
+    fn mt_task_mnt_ns(task: u64) -> u32;
+    fn mt_task_fs_path(task: u64, which: u32, mnt: *mut u64, dentry: *mut u64) -> i32;
+    fn mt_task_fd_file(task: u64, fd: i32) -> u64;
+    fn mt_file_path(file: u64, mnt: *mut u64, dentry: *mut u64) -> i32;
+    fn mt_file_ino(file: u64) -> u64;
+    fn mt_real_mount(vfsmount: u64) -> u64;
+    fn mt_mount_parent(m: u64) -> u64;
+    fn mt_mount_mountpoint(m: u64) -> u64;
+    fn mt_mount_root(m: u64) -> u64;
+    fn mt_mount_id(m: u64) -> u32;
+    fn mt_mount_id_unique(m: u64) -> u64;
+    fn mt_mount_ns(m: u64) -> u32;
+    fn mt_mount_idmapped(m: u64) -> i32;
+    fn mt_dentry_parent(d: u64) -> u64;
+    fn mt_dentry_name(d: u64, len: *mut u32) -> u64;
+    fn mt_dentry_ino(d: u64) -> u64;
+    fn mt_dentry_mode(d: u64) -> u32;
+    fn mt_dentry_dev(d: u64) -> u32;
+    fn mt_dentry_sb_root(d: u64) -> u64;
+}
+
+#[inline(always)]
+fn nonzero(v: u64) -> Option<u64> {
+    if v == 0 {
+        None
+    } else {
+        Some(v)
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct Task(pub u64);
+#[derive(Clone, Copy)]
+pub struct File(pub u64);
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Mount(pub u64);
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Dentry(pub u64);
+
+/// A (mount, dentry) pair: the kernel's `struct path`, with the mount already
+/// converted from `struct vfsmount` to `struct mount`.
+#[derive(Clone, Copy)]
+pub struct KPath {
+    pub mnt: Mount,
+    pub dentry: Dentry,
+}
+
+/// Which `fs_struct` path of a task.
+#[derive(Clone, Copy)]
+pub enum FsPath {
+    Cwd = 0,
+    Root = 1,
+}
+
+fn kpath(vfsmnt: u64, dentry: u64) -> Option<KPath> {
+    let m = nonzero(unsafe { mt_real_mount(vfsmnt) })?;
+    Some(KPath {
+        mnt: Mount(m),
+        dentry: Dentry(nonzero(dentry)?),
+    })
+}
+
+impl Task {
+    #[inline(always)]
+    pub fn current() -> Task {
+        Task(unsafe { aya_ebpf::helpers::generated::bpf_get_current_task() })
+    }
+    #[inline(always)]
+    pub fn ppid(self) -> u32 {
+        unsafe { mt_task_ppid(self.0) }
+    }
+    #[inline(always)]
+    pub fn mnt_ns(self) -> u32 {
+        unsafe { mt_task_mnt_ns(self.0) }
+    }
+    #[inline(always)]
+    pub fn fs_path(self, which: FsPath) -> Option<KPath> {
+        let (mut m, mut d) = (0u64, 0u64);
+        if unsafe { mt_task_fs_path(self.0, which as u32, &mut m, &mut d) } != 0 {
+            return None;
+        }
+        kpath(m, d)
+    }
+    #[inline(always)]
+    pub fn fd_file(self, fd: i32) -> Option<File> {
+        nonzero(unsafe { mt_task_fd_file(self.0, fd) }).map(File)
+    }
+}
+
+impl File {
+    #[inline(always)]
+    pub fn path(self) -> Option<KPath> {
+        let (mut m, mut d) = (0u64, 0u64);
+        if unsafe { mt_file_path(self.0, &mut m, &mut d) } != 0 {
+            return None;
+        }
+        kpath(m, d)
+    }
+    /// Inode number of the file (for nsfs files: the namespace inode).
+    #[inline(always)]
+    pub fn ino(self) -> u64 {
+        unsafe { mt_file_ino(self.0) }
+    }
+}
+
+impl Mount {
+    #[inline(always)]
+    pub fn parent(self) -> Option<Mount> {
+        nonzero(unsafe { mt_mount_parent(self.0) }).map(Mount)
+    }
+    #[inline(always)]
+    pub fn mountpoint(self) -> Option<Dentry> {
+        nonzero(unsafe { mt_mount_mountpoint(self.0) }).map(Dentry)
+    }
+    #[inline(always)]
+    pub fn root(self) -> Option<Dentry> {
+        nonzero(unsafe { mt_mount_root(self.0) }).map(Dentry)
+    }
+    #[inline(always)]
+    pub fn id(self) -> u32 {
+        unsafe { mt_mount_id(self.0) }
+    }
+    #[inline(always)]
+    pub fn id_unique(self) -> u64 {
+        unsafe { mt_mount_id_unique(self.0) }
+    }
+    #[inline(always)]
+    pub fn ns(self) -> u32 {
+        unsafe { mt_mount_ns(self.0) }
+    }
+    /// `Some(true)` when id-mapped; `None` when the kernel cannot tell.
+    #[inline(always)]
+    pub fn idmapped(self) -> Option<bool> {
+        match unsafe { mt_mount_idmapped(self.0) } {
+            1 => Some(true),
+            0 => Some(false),
+            _ => None,
+        }
+    }
+}
+
+impl Dentry {
+    #[inline(always)]
+    pub fn parent(self) -> Option<Dentry> {
+        nonzero(unsafe { mt_dentry_parent(self.0) }).map(Dentry)
+    }
+    /// Name address and length.
+    #[inline(always)]
+    pub fn name(self) -> Option<(u64, u32)> {
+        let mut len = 0u32;
+        let p = nonzero(unsafe { mt_dentry_name(self.0, &mut len) })?;
+        Some((p, len))
+    }
+    #[inline(always)]
+    pub fn ino(self) -> u64 {
+        unsafe { mt_dentry_ino(self.0) }
+    }
+    /// `S_IFMT` bits of the inode mode; 0 when unknown.
+    #[inline(always)]
+    pub fn mode_fmt(self) -> u32 {
+        unsafe { mt_dentry_mode(self.0) }
+    }
+    #[inline(always)]
+    pub fn dev(self) -> u32 {
+        unsafe { mt_dentry_dev(self.0) }
+    }
+    #[inline(always)]
+    pub fn sb_root(self) -> Option<Dentry> {
+        nonzero(unsafe { mt_dentry_sb_root(self.0) }).map(Dentry)
+    }
+}

@@ -1,0 +1,46 @@
+//! Maps shared by all programs.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+};
+use tracer_common::{counters::DROP_SLOTS, Config};
+
+use crate::emit::{Scratch, Slot};
+use crate::walk::WalkBuf;
+
+/// Records to userspace. Sized by userspace at load time (`--ring-size`).
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 * 1024 * 1024, 0);
+
+/// Drops per (kind, reason): see `tracer_common::counters`.
+#[map]
+pub static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_SLOTS as u32, 0);
+
+/// Filter settings, index 0.
+#[map]
+pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+/// tgids traced when `CFG_PID_FILTER` is set.
+#[map]
+pub static PIDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
+
+/// Per-thread slots for calls with at most 2 strings, keyed by tid. Slots are
+/// kept between calls (no per-call allocation or zeroing); LRU eviction
+/// reclaims those of threads that are gone.
+#[map]
+pub static SLOTS2: LruHashMap<u32, Slot<2>> = LruHashMap::with_max_entries(1024, 0);
+
+/// Per-thread slots for calls with up to 5 strings (the mount family).
+#[map]
+pub static SLOTS5: LruHashMap<u32, Slot<5>> = LruHashMap::with_max_entries(256, 0);
+
+/// Record assembly buffers, one per CPU, indexed by CPU id. A plain array:
+/// per-CPU map values are limited to 32 KiB. Userspace sets max_entries to
+/// the number of possible CPUs.
+#[map]
+pub static SCRATCH: Array<Scratch> = Array::with_max_entries(1, 0);
+
+/// Per-CPU buffer of the dentry walk.
+#[map]
+pub static WALKBUF: PerCpuArray<WalkBuf> = PerCpuArray::with_max_entries(1, 0);

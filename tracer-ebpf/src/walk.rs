@@ -1,0 +1,280 @@
+//! Resolve a directory (an fd, the task's cwd or root) to its mount and its
+//! path, inside the kernel, at the moment of the call.
+//!
+//! The path is built like the kernel's `d_path`: from the dentry up through
+//! `d_parent`, crossing to `mnt_parent` at each mount root (via
+//! `mnt_mountpoint`), until the task's root. Components are written
+//! backwards into a per-CPU buffer. The walk is a `bpf_loop` of at most
+//! `WALK_MAX_COMPONENTS` steps and `WALK_PATH_MAX` bytes; hitting either
+//! limit keeps the components nearest the directory and flags the result.
+
+use aya_ebpf::helpers::generated::{bpf_loop, bpf_probe_read_kernel};
+use core::ffi::c_void;
+use tracer_common::{
+    event::*,
+    limits::{NAME_MAX, WALK_MAX_COMPONENTS, WALK_PATH_MAX},
+};
+
+use crate::core_access::{Dentry, FsPath, KPath, Mount, Task};
+use crate::emit::REGION;
+use crate::maps::WALKBUF;
+
+pub const AT_FDCWD: i32 = -100;
+const S_IFDIR: u32 = 0o040000;
+
+#[repr(C)]
+pub struct WalkBuf {
+    pub buf: [u8; WALK_PATH_MAX + NAME_MAX + 1],
+}
+
+/// Where a lookup starts.
+#[derive(Clone, Copy)]
+pub enum DirSource {
+    Fd(i32),
+    Cwd,
+    Root,
+}
+
+impl DirSource {
+    /// The starting directory of a `*at()` lookup of a path whose first byte
+    /// is `first`: the root for absolute paths, else the cwd or the fd.
+    #[inline(always)]
+    pub fn of(dfd: i32, first: u8) -> DirSource {
+        if first == b'/' {
+            DirSource::Root
+        } else if dfd == AT_FDCWD {
+            DirSource::Cwd
+        } else {
+            DirSource::Fd(dfd)
+        }
+    }
+}
+
+#[repr(C)]
+struct WalkCtx {
+    mnt: u64,
+    dentry: u64,
+    mnt_root: u64,
+    root_mnt: u64,
+    root_dentry: u64,
+    caller_ns: u32,
+    pos: u32,
+    rel_pos: u32,
+    flags: u32,
+    crossed: u32,
+    done: u32,
+}
+
+impl WalkCtx {
+    #[inline(always)]
+    fn stop(&mut self, flags: u32) -> i64 {
+        self.flags |= flags;
+        self.done = 1;
+        1
+    }
+    #[inline(always)]
+    fn mark_mount_boundary(&mut self) {
+        if self.crossed == 0 {
+            self.rel_pos = self.pos;
+            self.crossed = 1;
+        }
+    }
+}
+
+/// One step of the walk: prepend one component or cross one mount.
+extern "C" fn walk_step(_index: u64, ctx: *mut c_void) -> i64 {
+    let c = unsafe { &mut *(ctx as *mut WalkCtx) };
+    let Some(wb) = WALKBUF.get_ptr_mut(0) else {
+        return c.stop(DIR_READ_ERR);
+    };
+    if c.dentry == c.root_dentry && c.mnt == c.root_mnt {
+        if c.crossed == 0 && c.dentry != c.mnt_root {
+            // Chrooted below this mount's root: the mount-relative part would
+            // need the path above the task's root.
+            return c.stop(DIR_REL_UNKNOWN);
+        }
+        c.mark_mount_boundary();
+        return c.stop(0);
+    }
+    if c.dentry == c.mnt_root {
+        c.mark_mount_boundary();
+        let m = Mount(c.mnt);
+        let Some(parent) = m.parent() else {
+            return c.stop(DIR_READ_ERR);
+        };
+        if parent.0 == c.mnt {
+            // Top of a mount tree without meeting the task's root.
+            let ns = m.ns();
+            let flag = if ns != 0 && ns == c.caller_ns {
+                DIR_OUTSIDE_ROOT
+            } else {
+                DIR_DETACHED
+            };
+            return c.stop(flag);
+        }
+        let (Some(mp), Some(proot)) = (m.mountpoint(), parent.root()) else {
+            return c.stop(DIR_READ_ERR);
+        };
+        c.mnt = parent.0;
+        c.dentry = mp.0;
+        c.mnt_root = proot.0;
+        return 0;
+    }
+    let d = Dentry(c.dentry);
+    let (Some(parent), Some((name, len))) = (d.parent(), d.name()) else {
+        return c.stop(DIR_READ_ERR);
+    };
+    if parent.0 == c.dentry {
+        // A filesystem root that is not the mount's root: a disconnected
+        // dentry. Nothing above it can be named.
+        c.mark_mount_boundary();
+        return c.stop(DIR_DETACHED);
+    }
+    let len = len as usize;
+    if len > NAME_MAX {
+        return c.stop(DIR_READ_ERR);
+    }
+    if len + 1 > c.pos as usize {
+        return c.stop(DIR_TRUNC_LEN);
+    }
+    c.pos -= (len + 1) as u32;
+    let at = c.pos as usize & (WALK_PATH_MAX - 1);
+    unsafe {
+        let buf = (*wb).buf.as_mut_ptr();
+        *buf.add(at) = b'/';
+        bpf_probe_read_kernel(
+            buf.add(at + 1) as *mut c_void,
+            (len & NAME_MAX) as u32,
+            name as *const c_void,
+        );
+    }
+    c.dentry = parent.0;
+    0
+}
+
+/// Resolve `src` for `task` into `dir`, writing its path to `region` (from
+/// offset 0). Returns the path's string entry.
+#[inline(always)]
+pub fn resolve(task: Task, src: DirSource, dir: &mut DirRef, region: &mut [u8; REGION]) -> StrRef {
+    *dir = DirRef::default();
+    let (start, from) = match src {
+        DirSource::Fd(fd) => (task.fd_file(fd).and_then(|f| f.path()), DIR_FROM_FD),
+        DirSource::Cwd => (task.fs_path(FsPath::Cwd), DIR_FROM_CWD),
+        DirSource::Root => (task.fs_path(FsPath::Root), DIR_FROM_ROOT),
+    };
+    dir.flags = from;
+    let Some(start) = start else {
+        dir.flags |= if let DirSource::Fd(_) = src {
+            DIR_BAD_FD
+        } else {
+            DIR_READ_ERR
+        };
+        return StrRef {
+            len: 0,
+            flags: STR_ABSENT,
+        };
+    };
+    describe_mount(start, dir);
+    walk(task, start, dir, region)
+}
+
+/// Mount identity and properties of `p` (no path).
+#[inline(always)]
+fn describe_mount(p: KPath, dir: &mut DirRef) {
+    let m = p.mnt;
+    dir.mnt_id = m.id();
+    dir.mnt_id_unique = m.id_unique();
+    dir.mnt_ns = m.ns();
+    dir.dev = p.dentry.dev();
+    dir.ino = p.dentry.ino();
+    dir.flags |= DIR_RESOLVED;
+    let fmt = p.dentry.mode_fmt();
+    if fmt != 0 && fmt != S_IFDIR {
+        dir.flags |= DIR_NOT_DIR;
+    }
+    if m.idmapped() == Some(true) {
+        dir.flags |= DIR_IDMAPPED;
+    }
+    if let Some(root) = m.root() {
+        if root.sb_root() != Some(root) {
+            dir.flags |= DIR_SUBTREE;
+        }
+    }
+}
+
+#[inline(always)]
+fn walk(task: Task, start: KPath, dir: &mut DirRef, region: &mut [u8; REGION]) -> StrRef {
+    let root = task.fs_path(FsPath::Root);
+    let mut c = WalkCtx {
+        mnt: start.mnt.0,
+        dentry: start.dentry.0,
+        mnt_root: start.mnt.root().map(|d| d.0).unwrap_or(0),
+        root_mnt: root.map(|r| r.mnt.0).unwrap_or(0),
+        root_dentry: root.map(|r| r.dentry.0).unwrap_or(0),
+        caller_ns: task.mnt_ns(),
+        pos: WALK_PATH_MAX as u32,
+        rel_pos: WALK_PATH_MAX as u32,
+        flags: 0,
+        crossed: 0,
+        done: 0,
+    };
+    unsafe {
+        bpf_loop(
+            WALK_MAX_COMPONENTS,
+            walk_step as *mut c_void,
+            &mut c as *mut WalkCtx as *mut c_void,
+            0,
+        )
+    };
+    if c.done == 0 {
+        c.flags |= DIR_TRUNC_DEPTH;
+    }
+    dir.flags |= c.flags;
+    let pos = c.pos as usize;
+    if pos > WALK_PATH_MAX {
+        return StrRef {
+            len: 0,
+            flags: STR_ABSENT,
+        };
+    }
+    let len = WALK_PATH_MAX - pos;
+    let sflags = if c.flags & DIR_TRUNCATED != 0 {
+        STR_TRUNCATED
+    } else {
+        0
+    };
+    if len == 0 {
+        region[0] = b'/';
+        return StrRef {
+            len: 1,
+            flags: sflags,
+        };
+    }
+    if c.crossed != 0 && c.rel_pos as usize >= pos {
+        dir.rel_off = c.rel_pos - c.pos;
+    }
+    let Some(wb) = WALKBUF.get_ptr(0) else {
+        return StrRef {
+            len: 0,
+            flags: STR_ABSENT,
+        };
+    };
+    unsafe {
+        bpf_probe_read_kernel(
+            region.as_mut_ptr() as *mut c_void,
+            len as u32,
+            (*wb).buf.as_ptr().add(pos) as *const c_void,
+        )
+    };
+    StrRef {
+        len: len as u16,
+        flags: sflags,
+    }
+}
+
+/// The mount behind an fd, without a path walk (for fds whose path is
+/// reported elsewhere).
+#[inline(always)]
+pub fn fd_ino(task: Task, fd: i32) -> u64 {
+    task.fd_file(fd).map(|f| f.ino()).unwrap_or(0)
+}

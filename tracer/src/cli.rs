@@ -1,0 +1,111 @@
+//! Command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use tracer_common::EventKind;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "mntrace",
+    version,
+    about = "Trace mount, unmount and delete syscalls with the mount each one went through",
+    after_help = "Exit codes: 0 ok, 1 runtime error, 2 usage, 3 incident (watch --fail-on-incident), \
+                  4 not permitted, 5 no kernel BTF, 6 no tracefs, 7 kernel refused a program."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Trace live, one line (or JSON object) per call, until Ctrl-C.
+    Trace(TraceArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TraceArgs {
+    /// JSON Lines (schema: docs/json-schema.md) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Write events to FILE instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Only these processes (tgid); repeatable.
+    #[arg(short, long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Only processes with this command name (as in /proc/PID/comm).
+    #[arg(short, long)]
+    pub comm: Option<String>,
+    /// Only these syscalls; repeatable. Also `delete` (unlink, unlinkat,
+    /// rmdir) and `mount-api` (open_tree, move_mount, mount_setattr, fsopen,
+    /// fsconfig, fsmount).
+    #[arg(short, long = "kind", value_name = "KIND", value_parser = parse_kinds)]
+    pub kinds: Vec<Vec<EventKind>>,
+    /// Only calls that failed.
+    #[arg(long)]
+    pub failed_only: bool,
+    /// Ring buffer size in MiB (power of two).
+    #[arg(long, default_value_t = 16, value_name = "MIB", value_parser = parse_ring_mib)]
+    pub ring_mib: u32,
+    /// Seconds between loss reports (reported only when losses grew).
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub loss_interval: u64,
+    /// Stop after SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+}
+
+pub fn parse_kinds(s: &str) -> Result<Vec<EventKind>, String> {
+    use EventKind::*;
+    match s {
+        "delete" => return Ok(vec![Unlink, Unlinkat, Rmdir]),
+        "mount-api" => {
+            return Ok(vec![
+                OpenTree,
+                MoveMount,
+                MountSetattr,
+                Fsopen,
+                Fsconfig,
+                Fsmount,
+            ])
+        }
+        "umount2" => return Ok(vec![Umount]),
+        _ => {}
+    }
+    EventKind::ALL
+        .into_iter()
+        .find(|k| k.syscall() == s)
+        .map(|k| vec![k])
+        .ok_or_else(|| {
+            let all: Vec<&str> = EventKind::ALL.iter().map(|k| k.syscall()).collect();
+            format!(
+                "unknown kind {s:?}; one of: {}, delete, mount-api",
+                all.join(", ")
+            )
+        })
+}
+
+fn parse_ring_mib(s: &str) -> Result<u32, String> {
+    let v: u32 = s.parse().map_err(|e| format!("{e}"))?;
+    if v == 0 || !v.is_power_of_two() || v > 1024 {
+        return Err("must be a power of two between 1 and 1024".into());
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_groups_and_names() {
+        assert_eq!(parse_kinds("unlinkat"), Ok(vec![EventKind::Unlinkat]));
+        assert_eq!(parse_kinds("umount2"), Ok(vec![EventKind::Umount]));
+        assert_eq!(parse_kinds("delete").map(|v| v.len()), Ok(3));
+        assert!(parse_kinds("open").unwrap_err().contains("one of"));
+        assert!(parse_ring_mib("3").is_err());
+        assert_eq!(parse_ring_mib("8"), Ok(8));
+    }
+}

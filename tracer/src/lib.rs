@@ -1,0 +1,19 @@
+//! mntrace userspace. Data flow, one module per stage:
+//!
+//! kernel probes (`tracer-ebpf`) → [`loader`] (attach) → [`reader`] (ring
+//! buffer) → [`decode`] (bytes → [`model`]) → [`enrich`] → sinks ([`sink`]:
+//! console, JSON Lines). [`live`] wires them for a live session.
+
+pub mod decode;
+pub mod enrich;
+pub mod error;
+pub mod live;
+pub mod loader;
+pub mod model;
+pub mod names;
+pub mod probes;
+pub mod reader;
+pub mod sink;
+pub mod stats;
+
+pub use tracer_common::EventKind;

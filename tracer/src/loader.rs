@@ -1,0 +1,275 @@
+//! Pre-flight checks, loading and attaching. Each failure maps to a
+//! [`StartError`] that says what is wrong and what to do.
+
+use std::path::Path;
+
+use aya::{
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{ProgramError, TracePoint},
+    Ebpf, EbpfLoader,
+};
+use tracer_common::{
+    config::{CFG_COMM_FILTER, CFG_FAILED_ONLY, CFG_PID_FILTER},
+    counters::{DropReason, DROP_REASONS},
+    kind::KIND_SLOTS,
+    Config, EventKind,
+};
+
+use crate::error::StartError;
+use crate::probes::probes;
+
+pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
+const TRACEFS: &str = "/sys/kernel/tracing";
+const DEBUGFS_TRACING: &str = "/sys/kernel/debug/tracing";
+
+/// What to trace.
+#[derive(Clone, Debug)]
+pub struct TraceOptions {
+    /// Kinds to attach; empty means all.
+    pub kinds: Vec<EventKind>,
+    /// Only these tgids (empty: all).
+    pub pids: Vec<u32>,
+    /// Only this command name (first 15 bytes, as the kernel keeps it).
+    pub comm: Option<Vec<u8>>,
+    pub failed_only: bool,
+    /// Ring buffer bytes (power of two, multiple of the page size).
+    pub ring_size: u32,
+}
+
+impl Default for TraceOptions {
+    fn default() -> Self {
+        TraceOptions {
+            kinds: Vec::new(),
+            pids: Vec::new(),
+            comm: None,
+            failed_only: false,
+            ring_size: 16 << 20,
+        }
+    }
+}
+
+/// Kernel-side drop counters, summed over CPUs: `[kind][reason]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Drops(pub [[u64; DROP_REASONS]; KIND_SLOTS]);
+
+impl Drops {
+    pub fn total(&self) -> u64 {
+        self.0.iter().flatten().sum()
+    }
+    pub fn get(&self, kind: EventKind, reason: DropReason) -> u64 {
+        self.0[kind as usize][reason as usize]
+    }
+    /// Non-zero counters.
+    pub fn nonzero(&self) -> impl Iterator<Item = (EventKind, DropReason, u64)> + '_ {
+        EventKind::ALL.into_iter().flat_map(move |k| {
+            DropReason::ALL
+                .into_iter()
+                .map(move |r| (k, r, self.get(k, r)))
+                .filter(|&(_, _, n)| n > 0)
+        })
+    }
+}
+
+/// Loaded and attached programs. Dropping it detaches everything.
+pub struct Tracer {
+    ebpf: Ebpf,
+    drops: PerCpuArray<MapData, u64>,
+    pub kinds: Vec<EventKind>,
+}
+
+fn has_caps() -> bool {
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    const CAP_SYS_ADMIN: u64 = 1 << 21;
+    const CAP_PERFMON: u64 = 1 << 38;
+    const CAP_BPF: u64 = 1 << 39;
+    eff & CAP_SYS_ADMIN != 0 || (eff & CAP_BPF != 0 && eff & CAP_PERFMON != 0)
+}
+
+/// Make sure the syscall tracepoints are visible, mounting tracefs if needed.
+pub fn ensure_tracefs() -> Result<(), StartError> {
+    let has = |root: &str| Path::new(root).join("events/syscalls").is_dir();
+    if has(TRACEFS) || has(DEBUGFS_TRACING) {
+        return Ok(());
+    }
+    let src = c"nodev";
+    let target = c"/sys/kernel/tracing";
+    let fstype = c"tracefs";
+    let r = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(StartError::NoTracefs(format!(
+            "mounting it on {TRACEFS} failed: {e}"
+        )));
+    }
+    if !has(TRACEFS) {
+        return Err(StartError::NoTracefs(format!(
+            "{TRACEFS}/events/syscalls is missing: is CONFIG_FTRACE_SYSCALLS enabled?"
+        )));
+    }
+    Ok(())
+}
+
+fn refused<E>(what: impl Into<String>, e: E) -> StartError
+where
+    anyhow::Error: From<E>,
+{
+    StartError::Refused {
+        what: what.into(),
+        // The whole cause chain: aya's top-level messages omit the errno.
+        detail: format!("{:#}", anyhow::Error::from(e)),
+    }
+}
+
+fn possible_cpus() -> Result<u32, StartError> {
+    let n = aya::util::nr_cpus()
+        .map_err(|(path, e)| StartError::Other(anyhow::anyhow!("cannot read {path}: {e}")))?;
+    Ok(n as u32)
+}
+
+/// Shorten a verifier log to its last lines (the reason is at the end).
+fn program_error(e: &ProgramError) -> String {
+    match e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            let tail: Vec<&str> = log.lines().rev().take(12).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            format!("{io_error}; verifier log (end):\n{}", tail.join("\n"))
+        }
+        other => other.to_string(),
+    }
+}
+
+impl Tracer {
+    /// Check the host, load the object, configure the filters, attach.
+    pub fn start(opts: &TraceOptions) -> Result<Tracer, StartError> {
+        if !has_caps() {
+            return Err(StartError::NotPermitted);
+        }
+        if !Path::new(BTF_PATH).exists() {
+            return Err(StartError::NoBtf(BTF_PATH.into()));
+        }
+        ensure_tracefs()?;
+        let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("EVENTS", opts.ring_size)
+            .map_max_entries("SCRATCH", possible_cpus()?)
+            .load(object)
+            .map_err(|e| refused("the eBPF object (maps, BTF relocations)", e))?;
+
+        let cfg = Config {
+            flags: (if opts.pids.is_empty() {
+                0
+            } else {
+                CFG_PID_FILTER
+            }) | (if opts.comm.is_some() {
+                CFG_COMM_FILTER
+            } else {
+                0
+            }) | (if opts.failed_only { CFG_FAILED_ONLY } else { 0 }),
+            self_tgid: std::process::id(),
+            comm: comm_key(opts.comm.as_deref()),
+        };
+        {
+            let map = ebpf
+                .map_mut("CONFIG")
+                .ok_or_else(|| anyhow::anyhow!("no CONFIG map"))?;
+            let mut config: Array<_, Config> = Array::try_from(map).map_err(anyhow::Error::from)?;
+            config
+                .set(0, cfg, 0)
+                .map_err(|e| refused("writing the CONFIG map", e))?;
+        }
+        if !opts.pids.is_empty() {
+            let map = ebpf
+                .map_mut("PIDS")
+                .ok_or_else(|| anyhow::anyhow!("no PIDS map"))?;
+            let mut pids: HashMap<_, u32, u8> =
+                HashMap::try_from(map).map_err(anyhow::Error::from)?;
+            for &pid in &opts.pids {
+                pids.insert(pid, 1, 0)
+                    .map_err(|e| refused("writing the PIDS map", e))?;
+            }
+        }
+        let drops_map = ebpf
+            .take_map("DROPS")
+            .ok_or_else(|| anyhow::anyhow!("no DROPS map"))?;
+        let drops = PerCpuArray::try_from(drops_map).map_err(anyhow::Error::from)?;
+
+        let kinds = if opts.kinds.is_empty() {
+            EventKind::ALL.to_vec()
+        } else {
+            opts.kinds.clone()
+        };
+        for p in probes(&kinds) {
+            let prog: &mut TracePoint = ebpf
+                .program_mut(&p.program)
+                .ok_or_else(|| anyhow::anyhow!("program {} missing from the object", p.program))?
+                .try_into()
+                .map_err(anyhow::Error::from)?;
+            prog.load().map_err(|e| {
+                refused(
+                    format!("program {}", p.program),
+                    anyhow::anyhow!(program_error(&e)),
+                )
+            })?;
+            prog.attach(p.category, &p.tracepoint).map_err(|e| {
+                refused(
+                    format!("attaching {} to {}/{}", p.program, p.category, p.tracepoint),
+                    e,
+                )
+            })?;
+        }
+        Ok(Tracer { ebpf, drops, kinds })
+    }
+
+    /// Take the ring buffer (once).
+    pub fn ring(&mut self) -> anyhow::Result<RingBuf<MapData>> {
+        let map = self
+            .ebpf
+            .take_map("EVENTS")
+            .ok_or_else(|| anyhow::anyhow!("ring buffer already taken"))?;
+        Ok(RingBuf::try_from(map)?)
+    }
+
+    /// Current kernel-side drop counters.
+    pub fn drops(&self) -> anyhow::Result<Drops> {
+        let mut d = Drops::default();
+        for kind in EventKind::ALL {
+            for reason in DropReason::ALL {
+                let idx = DropReason::index(kind as u32, reason);
+                let per_cpu = self.drops.get(&idx, 0)?;
+                d.0[kind as usize][reason as usize] = per_cpu.iter().sum();
+            }
+        }
+        Ok(d)
+    }
+}
+
+fn comm_key(comm: Option<&[u8]>) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    if let Some(c) = comm {
+        let n = c.len().min(15);
+        k[..n].copy_from_slice(&c[..n]);
+    }
+    k
+}

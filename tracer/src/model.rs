@@ -1,0 +1,215 @@
+//! Owned, typed events: what the decoder produces and every later stage
+//! (enrichment, correlation, sinks) consumes. Byte strings stay bytes
+//! (`bytes::Bytes`, sliced from the record without copying).
+
+use bytes::Bytes;
+use tracer_common::{event::*, EventKind};
+
+/// A string argument or path, byte-exact, with how it was captured.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Str {
+    pub bytes: Bytes,
+    /// `STR_*` flags from the kernel.
+    pub flags: u16,
+}
+
+impl Str {
+    pub fn new(bytes: impl Into<Bytes>) -> Str {
+        Str {
+            bytes: bytes.into(),
+            flags: 0,
+        }
+    }
+    pub fn truncated(&self) -> bool {
+        self.flags & STR_TRUNCATED != 0
+    }
+    pub fn is_null(&self) -> bool {
+        self.flags & STR_NULL != 0
+    }
+    pub fn faulted(&self) -> bool {
+        self.flags & STR_FAULT != 0
+    }
+    pub fn absent(&self) -> bool {
+        self.flags & STR_ABSENT != 0
+    }
+    /// The bytes, when the argument was captured at all.
+    pub fn value(&self) -> Option<&[u8]> {
+        if self.flags & (STR_NULL | STR_FAULT | STR_ABSENT) != 0 {
+            None
+        } else {
+            Some(&self.bytes)
+        }
+    }
+}
+
+/// A directory or mount resolved in the kernel (see [`DirRef`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Dir {
+    pub mnt_id: u32,
+    pub mnt_id_unique: u64,
+    pub mnt_ns: u32,
+    pub dev: u32,
+    pub ino: u64,
+    /// `DIR_*` flags.
+    pub flags: u32,
+    /// Absolute path as the process sees it.
+    pub path: Str,
+    /// Bytes of `path` above the mount's root.
+    pub rel_off: u32,
+}
+
+/// How a [`Dir`] was found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirFrom {
+    Fd,
+    Cwd,
+    Root,
+    Unknown,
+}
+
+impl Dir {
+    pub fn resolved(&self) -> bool {
+        self.flags & DIR_RESOLVED != 0
+    }
+    pub fn truncated(&self) -> bool {
+        self.flags & DIR_TRUNCATED != 0
+    }
+    pub fn from(&self) -> DirFrom {
+        if self.flags & DIR_FROM_FD != 0 {
+            DirFrom::Fd
+        } else if self.flags & DIR_FROM_CWD != 0 {
+            DirFrom::Cwd
+        } else if self.flags & DIR_FROM_ROOT != 0 {
+            DirFrom::Root
+        } else {
+            DirFrom::Unknown
+        }
+    }
+    /// The path relative to the root of the mount it is on (`/` for the
+    /// mount's root itself); `None` when the kernel could not tell.
+    pub fn rel_path(&self) -> Option<Bytes> {
+        if !self.resolved() || self.flags & DIR_REL_UNKNOWN != 0 {
+            return None;
+        }
+        let off = (self.rel_off as usize).min(self.path.bytes.len());
+        let rel = self.path.bytes.slice(off..);
+        Some(if rel.is_empty() {
+            Bytes::from_static(b"/")
+        } else {
+            rel
+        })
+    }
+    /// `major:minor` of the filesystem's device.
+    pub fn dev_str(&self) -> String {
+        format!("{}:{}", self.dev >> 20, self.dev & 0xfffff)
+    }
+}
+
+/// Kind-specific arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Args {
+    Mount {
+        source: Str,
+        target: Str,
+        fstype: Str,
+        data: Str,
+        flags: u64,
+        cwd: Dir,
+    },
+    Umount {
+        target: Str,
+        flags: u64,
+        cwd: Dir,
+    },
+    /// `unlink`, `unlinkat`, `rmdir` (the event's kind tells which).
+    Delete {
+        dfd: i32,
+        pathname: Str,
+        flags: u32,
+        dir: Dir,
+    },
+    OpenTree {
+        dfd: i32,
+        pathname: Str,
+        flags: u64,
+        dir: Dir,
+        /// The mount behind the returned fd (success only).
+        result: Option<Dir>,
+    },
+    MoveMount {
+        from_dfd: i32,
+        from_path: Str,
+        to_dfd: i32,
+        to_path: Str,
+        flags: u64,
+        from: Dir,
+        to: Dir,
+    },
+    MountSetattr {
+        dfd: i32,
+        pathname: Str,
+        at_flags: u32,
+        size: u64,
+        /// `None` when `struct mount_attr` could not be read.
+        attr: Option<MountAttr>,
+        dir: Dir,
+    },
+    Fsopen {
+        fs_name: Str,
+        flags: u64,
+    },
+    Fsconfig {
+        fd: i32,
+        cmd: u32,
+        key: Str,
+        value: Str,
+        aux: i32,
+        aux_dir: Option<Dir>,
+    },
+    Fsmount {
+        fs_fd: i32,
+        flags: u32,
+        attr_flags: u64,
+        result: Option<Dir>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountAttr {
+    pub attr_set: u64,
+    pub attr_clr: u64,
+    pub propagation: u64,
+    pub userns_fd: u64,
+    /// Inode of the user namespace behind `userns_fd` when `MOUNT_ATTR_IDMAP`
+    /// is set (0 when it could not be resolved).
+    pub userns_ino: u64,
+}
+
+/// One traced syscall: entry arguments plus exit result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub kind: EventKind,
+    /// `CLOCK_BOOTTIME` at exit, nanoseconds.
+    pub ts_ns: u64,
+    pub duration_ns: u64,
+    pub ret: i64,
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub mnt_ns: u32,
+    pub cgroup_id: u64,
+    pub comm: Bytes,
+    pub args: Args,
+}
+
+impl Event {
+    pub fn failed(&self) -> bool {
+        self.ret < 0
+    }
+    /// The errno of a failed call.
+    pub fn errno(&self) -> Option<i32> {
+        (self.ret < 0 && self.ret >= -4095).then_some((-self.ret) as i32)
+    }
+}

@@ -1,0 +1,63 @@
+//! The probe registry: which program hooks which tracepoint, derived from the
+//! one list of event kinds so programs, attach points and kinds cannot drift.
+
+use tracer_common::EventKind;
+
+/// One program and its attach point.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub kind: EventKind,
+    /// Program (function) name in the eBPF object.
+    pub program: String,
+    /// Tracepoint category and name.
+    pub category: &'static str,
+    pub tracepoint: String,
+    pub entry: bool,
+}
+
+/// Probes for `kinds`: all entry programs first, then all exits, the order
+/// they are attached in (so a call is never seen exiting without its entry
+/// once both are attached).
+pub fn probes(kinds: &[EventKind]) -> Vec<Probe> {
+    let mut v = Vec::with_capacity(kinds.len() * 2);
+    for entry in [true, false] {
+        for &kind in kinds {
+            let (prefix, side) = if entry {
+                ("enter", "sys_enter")
+            } else {
+                ("exit", "sys_exit")
+            };
+            v.push(Probe {
+                kind,
+                program: format!("{prefix}_{}", kind.syscall()),
+                category: "syscalls",
+                tracepoint: format!("{side}_{}", kind.syscall()),
+                entry,
+            });
+        }
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_come_first_and_names_match_the_kernel() {
+        let p = probes(&[EventKind::Unlinkat, EventKind::Umount]);
+        let names: Vec<_> = p
+            .iter()
+            .map(|p| (p.program.as_str(), p.tracepoint.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("enter_unlinkat", "sys_enter_unlinkat"),
+                ("enter_umount", "sys_enter_umount"),
+                ("exit_unlinkat", "sys_exit_unlinkat"),
+                ("exit_umount", "sys_exit_umount"),
+            ]
+        );
+    }
+}

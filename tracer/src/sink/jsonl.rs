@@ -1,0 +1,395 @@
+//! JSON Lines, schema `mntrace/1` (docs/json-schema.md). Byte strings are
+//! exact: valid UTF-8 as a JSON string; otherwise a lossy string plus the
+//! exact bytes in `<field>_hex`.
+
+use std::io::{self, Write};
+
+use serde_json::{json, Map, Value};
+use tracer_common::event::*;
+
+use super::{hex, Sink};
+use crate::enrich::clock::BootClock;
+use crate::loader::Drops;
+use crate::model::{Args, Dir, DirFrom, Event, Str};
+use crate::names;
+use crate::stats::Stats;
+
+pub const SCHEMA: u32 = 1;
+
+pub struct JsonLines<W: Write> {
+    out: W,
+    clock: BootClock,
+}
+
+impl<W: Write> JsonLines<W> {
+    pub fn new(out: W, clock: BootClock) -> Self {
+        JsonLines { out, clock }
+    }
+    fn write(&mut self, v: &Value) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, v)?;
+        self.out.write_all(b"\n")
+    }
+}
+
+/// Put a byte string under `key` (see the module doc).
+pub fn put_bytes(m: &mut Map<String, Value>, key: &str, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => {
+            m.insert(key.into(), Value::String(s.into()));
+        }
+        Err(_) => {
+            m.insert(
+                key.into(),
+                Value::String(String::from_utf8_lossy(bytes).into_owned()),
+            );
+            m.insert(format!("{key}_hex"), Value::String(hex(bytes)));
+        }
+    }
+}
+
+/// A captured argument: null when NULL or unreadable, omitted when absent.
+fn put_str(m: &mut Map<String, Value>, key: &str, s: &Str) {
+    if s.absent() {
+        return;
+    }
+    if s.is_null() {
+        m.insert(key.into(), Value::Null);
+        return;
+    }
+    if s.faulted() {
+        m.insert(key.into(), Value::Null);
+        m.insert(format!("{key}_unreadable"), Value::Bool(true));
+        return;
+    }
+    put_bytes(m, key, &s.bytes);
+    if s.truncated() {
+        m.insert(format!("{key}_truncated"), Value::Bool(true));
+    }
+}
+
+fn put_flags(m: &mut Map<String, Value>, key: &str, raw: u64, text: String) {
+    m.insert(key.into(), json!(raw));
+    m.insert(format!("{key}_str"), json!(text));
+}
+
+const DIR_FLAG_NAMES: [(u32, &str); 9] = [
+    (DIR_IDMAPPED, "idmapped"),
+    (DIR_SUBTREE, "subtree"),
+    (DIR_DETACHED, "detached"),
+    (DIR_OUTSIDE_ROOT, "outside_root"),
+    (DIR_NOT_DIR, "not_dir"),
+    (DIR_TRUNC_LEN, "truncated_length"),
+    (DIR_TRUNC_DEPTH, "truncated_depth"),
+    (DIR_READ_ERR, "read_error"),
+    (DIR_REL_UNKNOWN, "rel_unknown"),
+];
+
+/// A kernel-resolved directory as a JSON object.
+pub fn dir_json(d: &Dir) -> Value {
+    let mut m = Map::new();
+    let from = match d.from() {
+        DirFrom::Fd => "fd",
+        DirFrom::Cwd => "cwd",
+        DirFrom::Root => "root",
+        DirFrom::Unknown => "unknown",
+    };
+    m.insert("from".into(), json!(from));
+    if d.flags & DIR_BAD_FD != 0 {
+        m.insert("error".into(), json!("bad_fd"));
+        return Value::Object(m);
+    }
+    if !d.resolved() {
+        m.insert("error".into(), json!("unresolved"));
+        return Value::Object(m);
+    }
+    m.insert("mnt_id".into(), json!(d.mnt_id));
+    if d.mnt_id_unique != 0 {
+        m.insert("mnt_id_unique".into(), json!(d.mnt_id_unique));
+    }
+    m.insert("mnt_ns".into(), json!(d.mnt_ns));
+    m.insert("dev".into(), json!(d.dev_str()));
+    m.insert("ino".into(), json!(d.ino));
+    put_bytes(&mut m, "path", &d.path.bytes);
+    match d.rel_path() {
+        Some(r) => put_bytes(&mut m, "rel_path", &r),
+        None => {
+            m.insert("rel_path".into(), Value::Null);
+        }
+    }
+    m.insert("truncated".into(), json!(d.truncated()));
+    let flags: Vec<&str> = DIR_FLAG_NAMES
+        .iter()
+        .filter(|(f, _)| d.flags & f != 0)
+        .map(|&(_, n)| n)
+        .collect();
+    m.insert("flags".into(), json!(flags));
+    Value::Object(m)
+}
+
+fn args_json(ev: &Event) -> Value {
+    let mut m = Map::new();
+    match &ev.args {
+        Args::Mount {
+            source,
+            target,
+            fstype,
+            data,
+            flags,
+            cwd,
+        } => {
+            put_str(&mut m, "source", source);
+            put_str(&mut m, "target", target);
+            put_str(&mut m, "fstype", fstype);
+            put_flags(&mut m, "flags", *flags, names::mount_flags(*flags));
+            put_str(&mut m, "data", data);
+            m.insert("cwd".into(), dir_json(cwd));
+        }
+        Args::Umount { target, flags, cwd } => {
+            put_str(&mut m, "target", target);
+            put_flags(&mut m, "flags", *flags, names::umount_flags(*flags));
+            m.insert("cwd".into(), dir_json(cwd));
+        }
+        Args::Delete {
+            dfd,
+            pathname,
+            flags,
+            dir,
+        } => {
+            m.insert("dfd".into(), json!(dfd));
+            put_str(&mut m, "pathname", pathname);
+            put_flags(
+                &mut m,
+                "flags",
+                *flags as u64,
+                names::at_flags(*flags as u64),
+            );
+            m.insert("dir".into(), dir_json(dir));
+        }
+        Args::OpenTree {
+            dfd,
+            pathname,
+            flags,
+            dir,
+            result,
+        } => {
+            m.insert("dfd".into(), json!(dfd));
+            put_str(&mut m, "pathname", pathname);
+            put_flags(&mut m, "flags", *flags, names::open_tree_flags(*flags));
+            m.insert("dir".into(), dir_json(dir));
+            m.insert(
+                "result".into(),
+                result.as_ref().map(dir_json).unwrap_or(Value::Null),
+            );
+        }
+        Args::MoveMount {
+            from_dfd,
+            from_path,
+            to_dfd,
+            to_path,
+            flags,
+            from,
+            to,
+        } => {
+            m.insert("from_dfd".into(), json!(from_dfd));
+            put_str(&mut m, "from_pathname", from_path);
+            m.insert("to_dfd".into(), json!(to_dfd));
+            put_str(&mut m, "to_pathname", to_path);
+            put_flags(&mut m, "flags", *flags, names::move_mount_flags(*flags));
+            m.insert("from".into(), dir_json(from));
+            m.insert("to".into(), dir_json(to));
+        }
+        Args::MountSetattr {
+            dfd,
+            pathname,
+            at_flags,
+            size,
+            attr,
+            dir,
+        } => {
+            m.insert("dfd".into(), json!(dfd));
+            put_str(&mut m, "pathname", pathname);
+            put_flags(
+                &mut m,
+                "flags",
+                *at_flags as u64,
+                names::at_flags(*at_flags as u64),
+            );
+            m.insert("size".into(), json!(size));
+            let attr = match attr {
+                Some(a) => {
+                    let mut o = Map::new();
+                    put_flags(
+                        &mut o,
+                        "attr_set",
+                        a.attr_set,
+                        names::mount_attr(a.attr_set),
+                    );
+                    put_flags(
+                        &mut o,
+                        "attr_clr",
+                        a.attr_clr,
+                        names::mount_attr(a.attr_clr),
+                    );
+                    put_flags(
+                        &mut o,
+                        "propagation",
+                        a.propagation,
+                        names::propagation(a.propagation),
+                    );
+                    o.insert("userns_fd".into(), json!(a.userns_fd as i64));
+                    o.insert(
+                        "userns_ino".into(),
+                        if a.userns_ino != 0 {
+                            json!(a.userns_ino)
+                        } else {
+                            Value::Null
+                        },
+                    );
+                    Value::Object(o)
+                }
+                None => Value::Null,
+            };
+            m.insert("attr".into(), attr);
+            m.insert("dir".into(), dir_json(dir));
+        }
+        Args::Fsopen { fs_name, flags } => {
+            put_str(&mut m, "fs_name", fs_name);
+            put_flags(&mut m, "flags", *flags, names::fsopen_flags(*flags));
+        }
+        Args::Fsconfig {
+            fd,
+            cmd,
+            key,
+            value,
+            aux,
+            aux_dir,
+        } => {
+            m.insert("fd".into(), json!(fd));
+            m.insert("cmd".into(), json!(cmd));
+            m.insert("cmd_str".into(), json!(names::fsconfig_cmd(*cmd)));
+            put_str(&mut m, "key", key);
+            put_str(&mut m, "value", value);
+            m.insert("aux".into(), json!(aux));
+            if let Some(d) = aux_dir {
+                m.insert("aux_dir".into(), dir_json(d));
+            }
+        }
+        Args::Fsmount {
+            fs_fd,
+            flags,
+            attr_flags,
+            result,
+        } => {
+            m.insert("fs_fd".into(), json!(fs_fd));
+            put_flags(
+                &mut m,
+                "flags",
+                *flags as u64,
+                names::fsmount_flags(*flags as u64),
+            );
+            put_flags(
+                &mut m,
+                "attr_flags",
+                *attr_flags,
+                names::mount_attr(*attr_flags),
+            );
+            m.insert(
+                "result".into(),
+                result.as_ref().map(dir_json).unwrap_or(Value::Null),
+            );
+        }
+    }
+    Value::Object(m)
+}
+
+/// One event as a JSON object.
+pub fn event_json(ev: &Event, clock: &BootClock) -> Value {
+    let mut m = Map::new();
+    m.insert("type".into(), json!("event"));
+    m.insert("schema".into(), json!(SCHEMA));
+    m.insert(
+        "time".into(),
+        json!(clock
+            .wall(ev.ts_ns)
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
+    );
+    m.insert("ts_boot_ns".into(), json!(ev.ts_ns));
+    m.insert("duration_ns".into(), json!(ev.duration_ns));
+    m.insert("syscall".into(), json!(ev.kind.syscall()));
+    m.insert("ret".into(), json!(ev.ret));
+    m.insert(
+        "errno".into(),
+        match ev.errno() {
+            Some(e) => json!(names::errno_name(e)
+                .map(str::to_owned)
+                .unwrap_or_else(|| e.to_string())),
+            None => Value::Null,
+        },
+    );
+    m.insert("pid".into(), json!(ev.pid));
+    m.insert("tid".into(), json!(ev.tid));
+    m.insert("ppid".into(), json!(ev.ppid));
+    m.insert("uid".into(), json!(ev.uid));
+    m.insert("gid".into(), json!(ev.gid));
+    put_bytes(&mut m, "comm", &ev.comm);
+    m.insert("cgroup_id".into(), json!(ev.cgroup_id));
+    m.insert("mnt_ns".into(), json!(ev.mnt_ns));
+    m.insert("args".into(), args_json(ev));
+    Value::Object(m)
+}
+
+/// `{"unlinkat": {"ring_full": 3}}`.
+pub fn drops_json(d: &Drops) -> Value {
+    let mut m = Map::new();
+    for (k, r, n) in d.nonzero() {
+        let e = m
+            .entry(k.syscall())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(o) = e {
+            o.insert(r.name().into(), json!(n));
+        }
+    }
+    Value::Object(m)
+}
+
+impl<W: Write> Sink for JsonLines<W> {
+    fn event(&mut self, ev: &Event) -> io::Result<()> {
+        let v = event_json(ev, &self.clock);
+        self.write(&v)
+    }
+
+    fn losses(&mut self, delta: &Drops, total: &Drops) -> io::Result<()> {
+        let v = json!({
+            "type": "loss",
+            "schema": SCHEMA,
+            "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            "lost": drops_json(delta),
+            "lost_total": total.total(),
+        });
+        self.write(&v)
+    }
+
+    fn finish(&mut self, stats: &Stats) -> io::Result<()> {
+        let mut events = Map::new();
+        let mut failed = Map::new();
+        for (k, n, f) in stats.by_kind() {
+            events.insert(k.syscall().into(), json!(n));
+            failed.insert(k.syscall().into(), json!(f));
+        }
+        let v = json!({
+            "type": "stats",
+            "schema": SCHEMA,
+            "events": events,
+            "failed": failed,
+            "lost": drops_json(&stats.drops),
+            "lost_total": stats.drops.total(),
+            "decode_errors": stats.decode_errors,
+        });
+        self.write(&v)?;
+        self.out.flush()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}

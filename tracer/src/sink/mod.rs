@@ -1,0 +1,73 @@
+//! Sinks: where events go (console lines, JSON Lines). Shared helpers render
+//! byte strings exactly.
+
+use std::io;
+
+use crate::loader::Drops;
+use crate::model::Event;
+use crate::stats::Stats;
+
+pub mod console;
+pub mod jsonl;
+
+pub trait Sink {
+    fn event(&mut self, ev: &Event) -> io::Result<()>;
+    /// Kernel-side drops grew: `delta` since the last report, `total` so far.
+    fn losses(&mut self, delta: &Drops, total: &Drops) -> io::Result<()>;
+    /// End of the run.
+    fn finish(&mut self, stats: &Stats) -> io::Result<()>;
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+/// A byte string as a C-like quoted literal: printable UTF-8 as is, `\"`,
+/// `\\`, `\n`, `\t`, `\r`, and every other byte as `\xNN`. Reversible.
+pub fn quote(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() + 2);
+    s.push('"');
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '"' => s.push_str("\\\""),
+                '\\' => s.push_str("\\\\"),
+                '\n' => s.push_str("\\n"),
+                '\t' => s.push_str("\\t"),
+                '\r' => s.push_str("\\r"),
+                c if c.is_control() => {
+                    let mut b = [0u8; 4];
+                    for byte in c.encode_utf8(&mut b).bytes() {
+                        s.push_str(&format!("\\x{byte:02x}"));
+                    }
+                }
+                c => s.push(c),
+            }
+        }
+        for byte in chunk.invalid() {
+            s.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// Lower-case hex of all bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_is_exact_and_reversible_in_form() {
+        assert_eq!(quote(b"a b"), r#""a b""#);
+        assert_eq!(quote(b"a\nb\\c\"d"), r#""a\nb\\c\"d""#);
+        assert_eq!(quote(b"\xff\xfe/\xc3\xa9"), r#""\xff\xfe/é""#);
+        assert_eq!(quote(b"\x01"), r#""\x01""#);
+        assert_eq!(hex(b"\x00\xff"), "00ff");
+    }
+}

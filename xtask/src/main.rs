@@ -1,0 +1,107 @@
+//! Project tasks: `cargo xtask setup | run | test | lint`.
+
+mod cmd;
+mod lint;
+mod run;
+mod setup;
+mod summary;
+mod test;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "mntrace project tasks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install or check the toolchain, bpf-linker, apt packages and tracefs
+    /// (idempotent; fast when everything is present).
+    Setup,
+    /// Run setup, build the tracer (release) and exec `mntrace ARGS`
+    /// (default ARGS: `trace`).
+    Run {
+        /// Arguments for mntrace (put them after `--`).
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
+    /// Run setup, the workspace tests, then the lints; prints a summary.
+    Test {
+        /// Extra arguments for `cargo test` (after `--`; use a second `--`
+        /// for the test harness, e.g. `-- -- --nocapture`).
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "ARGS"
+        )]
+        args: Vec<String>,
+    },
+    /// Run setup, then clippy (-D warnings) and `cargo fmt --check`.
+    Lint,
+}
+
+fn main() -> ExitCode {
+    match try_main(Cli::parse()) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn try_main(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Task::Setup => setup::setup().map(|()| ExitCode::SUCCESS),
+        Task::Run { args } => run::run(&args).map(|()| ExitCode::SUCCESS),
+        Task::Test { args } => test::test(&args),
+        Task::Lint => {
+            setup::setup()?;
+            Ok(lint::lint().finish())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args_of(argv: &[&str]) -> Vec<String> {
+        match Cli::try_parse_from(argv).unwrap().command {
+            Task::Run { args } | Task::Test { args } => args,
+            _ => panic!("not run/test"),
+        }
+    }
+
+    #[test]
+    fn trailing_args() {
+        assert_eq!(args_of(&["x", "run"]), Vec::<String>::new());
+        assert_eq!(
+            args_of(&["x", "run", "--", "trace", "--json"]),
+            ["trace", "--json"]
+        );
+        assert_eq!(args_of(&["x", "run", "trace", "-v"]), ["trace", "-v"]);
+        assert_eq!(
+            args_of(&["x", "test", "--", "kernel", "--", "--nocapture"]),
+            ["kernel", "--", "--nocapture"]
+        );
+        assert_eq!(
+            args_of(&["x", "test", "--", "--", "--nocapture"]),
+            ["--", "--nocapture"]
+        );
+    }
+}

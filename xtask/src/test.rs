@@ -1,0 +1,31 @@
+//! `cargo xtask test`: the workspace tests, then the lints.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::cmd::{cargo, is_root, workspace_root};
+use crate::summary::Steps;
+use crate::{lint, setup};
+
+pub fn test(extra: &[String]) -> Result<ExitCode> {
+    setup::setup()?;
+    if !is_root() {
+        eprintln!(
+            "xtask: warning: not running as root; the kernel tests need root (to load eBPF \
+             programs) and will report that they could not run"
+        );
+    }
+
+    let mut steps = Steps::new("test");
+    steps.run(
+        "cargo test",
+        cargo()
+            .current_dir(workspace_root())
+            .args(["test", "--workspace", "--exclude", "tracer-ebpf"])
+            .args(extra),
+    );
+    // Lints run even if tests failed, so one run reports everything.
+    steps.extend(lint::lint());
+    Ok(steps.finish())
+}
