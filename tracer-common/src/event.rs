@@ -269,7 +269,7 @@ const _: () = {
     let mut i = 0;
     while i < crate::EventKind::ALL.len() {
         assert!(payload_len(crate::EventKind::ALL[i]) <= PAYLOAD_MAX);
-        assert!(payload_len(crate::EventKind::ALL[i]) % 8 == 0);
+        assert!(payload_len(crate::EventKind::ALL[i]).is_multiple_of(8));
         assert!(nstr(crate::EventKind::ALL[i]) <= crate::limits::MAX_STRS);
         i += 1;
     }

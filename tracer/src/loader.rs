@@ -166,10 +166,10 @@ impl Tracer {
         if !has_caps() {
             return Err(StartError::NotPermitted);
         }
+        ensure_tracefs()?;
         if !Path::new(BTF_PATH).exists() {
             return Err(StartError::NoBtf(BTF_PATH.into()));
         }
-        ensure_tracefs()?;
         let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("EVENTS", opts.ring_size)

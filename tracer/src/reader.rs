@@ -33,23 +33,10 @@ impl EventReader {
 
     /// Decode every record available now into `out`; returns how many.
     pub fn drain(&mut self, out: &mut Vec<Event>) -> usize {
-        let ring = self.fd.get_mut();
-        let mut spans = Vec::new();
-        while let Some(item) = ring.next() {
-            spans.push(item.len());
-            self.buf.extend_from_slice(&item);
-        }
-        let mut all = self.buf.split().freeze();
-        let n = spans.len();
-        for len in spans {
-            let rec = all.split_to(len);
-            match decode(rec) {
-                Ok(ev) => out.push(ev),
-                Err(e) => {
-                    self.decode_errors += 1;
-                    self.last_error = Some(e);
-                }
-            }
+        let (n, errors) = drain_ring(self.fd.get_mut(), &mut self.buf, out);
+        self.decode_errors += errors.len() as u64;
+        if let Some(e) = errors.into_iter().last() {
+            self.last_error = Some(e);
         }
         n
     }
@@ -66,4 +53,28 @@ impl EventReader {
             }
         }
     }
+}
+
+/// Drain every available record of `ring` into `out`, copying them into one
+/// buffer first so events are slices of a single allocation. Returns the
+/// number of records and the decode errors.
+pub fn drain_ring(
+    ring: &mut RingBuf<MapData>,
+    buf: &mut BytesMut,
+    out: &mut Vec<Event>,
+) -> (usize, Vec<DecodeError>) {
+    let mut spans = Vec::new();
+    while let Some(item) = ring.next() {
+        spans.push(item.len());
+        buf.extend_from_slice(&item);
+    }
+    let mut all = buf.split().freeze();
+    let mut errors = Vec::new();
+    for &len in &spans {
+        match decode(all.split_to(len)) {
+            Ok(ev) => out.push(ev),
+            Err(e) => errors.push(e),
+        }
+    }
+    (spans.len(), errors)
 }

@@ -1,0 +1,233 @@
+//! Harness for the kernel tests (root): run the fixture driver paused, attach
+//! a tracer filtered to its pid, release it, and collect exactly its events.
+//!
+//! Hermetic by construction: every mount is made by the fixture inside its
+//! own private mount namespace (op `unshare-mntns`), so mounts vanish with
+//! the process even when a test fails; scratch trees are `TempDir`s under
+//! /tmp. Tests run in parallel and each sees only its fixture's pid.
+
+#![allow(dead_code)]
+
+use std::ffi::{OsStr, OsString};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aya::maps::{MapData, RingBuf};
+use bytes::BytesMut;
+use mntrace::{
+    loader::{Drops, TraceOptions, Tracer},
+    model::{Args, Dir, Event},
+    reader::drain_ring,
+    EventKind,
+};
+use serde_json::Value;
+
+pub const FIXTURE: &str = env!("CARGO_BIN_EXE_mntrace-fixture");
+pub const MNTRACE: &str = env!("CARGO_BIN_EXE_mntrace");
+
+pub fn require_root() {
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the kernel tests load eBPF programs and mount filesystems: run them as root"
+    );
+}
+
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("mntrace-test-")
+        .tempdir_in("/tmp")
+        .expect("create scratch dir under /tmp")
+}
+
+/// Concatenate path pieces as bytes.
+pub fn p(parts: &[&[u8]]) -> OsString {
+    let mut v = Vec::new();
+    for part in parts {
+        v.extend_from_slice(part);
+    }
+    OsString::from(std::ffi::OsStr::from_bytes(&v))
+}
+
+pub fn b(path: &Path) -> &[u8] {
+    path.as_os_str().as_bytes()
+}
+
+/// A started fixture process, paused on its first op (`wait-stdin`).
+pub struct Fixture {
+    child: Child,
+    pub pid: u32,
+}
+
+impl Fixture {
+    pub fn spawn<S: AsRef<OsStr>>(ops: &[S]) -> Fixture {
+        let child = Command::new(FIXTURE)
+            .arg("wait-stdin")
+            .args(ops)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn mntrace-fixture");
+        let pid = child.id();
+        Fixture { child, pid }
+    }
+
+    /// Let it run its ops and wait for it; its JSON result lines.
+    pub fn release_and_wait(mut self) -> Vec<Value> {
+        if let Some(mut stdin) = self.child.stdin.take() {
+            stdin.write_all(b"go\n").expect("release fixture");
+        }
+        let out = self.child.stdout.take().expect("fixture stdout");
+        let lines: Vec<Value> = BufReader::new(out)
+            .lines()
+            .map(|l| serde_json::from_str(&l.expect("fixture output")).expect("fixture JSON"))
+            .collect();
+        let status = self.child.wait().expect("wait fixture");
+        assert!(
+            status.success(),
+            "fixture failed: {status}; output: {lines:?}"
+        );
+        lines
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The result line of op `i` (the `wait-stdin` op is 0, the test's ops start at 1).
+pub fn op(lines: &[Value], i: usize) -> &Value {
+    lines
+        .iter()
+        .find(|l| l["i"] == i)
+        .unwrap_or_else(|| panic!("no result for op {i} in {lines:?}"))
+}
+
+pub fn u64_of(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+}
+
+/// An attached tracer that the test drains itself.
+pub struct Traced {
+    pub tracer: Tracer,
+    ring: RingBuf<MapData>,
+    buf: BytesMut,
+}
+
+impl Traced {
+    pub fn start(opts: TraceOptions) -> Traced {
+        require_root();
+        let mut tracer = Tracer::start(&opts).unwrap_or_else(|e| panic!("tracer start: {e}"));
+        let ring = tracer.ring().expect("ring buffer");
+        Traced {
+            tracer,
+            ring,
+            buf: BytesMut::new(),
+        }
+    }
+
+    /// Everything available now.
+    pub fn drain(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        let (_, errors) = drain_ring(&mut self.ring, &mut self.buf, &mut out);
+        assert!(errors.is_empty(), "malformed records: {errors:?}");
+        out
+    }
+
+    /// Drain until `pred` holds for the collected events, or fail after 10 s.
+    pub fn collect_until(&mut self, mut pred: impl FnMut(&[Event]) -> bool) -> Vec<Event> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut all = Vec::new();
+        loop {
+            all.extend(self.drain());
+            if pred(&all) {
+                return all;
+            }
+            assert!(Instant::now() < deadline, "timed out; collected: {all:#?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn drops(&self) -> Drops {
+        self.tracer.drops().expect("read drop counters")
+    }
+}
+
+/// Result of one traced fixture run.
+pub struct Run {
+    pub pid: u32,
+    pub lines: Vec<Value>,
+    pub events: Vec<Event>,
+    pub drops: Drops,
+}
+
+/// Run `ops` in a fixture traced by a tracer filtered to its pid. All of the
+/// fixture's events are in the ring when it has exited (they are emitted at
+/// syscall exit), so one drain after the exit collects them all.
+pub fn run_traced<S: AsRef<OsStr>>(ops: &[S]) -> Run {
+    run_traced_with(ops, TraceOptions::default())
+}
+
+pub fn run_traced_with<S: AsRef<OsStr>>(ops: &[S], mut opts: TraceOptions) -> Run {
+    require_root();
+    let fx = Fixture::spawn(ops);
+    let pid = fx.pid;
+    opts.pids = vec![pid];
+    let mut t = Traced::start(opts);
+    let lines = fx.release_and_wait();
+    let events = t.drain();
+    for e in &events {
+        assert_eq!(e.pid, pid, "pid filter let through {e:?}");
+    }
+    let drops = t.drops();
+    Run {
+        pid,
+        lines,
+        events,
+        drops,
+    }
+}
+
+impl Run {
+    /// Events of one kind, in order.
+    pub fn of(&self, kind: EventKind) -> Vec<&Event> {
+        self.events.iter().filter(|e| e.kind == kind).collect()
+    }
+    /// The only event of `kind`.
+    pub fn one(&self, kind: EventKind) -> &Event {
+        let v = self.of(kind);
+        assert_eq!(v.len(), 1, "expected exactly one {kind:?}, got {v:#?}");
+        v[0]
+    }
+    pub fn assert_no_drops(&self) {
+        assert_eq!(self.drops.total(), 0, "kernel-side drops: {:?}", self.drops);
+    }
+}
+
+/// The resolved directory of a delete event.
+pub fn delete_dir(e: &Event) -> &Dir {
+    match &e.args {
+        Args::Delete { dir, .. } => dir,
+        other => panic!("not a delete: {other:?}"),
+    }
+}
+
+pub fn pathname(e: &Event) -> &[u8] {
+    match &e.args {
+        Args::Delete { pathname, .. } => &pathname.bytes,
+        other => panic!("not a delete: {other:?}"),
+    }
+}
+
+pub fn to_path_buf(v: &[u8]) -> PathBuf {
+    PathBuf::from(OsStr::from_bytes(v))
+}

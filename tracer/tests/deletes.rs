@@ -1,0 +1,169 @@
+//! unlink, unlinkat, rmdir: the starting directory resolved in the kernel to
+//! the mount it is on (checked against statx's mount id) and its paths.
+
+mod common;
+
+use common::*;
+use mntrace::{model::DirFrom, EventKind};
+use tracer_common::event::*;
+
+#[test]
+fn unlinkat_through_a_dirfd_inside_a_nested_mount() {
+    let s = scratch();
+    let outer = p(&[b(s.path()), b"/outer"]);
+    let inner = p(&[b(s.path()), b"/outer/inner"]);
+    let d2 = p(&[b(s.path()), b"/outer/inner/d1/d2"]);
+    let f = p(&[b(s.path()), b"/outer/inner/d1/d2/f"]);
+    let sub = p(&[b(s.path()), b"/outer/inner/d1/d2/sub"]);
+    let run = run_traced(&[
+        "unshare-mntns".as_ref(), // 1
+        "mkdirs".as_ref(),        // 2
+        outer.as_os_str(),
+        "mount-tmpfs".as_ref(), // 3
+        outer.as_os_str(),
+        "mkdirs".as_ref(), // 4
+        inner.as_os_str(),
+        "mount-tmpfs".as_ref(), // 5
+        inner.as_os_str(),
+        "mkdirs".as_ref(), // 6
+        sub.as_os_str(),
+        "write".as_ref(), // 7
+        f.as_os_str(),
+        "open-dir".as_ref(), // 8
+        d2.as_os_str(),
+        "fd-mnt-id".as_ref(), // 9
+        "@8".as_ref(),
+        "unlinkat".as_ref(), // 10
+        "@8".as_ref(),
+        "f".as_ref(),
+        "0".as_ref(),
+        "unlinkat".as_ref(), // 11
+        "@8".as_ref(),
+        "sub".as_ref(),
+        "0x200".as_ref(),
+        "unlinkat".as_ref(), // 12: already gone
+        "@8".as_ref(),
+        "f".as_ref(),
+        "0".as_ref(),
+    ]);
+    run.assert_no_drops();
+    let fd = u64_of(op(&run.lines, 8), "ret") as i32;
+    let st = op(&run.lines, 9);
+    let ns = u64_of(op(&run.lines, 1), "mnt_ns") as u32;
+    let evs = run.of(EventKind::Unlinkat);
+    assert_eq!(evs.len(), 3);
+    for (e, (name, flags, ret)) in evs.iter().zip([
+        (&b"f"[..], 0u32, 0i64),
+        (&b"sub"[..], AT_REMOVEDIR, 0),
+        (&b"f"[..], 0, -2),
+    ]) {
+        let mntrace::model::Args::Delete {
+            dfd,
+            pathname,
+            flags: fl,
+            dir,
+        } = &e.args
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (*dfd, &pathname.bytes[..], *fl, e.ret),
+            (fd, name, flags, ret)
+        );
+        assert_eq!(
+            dir.mnt_id as u64,
+            u64_of(st, "mnt_id"),
+            "mount id of the dirfd"
+        );
+        if let Some(u) = st["mnt_id_unique"].as_u64() {
+            assert_eq!(dir.mnt_id_unique, u, "unique mount id");
+        }
+        assert_eq!(dir.ino, u64_of(st, "ino"));
+        assert_eq!(dir.dev as u64, u64_of(st, "dev"));
+        assert_eq!(
+            dir.mnt_ns, ns,
+            "the mount belongs to the fixture's namespace"
+        );
+        assert_eq!(&dir.path.bytes[..], d2.as_encoded_bytes(), "absolute path");
+        assert_eq!(
+            dir.rel_path().as_deref(),
+            Some(&b"/d1/d2"[..]),
+            "relative to the inner mount"
+        );
+        assert_eq!(dir.from(), DirFrom::Fd);
+        assert_eq!(
+            dir.flags & (DIR_TRUNCATED | DIR_IDMAPPED | DIR_SUBTREE | DIR_BAD_FD),
+            0
+        );
+    }
+}
+
+const AT_REMOVEDIR: u32 = 0x200;
+
+#[test]
+fn rmdir_and_unlink_from_cwd_and_root() {
+    let s = scratch();
+    let r = p(&[b(s.path()), b"/r"]);
+    let x = p(&[b(s.path()), b"/r/x"]);
+    let u = p(&[b(s.path()), b"/r/u"]);
+    let run = run_traced(&[
+        "mkdirs".as_ref(), // 1
+        x.as_os_str(),
+        "write".as_ref(), // 2
+        u.as_os_str(),
+        "mnt-id".as_ref(), // 3
+        r.as_os_str(),
+        "mnt-id".as_ref(), // 4
+        "/".as_ref(),
+        "chdir".as_ref(), // 5
+        r.as_os_str(),
+        "rmdir-raw".as_ref(), // 6: relative: from the cwd
+        "x".as_ref(),
+        "unlink-raw".as_ref(), // 7: relative
+        "u".as_ref(),
+        "chdir".as_ref(), // 8
+        "/".as_ref(),
+        "rmdir-raw".as_ref(), // 9: absolute: from the root
+        r.as_os_str(),
+        "rmdir-raw".as_ref(), // 10: gone: ENOENT
+        r.as_os_str(),
+    ]);
+    run.assert_no_drops();
+    let r_mnt = u64_of(op(&run.lines, 3), "mnt_id") as u32;
+    let root_mnt = u64_of(op(&run.lines, 4), "mnt_id") as u32;
+    let rmdirs = run.of(EventKind::Rmdir);
+    assert_eq!(rmdirs.len(), 3);
+    let (e, d) = (rmdirs[0], delete_dir(rmdirs[0]));
+    assert_eq!((pathname(e), e.ret), (&b"x"[..], 0));
+    assert_eq!(
+        (d.from(), &d.path.bytes[..], d.mnt_id),
+        (DirFrom::Cwd, r.as_encoded_bytes(), r_mnt)
+    );
+    let rel = d.rel_path().expect("rel path");
+    assert!(
+        d.path.bytes.ends_with(&rel),
+        "{rel:?} is the tail of {:?}",
+        d.path.bytes
+    );
+    let unlink = run.one(EventKind::Unlink);
+    assert_eq!((pathname(unlink), unlink.ret), (&b"u"[..], 0));
+    assert_eq!(&delete_dir(unlink).path.bytes[..], r.as_encoded_bytes());
+    for (e, ret) in [(rmdirs[1], 0), (rmdirs[2], -2)] {
+        let d = delete_dir(e);
+        assert_eq!((pathname(e), e.ret), (r.as_encoded_bytes(), ret));
+        assert_eq!(
+            (d.from(), &d.path.bytes[..], d.mnt_id),
+            (DirFrom::Root, &b"/"[..], root_mnt)
+        );
+    }
+}
+
+#[test]
+fn a_closed_dirfd_is_reported_not_guessed() {
+    let run = run_traced(&["unlinkat", "77", "f", "0"]);
+    let e = run.one(EventKind::Unlinkat);
+    assert_eq!(e.ret, -9, "EBADF");
+    let d = delete_dir(e);
+    assert_eq!(d.flags & (DIR_BAD_FD | DIR_RESOLVED), DIR_BAD_FD);
+    assert_eq!(d.from(), DirFrom::Fd);
+}
