@@ -14,7 +14,7 @@ use mntrace::{
     loader::{TraceOptions, Tracer},
     sink::{console::Console, jsonl::JsonLines, Sink},
 };
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use cli::{Cli, Command, TraceArgs};
 
@@ -36,29 +36,45 @@ fn main() -> ExitCode {
     ExitCode::from(code as u8)
 }
 
-/// Resolves on SIGINT, SIGTERM, or after `duration`.
-async fn stop_signal(duration: Option<u64>) {
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        eprintln!("mntrace: cannot install signal handlers; stopping");
-        return;
-    };
-    let timer = async {
-        match duration {
-            Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
-            None => std::future::pending().await,
+/// SIGINT and SIGTERM handlers, installed before anything is attached so a
+/// signal at any point leads to a clean detach.
+struct StopSignals {
+    int: Signal,
+    term: Signal,
+}
+
+impl StopSignals {
+    fn install() -> io::Result<StopSignals> {
+        Ok(StopSignals {
+            int: signal(SignalKind::interrupt())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Resolves on SIGINT, SIGTERM, or after `duration`.
+    async fn wait(mut self, duration: Option<u64>) {
+        let timer = async {
+            match duration {
+                Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+            _ = timer => {}
         }
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-        _ = timer => {}
     }
 }
 
 async fn trace(args: TraceArgs) -> i32 {
+    let signals = match StopSignals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mntrace: cannot install signal handlers: {e}");
+            return exit::FAILURE;
+        }
+    };
     let opts = TraceOptions {
         kinds: args.kinds.iter().flatten().copied().collect(),
         pids: args.pids.clone(),
@@ -88,7 +104,7 @@ async fn trace(args: TraceArgs) -> i32 {
     };
     let names: Vec<&str> = tracer.kinds.iter().map(|k| k.syscall()).collect();
     eprintln!("mntrace: tracing {} (Ctrl-C to stop)", names.join(", "));
-    let stop = stop_signal(args.duration);
+    let stop = signals.wait(args.duration);
     let r = live::run(
         &mut tracer,
         sink.as_mut(),

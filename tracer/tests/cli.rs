@@ -33,8 +33,12 @@ fn start(args: &[&str]) -> std::process::Child {
     child
 }
 
-fn stop(mut child: std::process::Child) -> (i32, String) {
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+fn stop(child: std::process::Child) -> (i32, String) {
+    stop_with(child, libc::SIGINT)
+}
+
+fn stop_with(mut child: std::process::Child, sig: i32) -> (i32, String) {
+    unsafe { libc::kill(child.id() as i32, sig) };
     let mut out = String::new();
     child
         .stdout
@@ -136,6 +140,16 @@ fn console_lines_are_strace_like() {
         out.lines().any(|l| l.ends_with(&want)),
         "no line ending with {want:?} in:\n{out}"
     );
+}
+
+#[test]
+fn sigterm_detaches_and_exits_cleanly() {
+    require_root();
+    let child = start(&["--json", "--kind", "rmdir"]);
+    let (code, out) = stop_with(child, libc::SIGTERM);
+    assert_eq!(code, 0);
+    let last: Value = serde_json::from_str(out.lines().last().expect("stats line")).expect("JSON");
+    assert_eq!(last["type"], "stats");
 }
 
 fn run_in_private_ns(script: &str) -> (i32, String) {

@@ -123,3 +123,16 @@ fn a_full_ring_counts_every_lost_event_exactly() {
     );
     assert_eq!(drops.total(), lost, "no other drop reason: {drops:?}");
 }
+
+#[test]
+fn a_map_the_kernel_refuses_is_a_clear_refusal() {
+    require_root();
+    // The kernel only accepts power-of-two ring buffers (EINVAL otherwise).
+    let err = match mntrace::loader::Tracer::start(&TraceOptions { ring_size: 3 * 4096, ..Default::default() }) {
+        Ok(_) => panic!("a 12 KiB ring buffer must be refused"),
+        Err(e) => e,
+    };
+    assert_eq!(err.exit_code(), mntrace::error::exit::REFUSED);
+    let msg = err.to_string();
+    assert!(msg.contains("the kernel refused") && msg.contains("EVENTS"), "{msg}");
+}
