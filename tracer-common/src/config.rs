@@ -9,6 +9,15 @@ pub const CFG_COMM_FILTER: u32 = 1 << 1;
 /// Only emit calls that returned an error.
 pub const CFG_FAILED_ONLY: u32 = 1 << 2;
 
+/// Which deletions are captured (mount-family calls always are).
+pub const DELETES_ALL: u32 = 0;
+/// Only deletions that can be part of the race (see `CAP_*` in `event`):
+/// by a process whose unmount failed with EBUSY within `busy_window_ns`,
+/// through an id-mapped mount or a bind of a subdirectory, or on another
+/// mount than the one the thread's current burst of deletions started on.
+/// Everything else is dropped at syscall entry, before any copy or walk.
+pub const DELETES_RACE: u32 = 1;
+
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Config {
@@ -16,6 +25,14 @@ pub struct Config {
     /// tgid of the tracer itself: its own calls are never traced.
     pub self_tgid: u32,
     pub comm: [u8; crate::limits::COMM_LEN],
+    /// `DELETES_ALL` or `DELETES_RACE`.
+    pub delete_mode: u32,
+    pub _pad: u32,
+    /// How long after an EBUSY unmount the process's deletions are captured.
+    pub busy_window_ns: u64,
+    /// A thread's deletions separated by less than this form one burst (one
+    /// recursive delete) for crossing detection.
+    pub burst_gap_ns: u64,
 }
 
 #[cfg(feature = "user")]

@@ -140,9 +140,25 @@ pub struct UmountArgs {
 pub struct DeleteArgs {
     pub dfd: i32,
     pub flags: u32,
+    /// Why the kernel captured it: `CAP_*` bits.
+    pub capture: u32,
+    /// With `CAP_CROSSING`: mount id where the thread's burst of deletions
+    /// started.
+    pub origin_mnt_id: u32,
     /// Where the lookup of `pathname` starts: `dfd`, the cwd, or the root.
     pub dir: DirRef,
 }
+
+/// Captured because every deletion is (`DELETES_ALL`).
+pub const CAP_ALL: u32 = 1 << 0;
+/// The process's unmount failed with EBUSY within the busy window.
+pub const CAP_BUSY: u32 = 1 << 1;
+/// Through an id-mapped mount.
+pub const CAP_IDMAPPED: u32 = 1 << 2;
+/// Through a mount whose root is a subdirectory of its filesystem.
+pub const CAP_SUBTREE: u32 = 1 << 3;
+/// On another mount than the one the thread's burst of deletions began on.
+pub const CAP_CROSSING: u32 = 1 << 4;
 
 /// `open_tree`. Strings: pathname, dir path, result path.
 #[repr(C)]
@@ -260,7 +276,7 @@ const _: () = {
     assert!(size_of::<StrRef>() == 4);
     assert!(size_of::<DirRef>() == 40);
     assert!(size_of::<MountArgs>() == 48);
-    assert!(size_of::<DeleteArgs>() == 48);
+    assert!(size_of::<DeleteArgs>() == 56);
     assert!(size_of::<OpenTreeArgs>() == 96);
     assert!(size_of::<MoveMountArgs>() == 96);
     assert!(size_of::<MountSetattrArgs>() == 104);

@@ -31,10 +31,40 @@ use crate::maps::{CONFIG, DROPS, EVENTS, PIDS, SCRATCH};
 /// One string region of a slot: a user string (at offset 0) or a walked path.
 pub const REGION: usize = STR_MAX + NAME_MAX + 1;
 
+/// Per-thread deletion state, kept in the slot between calls.
+#[repr(C)]
+pub struct DeleteState {
+    /// `struct mount *` and id of the last deletion's mount, and its
+    /// `CAP_IDMAPPED | CAP_SUBTREE` class (mounts never change either once
+    /// attached: the id-mapping can only be set on a detached mount).
+    pub last_mnt: u64,
+    pub last_mnt_id: u32,
+    pub last_class: u32,
+    /// Mount the current burst of deletions started on.
+    pub origin_mnt: u64,
+    pub origin_mnt_id: u32,
+    pub _pad: u32,
+    /// Time of the last deletion.
+    pub last_ns: u64,
+}
+
+impl DeleteState {
+    pub const EMPTY: DeleteState = DeleteState {
+        last_mnt: 0,
+        last_mnt_id: 0,
+        last_class: 0,
+        origin_mnt: 0,
+        origin_mnt_id: 0,
+        _pad: 0,
+        last_ns: 0,
+    };
+}
+
 #[repr(C)]
 pub struct Slot<const N: usize> {
     pub hdr: Header,
     pub start_ns: u64,
+    pub del: DeleteState,
     pub payload: [u8; PAYLOAD_MAX],
     pub strs: [StrRef; N],
     pub bufs: [[u8; REGION]; N],
@@ -108,12 +138,24 @@ pub fn begin<const N: usize>(
     slots: &LruHashMap<u32, Slot<N>>,
     kind: EventKind,
 ) -> Option<&'static mut Slot<N>> {
+    let slot = take_slot(slots, kind)?;
+    fill_header(slot, kind);
+    Some(slot)
+}
+
+/// Filter and take this thread's slot, without filling anything: callers
+/// that may still decide not to capture the call do that first.
+#[inline(always)]
+pub fn take_slot<const N: usize>(
+    slots: &LruHashMap<u32, Slot<N>>,
+    kind: EventKind,
+) -> Option<&'static mut Slot<N>> {
     let (tid, tgid) = tid_tgid();
     if !wanted(tgid) {
         return None;
     }
-    let slot = match slots.get_ptr_mut(tid) {
-        Some(p) => p,
+    let (slot, fresh) = match slots.get_ptr_mut(tid) {
+        Some(p) => (p, false),
         None => {
             // Seed a new slot from the scratch buffer: its bytes are
             // irrelevant, every field read later is written first.
@@ -126,10 +168,24 @@ pub fn begin<const N: usize>(
                 count_drop(kind, DropReason::SlotFull);
                 return None;
             };
-            p
+            (p, true)
         }
     };
     let slot = unsafe { &mut *slot };
+    // A new slot, or a recycled tid: no deletion history.
+    if fresh || slot.hdr.tid != tid {
+        slot.del = DeleteState::EMPTY;
+        slot.hdr.tid = tid;
+    }
+    // Not active until the header is filled.
+    slot.hdr.kind = 0;
+    Some(slot)
+}
+
+/// Fill the header of a call that will be captured, and mark it active.
+#[inline(always)]
+pub fn fill_header<const N: usize>(slot: &mut Slot<N>, kind: EventKind) {
+    let (tid, tgid) = tid_tgid();
     let task = Task::current();
     let ugid = bpf_get_current_uid_gid();
     let h = &mut slot.hdr;
@@ -145,7 +201,6 @@ pub fn begin<const N: usize>(
     h.payload_len = payload_len(kind) as u16;
     h.nstr = nstr(kind) as u16;
     slot.start_ns = unsafe { bpf_ktime_get_boot_ns() };
-    Some(slot)
 }
 
 /// The payload of a slot as the kind's argument struct.

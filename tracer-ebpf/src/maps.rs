@@ -25,6 +25,17 @@ pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 #[map]
 pub static PIDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 
+/// tgid → `CLOCK_BOOTTIME` of its last unmount that failed with EBUSY. Set
+/// in the kernel at umount exit, so the deletions that follow microseconds
+/// later are captured without anything armed from userspace.
+#[map]
+pub static BUSY: LruHashMap<u32, u64> = LruHashMap::with_max_entries(4096, 0);
+
+/// Index 0: `CLOCK_BOOTTIME` of the latest EBUSY unmount on the machine, so
+/// deletions skip the `BUSY` lookup when no EBUSY happened recently.
+#[map]
+pub static LAST_BUSY: Array<u64> = Array::with_max_entries(1, 0);
+
 /// Per-thread slots for calls with at most 2 strings, keyed by tid. Slots are
 /// kept between calls (no per-call allocation or zeroing); LRU eviction
 /// reclaims those of threads that are gone.

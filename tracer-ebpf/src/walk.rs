@@ -152,17 +152,38 @@ extern "C" fn walk_step(_index: u64, ctx: *mut c_void) -> i64 {
     0
 }
 
+/// The starting directory of a lookup, without any path work.
+#[inline(always)]
+pub fn start_path(task: Task, src: DirSource) -> Option<KPath> {
+    match src {
+        DirSource::Fd(fd) => task.fd_file(fd).and_then(|f| f.path()),
+        DirSource::Cwd => task.fs_path(FsPath::Cwd),
+        DirSource::Root => task.fs_path(FsPath::Root),
+    }
+}
+
 /// Resolve `src` for `task` into `dir`, writing its path to `region` (from
 /// offset 0). Returns the path's string entry.
 #[inline(always)]
 pub fn resolve(task: Task, src: DirSource, dir: &mut DirRef, region: &mut [u8; REGION]) -> StrRef {
+    resolve_at(task, src, start_path(task, src), dir, region)
+}
+
+/// [`resolve`] with the starting directory already looked up.
+#[inline(always)]
+pub fn resolve_at(
+    task: Task,
+    src: DirSource,
+    start: Option<KPath>,
+    dir: &mut DirRef,
+    region: &mut [u8; REGION],
+) -> StrRef {
     *dir = DirRef::default();
-    let (start, from) = match src {
-        DirSource::Fd(fd) => (task.fd_file(fd).and_then(|f| f.path()), DIR_FROM_FD),
-        DirSource::Cwd => (task.fs_path(FsPath::Cwd), DIR_FROM_CWD),
-        DirSource::Root => (task.fs_path(FsPath::Root), DIR_FROM_ROOT),
+    dir.flags = match src {
+        DirSource::Fd(_) => DIR_FROM_FD,
+        DirSource::Cwd => DIR_FROM_CWD,
+        DirSource::Root => DIR_FROM_ROOT,
     };
-    dir.flags = from;
     let Some(start) = start else {
         dir.flags |= if let DirSource::Fd(_) = src {
             DIR_BAD_FD
@@ -176,6 +197,21 @@ pub fn resolve(task: Task, src: DirSource, dir: &mut DirRef, region: &mut [u8; R
     };
     describe_mount(start, dir);
     walk(task, start, dir, region)
+}
+
+/// `CAP_IDMAPPED` / `CAP_SUBTREE` class of a mount.
+#[inline(always)]
+pub fn mount_class(m: Mount) -> u32 {
+    let mut class = 0;
+    if m.idmapped() == Some(true) {
+        class |= CAP_IDMAPPED;
+    }
+    if let Some(root) = m.root() {
+        if root.sb_root() != Some(root) {
+            class |= CAP_SUBTREE;
+        }
+    }
+    class
 }
 
 /// Mount identity and properties of `p` (no path).
@@ -192,13 +228,12 @@ fn describe_mount(p: KPath, dir: &mut DirRef) {
     if fmt != 0 && fmt != S_IFDIR {
         dir.flags |= DIR_NOT_DIR;
     }
-    if m.idmapped() == Some(true) {
+    let class = mount_class(m);
+    if class & CAP_IDMAPPED != 0 {
         dir.flags |= DIR_IDMAPPED;
     }
-    if let Some(root) = m.root() {
-        if root.sb_root() != Some(root) {
-            dir.flags |= DIR_SUBTREE;
-        }
+    if class & CAP_SUBTREE != 0 {
+        dir.flags |= DIR_SUBTREE;
     }
 }
 

@@ -46,6 +46,16 @@ pub struct TraceArgs {
     /// Only calls that failed.
     #[arg(long)]
     pub failed_only: bool,
+    /// Which deletions to capture: `race` (default: those that can be part of
+    /// the EBUSY-then-delete race: after an EBUSY unmount by the same process,
+    /// through id-mapped or subdirectory-bind mounts, or crossing into another
+    /// mount) or `all` (every deletion; costly on delete-heavy workloads).
+    #[arg(long, default_value = "race", value_parser = ["race", "all"])]
+    pub deletes: String,
+    /// Seconds after an EBUSY unmount during which the process's deletions
+    /// are captured.
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    pub busy_window: u64,
     /// Ring buffer size in MiB (power of two).
     #[arg(long, default_value_t = 16, value_name = "MIB", value_parser = parse_ring_mib)]
     pub ring_mib: u32,

@@ -130,6 +130,8 @@ pub fn decode(rec: Bytes) -> Result<Event, DecodeError> {
                 pathname,
                 flags: a.flags,
                 dir: dir(&a.dir, next()),
+                capture: a.capture,
+                origin_mnt_id: a.origin_mnt_id,
             }
         }
         EventKind::OpenTree => {
@@ -300,6 +302,8 @@ mod tests {
         let args = DeleteArgs {
             dfd: 3,
             flags: 0x200,
+            capture: CAP_BUSY,
+            origin_mnt_id: 0,
             dir: DirRef {
                 mnt_id: 42,
                 flags: DIR_RESOLVED | DIR_FROM_FD,
@@ -325,11 +329,13 @@ mod tests {
             pathname,
             flags,
             dir,
+            capture,
+            ..
         } = ev.args
         else {
             panic!("wrong args {:?}", ev.args)
         };
-        assert_eq!((dfd, flags), (3, 0x200));
+        assert_eq!((dfd, flags, capture), (3, 0x200, CAP_BUSY));
         assert_eq!(&pathname.bytes[..], b"f\xff\nx");
         assert_eq!(dir.mnt_id, 42);
         assert_eq!(&dir.path.bytes[..], b"/mnt/a b");

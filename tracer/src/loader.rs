@@ -9,7 +9,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use tracer_common::{
-    config::{CFG_COMM_FILTER, CFG_FAILED_ONLY, CFG_PID_FILTER},
+    config::{CFG_COMM_FILTER, CFG_FAILED_ONLY, CFG_PID_FILTER, DELETES_ALL, DELETES_RACE},
     counters::{DropReason, DROP_REASONS},
     kind::KIND_SLOTS,
     Config, EventKind,
@@ -22,9 +22,25 @@ pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 const TRACEFS: &str = "/sys/kernel/tracing";
 const DEBUGFS_TRACING: &str = "/sys/kernel/debug/tracing";
 
+/// Which deletions the kernel side captures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteMode {
+    /// Every deletion (costly on delete-heavy workloads: every call is walked).
+    All,
+    /// Only those that can be part of the race (the default): after an EBUSY
+    /// unmount by the same process, through id-mapped or subdirectory-bind
+    /// mounts, or crossing into another mount during a burst of deletions.
+    Race,
+}
+
 /// What to trace.
 #[derive(Clone, Debug)]
 pub struct TraceOptions {
+    pub deletes: DeleteMode,
+    /// Deletions by a process are captured this long after its EBUSY unmount.
+    pub busy_window: std::time::Duration,
+    /// Deletions by a thread closer than this belong to one burst.
+    pub burst_gap: std::time::Duration,
     /// Kinds to attach; empty means all.
     pub kinds: Vec<EventKind>,
     /// Only these tgids (empty: all).
@@ -39,6 +55,9 @@ pub struct TraceOptions {
 impl Default for TraceOptions {
     fn default() -> Self {
         TraceOptions {
+            deletes: DeleteMode::Race,
+            busy_window: std::time::Duration::from_secs(60),
+            burst_gap: std::time::Duration::from_secs(1),
             kinds: Vec::new(),
             pids: Vec::new(),
             comm: None,
@@ -189,6 +208,13 @@ impl Tracer {
             }) | (if opts.failed_only { CFG_FAILED_ONLY } else { 0 }),
             self_tgid: std::process::id(),
             comm: comm_key(opts.comm.as_deref()),
+            delete_mode: match opts.deletes {
+                DeleteMode::All => DELETES_ALL,
+                DeleteMode::Race => DELETES_RACE,
+            },
+            _pad: 0,
+            busy_window_ns: opts.busy_window.as_nanos().min(u64::MAX as u128) as u64,
+            burst_gap_ns: opts.burst_gap.as_nanos().min(u64::MAX as u128) as u64,
         };
         {
             let map = ebpf

@@ -11,7 +11,7 @@ use mntrace::{
     enrich::clock::BootClock,
     error::{exit, StartError},
     live,
-    loader::{TraceOptions, Tracer},
+    loader::{DeleteMode, TraceOptions, Tracer},
     sink::{console::Console, jsonl::JsonLines, Sink},
 };
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -81,6 +81,13 @@ async fn trace(args: TraceArgs) -> i32 {
         comm: args.comm.as_ref().map(|c| c.as_bytes().to_vec()),
         failed_only: args.failed_only,
         ring_size: args.ring_mib << 20,
+        deletes: if args.deletes == "all" {
+            DeleteMode::All
+        } else {
+            DeleteMode::Race
+        },
+        busy_window: Duration::from_secs(args.busy_window),
+        ..TraceOptions::default()
     };
     let out: Box<dyn Write> = match &args.output {
         Some(path) => match std::fs::File::create(path) {

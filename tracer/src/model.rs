@@ -127,6 +127,10 @@ pub enum Args {
         pathname: Str,
         flags: u32,
         dir: Dir,
+        /// Why the kernel captured it (`CAP_*`).
+        capture: u32,
+        /// With `CAP_CROSSING`: the mount the thread's burst began on.
+        origin_mnt_id: u32,
     },
     OpenTree {
         dfd: i32,

@@ -62,6 +62,8 @@ fn unlinkat_through_a_dirfd_inside_a_nested_mount() {
             pathname,
             flags: fl,
             dir,
+            capture,
+            ..
         } = &e.args
         else {
             panic!()

@@ -21,7 +21,7 @@ fn failed_only_keeps_only_errors() {
         ],
         TraceOptions {
             failed_only: true,
-            ..Default::default()
+            ..all_deletes()
         },
     );
     let evs = run.of(EventKind::Unlink);
@@ -47,7 +47,7 @@ fn kind_filter_attaches_only_those_probes() {
         ],
         TraceOptions {
             kinds: vec![EventKind::Rmdir],
-            ..Default::default()
+            ..all_deletes()
         },
     );
     assert_eq!(run.events.len(), 1, "{:#?}", run.events);
@@ -69,7 +69,7 @@ fn comm_filter_matches_the_command_name() {
         let pid = fx.pid;
         let mut t = Traced::start(TraceOptions {
             comm: Some(comm.to_vec()),
-            ..Default::default()
+            ..all_deletes()
         });
         fx.release_and_wait();
         let mine: Vec<_> = t.drain().into_iter().filter(|e| e.pid == pid).collect();
@@ -102,7 +102,7 @@ fn a_full_ring_counts_every_lost_event_exactly() {
     let mut t = Traced::start(TraceOptions {
         pids: vec![pid],
         ring_size: 4096,
-        ..Default::default()
+        ..all_deletes()
     });
     let lines = fx.release_and_wait();
     let ra = op(&lines, 3);
@@ -127,12 +127,19 @@ fn a_full_ring_counts_every_lost_event_exactly() {
 #[test]
 fn a_map_the_kernel_refuses_is_a_clear_refusal() {
     require_root();
-    // The kernel only accepts power-of-two ring buffers (EINVAL otherwise).
-    let err = match mntrace::loader::Tracer::start(&TraceOptions { ring_size: 3 * 4096, ..Default::default() }) {
-        Ok(_) => panic!("a 12 KiB ring buffer must be refused"),
+    // aya rounds ring sizes up to a power of two but passes 0 through, and
+    // the kernel refuses an empty ring buffer (EINVAL).
+    let err = match mntrace::loader::Tracer::start(&TraceOptions {
+        ring_size: 0,
+        ..all_deletes()
+    }) {
+        Ok(_) => panic!("an empty ring buffer must be refused"),
         Err(e) => e,
     };
     assert_eq!(err.exit_code(), mntrace::error::exit::REFUSED);
     let msg = err.to_string();
-    assert!(msg.contains("the kernel refused") && msg.contains("EVENTS"), "{msg}");
+    assert!(
+        msg.contains("the kernel refused") && msg.contains("EVENTS"),
+        "{msg}"
+    );
 }

@@ -3,29 +3,110 @@
 //! The starting directory of the lookup (the fd, the cwd or the root) is
 //! resolved at entry to its mount and path: `unlinkat(dirfd, name)` carries
 //! only a base name, and this is what says which mount it goes through.
+//!
+//! In race mode (the default) the capture decision comes first and uses only
+//! cheap facts (the mount the directory is on, the BUSY map, the thread's
+//! burst state): an ordinary deletion costs a few reads and no copy or walk.
 
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
-use tracer_common::{event::DeleteArgs, EventKind};
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_pid_tgid, generated::bpf_ktime_get_boot_ns, generated::bpf_probe_read_user,
+    },
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use core::ffi::c_void;
+use tracer_common::{config::DELETES_RACE, event::*, EventKind};
 
 use super::{arg, ret};
-use crate::core_access::Task;
-use crate::emit::{begin, finish, payload, read_user_str};
-use crate::maps::SLOTS2;
-use crate::walk::{resolve, DirSource, AT_FDCWD};
+use crate::core_access::{KPath, Task};
+use crate::emit::{fill_header, finish, payload, read_user_str, take_slot, Slot};
+use crate::maps::{BUSY, CONFIG, LAST_BUSY, SLOTS2};
+use crate::walk::{mount_class, resolve_at, start_path, DirSource, AT_FDCWD};
+
+/// First byte of a user string (0 when unreadable): decides absolute vs
+/// relative before the string is copied.
+#[inline(always)]
+fn first_byte(ptr: u64) -> u8 {
+    let mut c = 0u8;
+    if ptr != 0 {
+        unsafe { bpf_probe_read_user(&mut c as *mut u8 as *mut c_void, 1, ptr as *const c_void) };
+    }
+    c
+}
+
+/// Why this deletion must be captured (`CAP_*`), 0 when it need not be.
+#[inline(always)]
+fn capture_reasons(slot: &mut Slot<2>, start: Option<KPath>) -> u32 {
+    let Some(cfg) = CONFIG.get(0) else {
+        return CAP_ALL;
+    };
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let mut cap = if cfg.delete_mode == DELETES_RACE {
+        0
+    } else {
+        CAP_ALL
+    };
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let recent = LAST_BUSY
+        .get(0)
+        .is_some_and(|&t| now.wrapping_sub(t) <= cfg.busy_window_ns);
+    if recent {
+        if let Some(&t) = unsafe { BUSY.get(tgid) } {
+            if now.wrapping_sub(t) <= cfg.busy_window_ns {
+                cap |= CAP_BUSY;
+            }
+        }
+    }
+    let Some(start) = start else {
+        return cap;
+    };
+    let d = &mut slot.del;
+    let id = start.mnt.id();
+    if d.last_mnt != start.mnt.0 || d.last_mnt_id != id {
+        d.last_mnt = start.mnt.0;
+        d.last_mnt_id = id;
+        d.last_class = mount_class(start.mnt);
+    }
+    cap |= d.last_class;
+    if d.origin_mnt == 0 || now.wrapping_sub(d.last_ns) > cfg.burst_gap_ns {
+        d.origin_mnt = start.mnt.0;
+        d.origin_mnt_id = id;
+    }
+    d.last_ns = now;
+    if d.origin_mnt != start.mnt.0 {
+        cap |= CAP_CROSSING;
+    }
+    cap
+}
 
 #[inline(always)]
 fn enter(kind: EventKind, dfd: i32, path: u64, flags: u32) {
-    let Some(slot) = begin(&SLOTS2, kind) else {
+    let Some(slot) = take_slot(&SLOTS2, kind) else {
         return;
     };
+    let task = Task::current();
+    let src = DirSource::of(dfd, first_byte(path));
+    let start = start_path(task, src);
+    let capture = capture_reasons(slot, start);
+    if capture == 0 {
+        return;
+    }
+    fill_header(slot, kind);
     slot.strs[0] = read_user_str(&mut slot.bufs[0], path);
-    let src = DirSource::of(dfd, slot.bufs[0][0]);
+    let mut dir = Default::default();
+    slot.strs[1] = resolve_at(task, src, start, &mut dir, &mut slot.bufs[1]);
+    let origin = slot.del.origin_mnt_id;
     let a: &mut DeleteArgs = payload(slot);
     a.dfd = dfd;
     a.flags = flags;
-    let mut dir = Default::default();
-    slot.strs[1] = resolve(Task::current(), src, &mut dir, &mut slot.bufs[1]);
-    payload::<DeleteArgs, 2>(slot).dir = dir;
+    a.capture = capture;
+    a.origin_mnt_id = if capture & CAP_CROSSING != 0 {
+        origin
+    } else {
+        0
+    };
+    a.dir = dir;
 }
 
 #[inline(always)]

@@ -4,7 +4,11 @@
 //! targets) is resolved so a relative target can be placed. Which mount an
 //! unmount hit is resolved by userspace from its mount table.
 
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_ktime_get_boot_ns},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
 use tracer_common::{
     event::{MountArgs, UmountArgs},
     EventKind,
@@ -13,7 +17,7 @@ use tracer_common::{
 use super::{arg, ret};
 use crate::core_access::Task;
 use crate::emit::{begin, finish, payload, read_user_str};
-use crate::maps::{SLOTS2, SLOTS5};
+use crate::maps::{BUSY, LAST_BUSY, SLOTS2, SLOTS5};
 use crate::walk::{resolve, DirSource, AT_FDCWD};
 
 #[tracepoint]
@@ -55,8 +59,21 @@ pub fn enter_umount(ctx: TracePointContext) -> u32 {
     0
 }
 
+const EBUSY: i64 = 16;
+
 #[tracepoint]
 pub fn exit_umount(ctx: TracePointContext) -> u32 {
-    finish(&SLOTS2, EventKind::Umount, ret(&ctx), |_, _| {});
+    let ret = ret(&ctx);
+    if ret == -EBUSY {
+        // Arm deletion capture for this process before it can delete
+        // anything: independent of the filters and of userspace.
+        let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+        let now = unsafe { bpf_ktime_get_boot_ns() };
+        let _ = BUSY.insert(tgid, now, 0);
+        if let Some(last) = LAST_BUSY.get_ptr_mut(0) {
+            unsafe { *last = now };
+        }
+    }
+    finish(&SLOTS2, EventKind::Umount, ret, |_, _| {});
     0
 }

@@ -112,6 +112,7 @@ pub fn render(ev: &Event) -> (String, String) {
             pathname,
             flags,
             dir: d,
+            ..
         } => {
             let call = match ev.kind {
                 tracer_common::EventKind::Unlinkat => {

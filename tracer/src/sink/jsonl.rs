@@ -154,6 +154,8 @@ fn args_json(ev: &Event) -> Value {
             pathname,
             flags,
             dir,
+            capture,
+            origin_mnt_id,
         } => {
             m.insert("dfd".into(), json!(dfd));
             put_str(&mut m, "pathname", pathname);
@@ -164,6 +166,10 @@ fn args_json(ev: &Event) -> Value {
                 names::at_flags(*flags as u64),
             );
             m.insert("dir".into(), dir_json(dir));
+            m.insert("capture".into(), json!(names::capture_reasons(*capture)));
+            if *origin_mnt_id != 0 {
+                m.insert("origin_mnt_id".into(), json!(origin_mnt_id));
+            }
         }
         Args::OpenTree {
             dfd,

@@ -173,8 +173,16 @@ pub struct Run {
 /// Run `ops` in a fixture traced by a tracer filtered to its pid. All of the
 /// fixture's events are in the ring when it has exited (they are emitted at
 /// syscall exit), so one drain after the exit collects them all.
+/// Every deletion is captured (`DeleteMode::All`).
 pub fn run_traced<S: AsRef<OsStr>>(ops: &[S]) -> Run {
-    run_traced_with(ops, TraceOptions::default())
+    run_traced_with(ops, all_deletes())
+}
+
+pub fn all_deletes() -> TraceOptions {
+    TraceOptions {
+        deletes: mntrace::loader::DeleteMode::All,
+        ..Default::default()
+    }
 }
 
 pub fn run_traced_with<S: AsRef<OsStr>>(ops: &[S], mut opts: TraceOptions) -> Run {

@@ -1,0 +1,692 @@
+//! Mount tables of every mount namespace, parsed from `/proc/PID/mountinfo`.
+//!
+//! [`parse_mountinfo`] turns the kernel's text into [`MountInfo`] records
+//! (paths stay bytes: the kernel octal-escapes only space, tab, newline and
+//! backslash, everything else — including non-UTF-8 — is passed through raw).
+//! [`MountTable`] keeps one table per mount-namespace inode and answers the
+//! questions the correlator asks: which mount has this id, which mount sits
+//! on this mountpoint, and where a path inside a (bind, idmapped) mount
+//! really lives in a given namespace ([`MountTable::backing_path`]).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use thiserror::Error;
+
+/// One line of `/proc/PID/mountinfo`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountInfo {
+    pub mnt_id: u32,
+    pub parent_id: u32,
+    /// Kernel encoding `(major << 20) | minor`, from the `maj:min` field.
+    pub dev: u32,
+    /// Root of the mount within its filesystem (the bind source), unescaped.
+    pub root: Bytes,
+    /// Mountpoint as seen in the namespace the table was read from, unescaped.
+    pub mountpoint: Bytes,
+    /// Per-mount options (field 6).
+    pub options: String,
+    /// Optional fields joined by `' '` (e.g. `"shared:1 master:2"`), `""` if none.
+    pub propagation: String,
+    pub fstype: String,
+    /// Mount source, unescaped.
+    pub source: Bytes,
+    pub super_options: String,
+    /// The per-mount options contain `idmapped`.
+    pub idmapped: bool,
+}
+
+/// A malformed mountinfo line; `line` is 1-based.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum MountinfoError {
+    #[error("mountinfo line {line}: missing field `{field}`")]
+    MissingField { line: usize, field: &'static str },
+    #[error("mountinfo line {line}: invalid `{field}`: {value:?}")]
+    InvalidField {
+        line: usize,
+        field: &'static str,
+        value: String,
+    },
+    #[error("mountinfo line {line}: no `-` separator after the optional fields")]
+    MissingSeparator { line: usize },
+    #[error("mountinfo line {line}: unexpected data after the super options")]
+    TrailingData { line: usize },
+}
+
+impl MountinfoError {
+    /// The 1-based line number the error was found on.
+    pub fn line(&self) -> usize {
+        match self {
+            MountinfoError::MissingField { line, .. }
+            | MountinfoError::InvalidField { line, .. }
+            | MountinfoError::MissingSeparator { line }
+            | MountinfoError::TrailingData { line } => *line,
+        }
+    }
+}
+
+/// Parses the text of `/proc/PID/mountinfo`, keeping the input (mount) order.
+/// Empty lines are skipped.
+pub fn parse_mountinfo(text: &[u8]) -> Result<Vec<MountInfo>, MountinfoError> {
+    let mut mounts = Vec::new();
+    for (idx, raw) in text.split(|&b| b == b'\n').enumerate() {
+        if raw.is_empty() {
+            continue;
+        }
+        mounts.push(parse_line(raw, idx + 1)?);
+    }
+    Ok(mounts)
+}
+
+fn parse_line(raw: &[u8], line: usize) -> Result<MountInfo, MountinfoError> {
+    // Fields are separated by exactly one space; the kernel escapes spaces
+    // inside fields, and an empty source shows up as an empty field.
+    let mut fields = raw.split(|&b| b == b' ');
+    let mnt_id = parse_u32(take(&mut fields, line, "mount ID")?, line, "mount ID")?;
+    let parent_id = parse_u32(take(&mut fields, line, "parent ID")?, line, "parent ID")?;
+    let dev = parse_dev(take(&mut fields, line, "major:minor")?, line)?;
+    let root = unescape(take(&mut fields, line, "root")?);
+    let mountpoint = unescape(take(&mut fields, line, "mount point")?);
+    let options = lossy(take(&mut fields, line, "mount options")?);
+    let mut optional = Vec::new();
+    loop {
+        let field = fields
+            .next()
+            .ok_or(MountinfoError::MissingSeparator { line })?;
+        if field == b"-" {
+            break;
+        }
+        if !field.is_empty() {
+            optional.push(lossy(field));
+        }
+    }
+    let fstype = lossy(take(&mut fields, line, "filesystem type")?);
+    let source = unescape(take(&mut fields, line, "mount source")?);
+    let super_options = lossy(take(&mut fields, line, "super options")?);
+    if fields.next().is_some() {
+        return Err(MountinfoError::TrailingData { line });
+    }
+    let idmapped = options.split(',').any(|o| o == "idmapped");
+    Ok(MountInfo {
+        mnt_id,
+        parent_id,
+        dev,
+        root,
+        mountpoint,
+        options,
+        propagation: optional.join(" "),
+        fstype,
+        source,
+        super_options,
+        idmapped,
+    })
+}
+
+fn take<'a>(
+    fields: &mut impl Iterator<Item = &'a [u8]>,
+    line: usize,
+    field: &'static str,
+) -> Result<&'a [u8], MountinfoError> {
+    fields
+        .next()
+        .ok_or(MountinfoError::MissingField { line, field })
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn parse_u32(b: &[u8], line: usize, field: &'static str) -> Result<u32, MountinfoError> {
+    std::str::from_utf8(b)
+        .ok()
+        .filter(|s| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| MountinfoError::InvalidField {
+            line,
+            field,
+            value: lossy(b),
+        })
+}
+
+fn parse_dev(b: &[u8], line: usize) -> Result<u32, MountinfoError> {
+    const FIELD: &str = "major:minor";
+    let bad = || MountinfoError::InvalidField {
+        line,
+        field: FIELD,
+        value: lossy(b),
+    };
+    let colon = b.iter().position(|&c| c == b':').ok_or_else(bad)?;
+    let major = parse_u32(&b[..colon], line, FIELD)?;
+    let minor = parse_u32(&b[colon + 1..], line, FIELD)?;
+    if major >= 1 << 12 || minor >= 1 << 20 {
+        return Err(bad());
+    }
+    Ok((major << 20) | minor)
+}
+
+/// Undoes the kernel's `\ooo` (three octal digits) escapes; anything else,
+/// including a lone backslash, is kept as is.
+fn unescape(b: &[u8]) -> Bytes {
+    if !b.contains(&b'\\') {
+        return Bytes::copy_from_slice(b);
+    }
+    let mut out = BytesMut::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            if let [d0 @ b'0'..=b'3', d1 @ b'0'..=b'7', d2 @ b'0'..=b'7', ..] = b[i + 1..] {
+                out.put_u8(((d0 - b'0') << 6) | ((d1 - b'0') << 3) | (d2 - b'0'));
+                i += 4;
+                continue;
+            }
+        }
+        out.put_u8(b[i]);
+        i += 1;
+    }
+    out.freeze()
+}
+
+/// Joins `base` and `rel` with exactly one `/` between them. Slashes are
+/// normalized at the join only: trailing slashes of `base` and leading and
+/// trailing slashes of `rel` are dropped. The result has no trailing `/`
+/// unless it is `/` itself (which is also what two empty inputs give).
+pub fn join(base: &[u8], rel: &[u8]) -> Bytes {
+    let base = trim_end_slashes(base);
+    let rel = trim_end_slashes(trim_start_slashes(rel));
+    let mut out = BytesMut::with_capacity(base.len() + rel.len() + 1);
+    out.put_slice(base);
+    if !rel.is_empty() {
+        out.put_u8(b'/');
+        out.put_slice(rel);
+    }
+    if out.is_empty() {
+        out.put_u8(b'/');
+    }
+    out.freeze()
+}
+
+fn trim_end_slashes(mut b: &[u8]) -> &[u8] {
+    while let [rest @ .., b'/'] = b {
+        b = rest;
+    }
+    b
+}
+
+fn trim_start_slashes(mut b: &[u8]) -> &[u8] {
+    while let [b'/', rest @ ..] = b {
+        b = rest;
+    }
+    b
+}
+
+/// If `prefix` is a component-wise prefix of `path` ("/a" of "/a" and "/a/b",
+/// not of "/ab"; "/" of every absolute path), the rest of `path` after it.
+fn strip_component_prefix<'a>(path: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    let prefix = trim_end_slashes(prefix);
+    let rest = path.strip_prefix(prefix)?;
+    match rest.first() {
+        None | Some(b'/') => Some(rest),
+        Some(_) => None,
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct NsMounts {
+    mounts: Vec<MountInfo>,
+    by_id: HashMap<u32, usize>,
+}
+
+/// Mount tables keyed by mount-namespace inode.
+#[derive(Clone, Debug, Default)]
+pub struct MountTable {
+    namespaces: BTreeMap<u32, NsMounts>,
+}
+
+impl MountTable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the table of namespace `ns` (mounts in mountinfo order).
+    pub fn insert_ns(&mut self, ns: u32, mounts: Vec<MountInfo>) {
+        let by_id = mounts
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.mnt_id, i))
+            .collect();
+        self.namespaces.insert(ns, NsMounts { mounts, by_id });
+    }
+
+    /// Forgets namespace `ns`; returns whether it was known.
+    pub fn remove_ns(&mut self, ns: u32) -> bool {
+        self.namespaces.remove(&ns).is_some()
+    }
+
+    /// Reads the mount table of process `pid` (`/proc/PID/mountinfo`) into
+    /// the table of its mount namespace and returns that namespace's inode.
+    /// Parse errors map to [`io::ErrorKind::InvalidData`]. If the process
+    /// switches namespaces while being read, the read is retried.
+    pub fn load_pid(&mut self, pid: u32) -> io::Result<u32> {
+        let ns_path = format!("/proc/{pid}/ns/mnt");
+        let info_path = format!("/proc/{pid}/mountinfo");
+        let mut ns = ns_inode(&ns_path)?;
+        for _ in 0..3 {
+            let text = std::fs::read(&info_path)?;
+            let after = ns_inode(&ns_path)?;
+            if after != ns {
+                ns = after;
+                continue;
+            }
+            let mounts = parse_mountinfo(&text)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            self.insert_ns(ns, mounts);
+            return Ok(ns);
+        }
+        Err(io::Error::new(
+            io::ErrorKind::Interrupted,
+            format!("process {pid} kept changing mount namespace while being read"),
+        ))
+    }
+
+    pub fn has_ns(&self, ns: u32) -> bool {
+        self.namespaces.contains_key(&ns)
+    }
+
+    /// The mounts of namespace `ns` in mountinfo order (empty if unknown).
+    pub fn mounts(&self, ns: u32) -> &[MountInfo] {
+        self.namespaces
+            .get(&ns)
+            .map_or(&[][..], |t| t.mounts.as_slice())
+    }
+
+    pub fn get(&self, ns: u32, mnt_id: u32) -> Option<&MountInfo> {
+        let t = self.namespaces.get(&ns)?;
+        t.by_id.get(&mnt_id).and_then(|&i| t.mounts.get(i))
+    }
+
+    /// Looks `mnt_id` up in every namespace (mount ids are unique
+    /// system-wide); namespaces are searched in inode order.
+    pub fn find(&self, mnt_id: u32) -> Option<(u32, &MountInfo)> {
+        self.namespaces.iter().find_map(|(&ns, t)| {
+            t.by_id
+                .get(&mnt_id)
+                .and_then(|&i| t.mounts.get(i))
+                .map(|m| (ns, m))
+        })
+    }
+
+    /// The topmost mount whose mountpoint is exactly `path`: when several
+    /// are stacked there, the last one in mountinfo order.
+    pub fn at_mountpoint(&self, ns: u32, path: &[u8]) -> Option<&MountInfo> {
+        self.namespaces
+            .get(&ns)?
+            .mounts
+            .iter()
+            .rev()
+            .find(|m| m.mountpoint.as_ref() == path)
+    }
+
+    /// Where `rel` (absolute within mount `m`, `/` being the mount's root)
+    /// really lives, as a path in namespace `ns`.
+    ///
+    /// Candidates are the mounts of `ns` on the same device as `m` whose
+    /// root is a component-wise prefix of `m.root`. `m` itself (same
+    /// `mnt_id`) is set aside when some other candidate exists and `m`'s
+    /// root is strictly longer than every other candidate's; otherwise the
+    /// candidate with the longest root wins, ties going to the first in
+    /// mountinfo order. The result is the candidate's mountpoint, plus what
+    /// remains of `m.root` after the candidate's root, plus `rel`.
+    ///
+    /// So an idmapped or bind mount of `/var/lib/x` resolves through the
+    /// mount that shows `/var/lib/x` as an ordinary directory, while a mount
+    /// that is the only view of its filesystem resolves through itself.
+    pub fn backing_path(&self, ns: u32, m: &MountInfo, rel: &[u8]) -> Option<Bytes> {
+        let table = self.namespaces.get(&ns)?;
+        // (index in mountinfo order, rest of m.root after the candidate root)
+        let mut other: Option<(usize, &[u8])> = None;
+        let mut itself: Option<(usize, &[u8])> = None;
+        for (i, c) in table.mounts.iter().enumerate() {
+            if c.dev != m.dev {
+                continue;
+            }
+            let Some(rest) = strip_component_prefix(&m.root, &c.root) else {
+                continue;
+            };
+            let slot = if c.mnt_id == m.mnt_id {
+                &mut itself
+            } else {
+                &mut other
+            };
+            // A shorter rest means a longer candidate root; keep the first
+            // of equals.
+            if slot.is_none_or(|(_, best)| rest.len() < best.len()) {
+                *slot = Some((i, rest));
+            }
+        }
+        let (idx, rest) = match (other, itself) {
+            // Equal roots: the first in mountinfo order.
+            (Some(o), Some(s)) if s.1.len() == o.1.len() && s.0 < o.0 => s,
+            // Otherwise `m` is set aside in favour of any other candidate.
+            (Some(o), _) => o,
+            (None, Some(s)) => s,
+            (None, None) => return None,
+        };
+        let chosen = table.mounts.get(idx)?;
+        Some(join(&join(&chosen.mountpoint, rest), rel))
+    }
+}
+
+fn ns_inode(path: &str) -> io::Result<u32> {
+    let ino = std::fs::metadata(path)?.ino();
+    u32::try_from(ino).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{path}: namespace inode {ino} does not fit in 32 bits"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &[u8] = b"\
+22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 254:0 / / rw,relatime shared:1 - ext4 /dev/vda rw,discard
+36 27 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
+44 27 0:40 / /tmp/x rw,relatime shared:5 master:2 - tmpfs tmpfs rw,size=1024k
+66 44 254:0 /var/lib/containerd/snapshots/7/fs /tmp/x/0 rw,relatime,idmapped - ext4 /dev/vda rw
+70 27 0:41 / /mnt/my\\040dir rw - tmpfs my\\134src rw
+71 27 0:42 / /mnt/caf\xe9 rw - tmpfs  rw
+72 70 0:41 /sub /mnt/t2 rw - tmpfs tmp rw
+";
+
+    fn sample_table() -> MountTable {
+        let mut t = MountTable::new();
+        t.insert_ns(4026531841, parse_mountinfo(SAMPLE).unwrap());
+        t
+    }
+
+    #[test]
+    fn parses_fields() {
+        let m = parse_mountinfo(SAMPLE).unwrap();
+        assert_eq!(m.len(), 8);
+        assert_eq!(
+            m[2],
+            MountInfo {
+                mnt_id: 36,
+                parent_id: 27,
+                dev: (98 << 20),
+                root: Bytes::from_static(b"/mnt1"),
+                mountpoint: Bytes::from_static(b"/mnt2"),
+                options: "rw,noatime".into(),
+                propagation: "master:1".into(),
+                fstype: "ext3".into(),
+                source: Bytes::from_static(b"/dev/root"),
+                super_options: "rw,errors=continue".into(),
+                idmapped: false,
+            }
+        );
+        assert_eq!(m[0].propagation, "");
+        assert_eq!(m[3].propagation, "shared:5 master:2");
+        assert_eq!(m[3].dev, 40);
+        assert_eq!(m[1].dev, (254 << 20));
+        assert!(m[4].idmapped);
+        assert!(!m[1].idmapped);
+        // Input order is kept.
+        let ids: Vec<u32> = m.iter().map(|m| m.mnt_id).collect();
+        assert_eq!(ids, [22, 27, 36, 44, 66, 70, 71, 72]);
+    }
+
+    #[test]
+    fn unescapes_and_keeps_raw_bytes() {
+        let m = parse_mountinfo(SAMPLE).unwrap();
+        assert_eq!(m[5].mountpoint.as_ref(), b"/mnt/my dir");
+        assert_eq!(m[5].source.as_ref(), b"my\\src");
+        // Non-UTF-8 is left raw by the kernel and by us.
+        assert_eq!(m[6].mountpoint.as_ref(), b"/mnt/caf\xe9");
+        // Empty source (two spaces).
+        assert_eq!(m[6].source.as_ref(), b"");
+        assert_eq!(m[6].super_options, "rw");
+    }
+
+    #[test]
+    fn unescape_cases() {
+        assert_eq!(
+            unescape(b"a\\040b\\011c\\012d\\134e").as_ref(),
+            b"a b\tc\nd\\e"
+        );
+        assert_eq!(unescape(b"\\377\\000").as_ref(), b"\xff\x00");
+        // Not an escape: kept literally.
+        assert_eq!(unescape(b"x\\4").as_ref(), b"x\\4");
+        assert_eq!(unescape(b"x\\800").as_ref(), b"x\\800");
+        assert_eq!(unescape(b"x\\400").as_ref(), b"x\\400");
+        assert_eq!(unescape(b"\\").as_ref(), b"\\");
+    }
+
+    #[test]
+    fn parse_errors_carry_line_numbers() {
+        let e = parse_mountinfo(b"22 27 0:21 / /proc rw - proc proc rw\nx 1 0:1 / / rw - a b c\n")
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            MountinfoError::InvalidField {
+                line: 2,
+                field: "mount ID",
+                ..
+            }
+        ));
+        assert_eq!(e.line(), 2);
+        let e = parse_mountinfo(b"1 1 0:1 / / rw shared:1 ext4 /dev/x rw").unwrap_err();
+        assert_eq!(e, MountinfoError::MissingSeparator { line: 1 });
+        let e = parse_mountinfo(b"1 1 0:1 / /").unwrap_err();
+        assert_eq!(
+            e,
+            MountinfoError::MissingField {
+                line: 1,
+                field: "mount options"
+            }
+        );
+        let e = parse_mountinfo(b"1 1 0:1 / / rw - ext4 /dev/x").unwrap_err();
+        assert_eq!(
+            e,
+            MountinfoError::MissingField {
+                line: 1,
+                field: "super options"
+            }
+        );
+        let e = parse_mountinfo(b"1 1 01 / / rw - ext4 /dev/x rw").unwrap_err();
+        assert_eq!(e.line(), 1);
+        let e = parse_mountinfo(b"1 1 4096:0 / / rw - ext4 /dev/x rw").unwrap_err();
+        assert!(matches!(e, MountinfoError::InvalidField { .. }));
+        let e = parse_mountinfo(b"1 1 0:1 / / rw - ext4 /dev/x rw extra").unwrap_err();
+        assert_eq!(e, MountinfoError::TrailingData { line: 1 });
+        assert!(e.to_string().contains("line 1"));
+        assert_eq!(parse_mountinfo(b"").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn get_find_and_has_ns() {
+        let mut t = sample_table();
+        assert!(t.has_ns(4026531841));
+        assert!(!t.has_ns(1));
+        assert_eq!(t.get(4026531841, 36).unwrap().mountpoint.as_ref(), b"/mnt2");
+        assert!(t.get(4026531841, 999).is_none());
+        assert!(t.get(1, 36).is_none());
+        t.insert_ns(
+            4026532000,
+            parse_mountinfo(b"500 499 0:90 / / rw - overlay overlay rw\n").unwrap(),
+        );
+        let (ns, m) = t.find(500).unwrap();
+        assert_eq!((ns, m.fstype.as_str()), (4026532000, "overlay"));
+        let (ns, m) = t.find(66).unwrap();
+        assert_eq!((ns, m.mnt_id), (4026531841, 66));
+        assert!(t.find(12345).is_none());
+        assert_eq!(t.mounts(4026532000).len(), 1);
+        assert!(t.mounts(7).is_empty());
+        // Replacing a namespace's table drops its old mounts.
+        t.insert_ns(4026532000, vec![]);
+        assert!(t.find(500).is_none());
+        assert!(t.has_ns(4026532000));
+        assert!(t.remove_ns(4026532000));
+        assert!(!t.has_ns(4026532000));
+        assert!(!t.remove_ns(4026532000));
+    }
+
+    #[test]
+    fn at_mountpoint_picks_topmost() {
+        let text = b"\
+27 1 254:0 / / rw - ext4 /dev/vda rw
+80 27 0:50 / /mnt/s rw - tmpfs first rw
+81 80 0:51 / /mnt/s rw - tmpfs second rw
+82 27 0:52 / /mnt/other rw - tmpfs other rw
+";
+        let mut t = MountTable::new();
+        t.insert_ns(9, parse_mountinfo(text).unwrap());
+        assert_eq!(t.at_mountpoint(9, b"/mnt/s").unwrap().mnt_id, 81);
+        assert_eq!(t.at_mountpoint(9, b"/").unwrap().mnt_id, 27);
+        assert!(t.at_mountpoint(9, b"/mnt/s/").is_none());
+        assert!(t.at_mountpoint(9, b"/mnt").is_none());
+        assert!(t.at_mountpoint(10, b"/").is_none());
+        let t = sample_table();
+        assert_eq!(
+            t.at_mountpoint(4026531841, b"/mnt/my dir").unwrap().mnt_id,
+            70
+        );
+        assert_eq!(
+            t.at_mountpoint(4026531841, b"/mnt/caf\xe9").unwrap().mnt_id,
+            71
+        );
+    }
+
+    #[test]
+    fn backing_path_idmapped_snapshot() {
+        let t = sample_table();
+        let ns = 4026531841;
+        let m66 = t.get(ns, 66).unwrap().clone();
+        assert_eq!(
+            t.backing_path(ns, &m66, b"/bin/sh").unwrap().as_ref(),
+            b"/var/lib/containerd/snapshots/7/fs/bin/sh"
+        );
+        assert_eq!(
+            t.backing_path(ns, &m66, b"/").unwrap().as_ref(),
+            b"/var/lib/containerd/snapshots/7/fs"
+        );
+        assert!(t.backing_path(12, &m66, b"/").is_none());
+    }
+
+    #[test]
+    fn backing_path_sole_mount_resolves_through_itself() {
+        let text = b"\
+27 1 254:0 / / rw - ext4 /dev/vda rw
+90 27 0:60 / /mnt/t rw - tmpfs tmpfs rw
+";
+        let mut t = MountTable::new();
+        t.insert_ns(3, parse_mountinfo(text).unwrap());
+        let m = t.get(3, 90).unwrap().clone();
+        assert_eq!(t.backing_path(3, &m, b"/a").unwrap().as_ref(), b"/mnt/t/a");
+        assert_eq!(t.backing_path(3, &m, b"/").unwrap().as_ref(), b"/mnt/t");
+        let root = t.get(3, 27).unwrap().clone();
+        assert_eq!(t.backing_path(3, &root, b"/etc").unwrap().as_ref(), b"/etc");
+        assert_eq!(t.backing_path(3, &root, b"/").unwrap().as_ref(), b"/");
+    }
+
+    #[test]
+    fn backing_path_candidate_rules() {
+        let text = b"\
+27 1 254:0 / / rw - ext4 /dev/vda rw
+30 27 254:0 / /mnt/whole rw - ext4 /dev/vda rw
+31 27 254:0 /srv /srv2 rw - ext4 /dev/vda rw
+32 27 254:0 /srv/data /data rw - ext4 /dev/vda rw
+33 27 254:0 /srvx /srvx rw - ext4 /dev/vda rw
+34 27 254:0 /srv/data /data2 rw - ext4 /dev/vda rw
+40 27 8:1 / /boot rw - ext4 /dev/sda1 rw
+";
+        let mut t = MountTable::new();
+        t.insert_ns(5, parse_mountinfo(text).unwrap());
+        // m = 34 (root /srv/data): 32 has the same root and comes first.
+        let m34 = t.get(5, 34).unwrap().clone();
+        assert_eq!(t.backing_path(5, &m34, b"/f").unwrap().as_ref(), b"/data/f");
+        // m = 32: equal roots, 32 itself is first in order.
+        let m32 = t.get(5, 32).unwrap().clone();
+        assert_eq!(t.backing_path(5, &m32, b"/f").unwrap().as_ref(), b"/data/f");
+        // m = 31 (root /srv): "/srvx" is not a component prefix; the longest
+        // other root is "/" (27, first of 27 and 30).
+        let m31 = t.get(5, 31).unwrap().clone();
+        assert_eq!(t.backing_path(5, &m31, b"/f").unwrap().as_ref(), b"/srv/f");
+        // m = 27: ties with 30 on "/", 27 is first.
+        let m27 = t.get(5, 27).unwrap().clone();
+        assert_eq!(
+            t.backing_path(5, &m27, b"/etc/x").unwrap().as_ref(),
+            b"/etc/x"
+        );
+        // m = 30: ties with 27 on "/", 27 is first.
+        let m30 = t.get(5, 30).unwrap().clone();
+        assert_eq!(t.backing_path(5, &m30, b"/etc").unwrap().as_ref(), b"/etc");
+        // A mount from another namespace (unknown id): longest root among
+        // the mounts of ns 5 on its device.
+        let foreign = MountInfo {
+            mnt_id: 1000,
+            root: Bytes::from_static(b"/srv/data/sub"),
+            ..m32.clone()
+        };
+        assert_eq!(
+            t.backing_path(5, &foreign, b"/f").unwrap().as_ref(),
+            b"/data/sub/f"
+        );
+        // No mount of that device in the namespace.
+        let other_dev = MountInfo {
+            dev: 7,
+            mnt_id: 1001,
+            ..m32
+        };
+        assert!(t.backing_path(5, &other_dev, b"/f").is_none());
+        // Different device: /boot resolves through itself.
+        let m40 = t.get(5, 40).unwrap().clone();
+        assert_eq!(
+            t.backing_path(5, &m40, b"/vmlinuz").unwrap().as_ref(),
+            b"/boot/vmlinuz"
+        );
+    }
+
+    #[test]
+    fn component_prefix() {
+        assert_eq!(strip_component_prefix(b"/a/b", b"/a"), Some(&b"/b"[..]));
+        assert_eq!(strip_component_prefix(b"/a", b"/a"), Some(&b""[..]));
+        assert_eq!(strip_component_prefix(b"/ab", b"/a"), None);
+        assert_eq!(strip_component_prefix(b"/ab", b"/"), Some(&b"/ab"[..]));
+        assert_eq!(strip_component_prefix(b"/", b"/"), Some(&b"/"[..]));
+        assert_eq!(strip_component_prefix(b"/a/b", b"/a/"), Some(&b"/b"[..]));
+        assert_eq!(strip_component_prefix(b"/a", b"/a/b"), None);
+    }
+
+    #[test]
+    fn join_cases() {
+        assert_eq!(join(b"/", b"/a").as_ref(), b"/a");
+        assert_eq!(join(b"/mnt/t", b"/a").as_ref(), b"/mnt/t/a");
+        assert_eq!(join(b"/mnt/t/", b"a").as_ref(), b"/mnt/t/a");
+        assert_eq!(join(b"/mnt/t//", b"//a/").as_ref(), b"/mnt/t/a");
+        assert_eq!(join(b"/mnt/t", b"/").as_ref(), b"/mnt/t");
+        assert_eq!(join(b"/mnt/t", b"").as_ref(), b"/mnt/t");
+        assert_eq!(join(b"/", b"/").as_ref(), b"/");
+        assert_eq!(join(b"", b"").as_ref(), b"/");
+        assert_eq!(join(b"", b"a").as_ref(), b"/a");
+        // Only the join is normalized.
+        assert_eq!(join(b"/x//y", b"/a//b").as_ref(), b"/x//y/a//b");
+        assert_eq!(join(b"/caf\xe9", b"/\xff").as_ref(), b"/caf\xe9/\xff");
+    }
+
+    #[test]
+    fn load_own_pid() {
+        let mut t = MountTable::new();
+        let ns = t.load_pid(std::process::id()).unwrap();
+        assert!(t.has_ns(ns));
+        let expected = std::fs::metadata("/proc/self/ns/mnt").unwrap().ino();
+        assert_eq!(u64::from(ns), expected);
+        let root = t.at_mountpoint(ns, b"/").unwrap();
+        assert_eq!(t.find(root.mnt_id).unwrap().0, ns);
+        assert!(t.load_pid(u32::MAX).is_err());
+    }
+}
