@@ -20,8 +20,28 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Trace live, one line (or JSON object) per call, until Ctrl-C.
+    /// Trace live, one line (or JSON object) per call and incident blocks,
+    /// until Ctrl-C.
     Trace(TraceArgs),
+    /// Trace while COMMAND runs (its output passes through), show incidents
+    /// and a summary; exit with COMMAND's status, or 3 with
+    /// --fail-on-incident when an incident happened.
+    Watch(WatchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub common: TraceArgs,
+    /// Exit with code 3 when an incident happened.
+    #[arg(long)]
+    pub fail_on_incident: bool,
+    /// Also show every captured event (by default only incidents).
+    #[arg(long)]
+    pub events: bool,
+    /// The command to run, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -53,9 +73,19 @@ pub struct TraceArgs {
     #[arg(long, default_value = "race", value_parser = ["race", "all"])]
     pub deletes: String,
     /// Seconds after an EBUSY unmount during which the process's deletions
-    /// are captured.
+    /// are captured and correlated.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub busy_window: u64,
+    /// A snapshot or volume root (glob over path components, `*` within a
+    /// component, `**` for any number; e.g. `/srv/volumes/*/**`): deletions
+    /// under it make an incident critical. Repeatable; added to the
+    /// defaults (containerd snapshots, containers/storage, docker overlay2
+    /// and volumes, kubelet pod volumes and subpaths, CSI global mounts).
+    #[arg(long = "root", value_name = "GLOB")]
+    pub roots: Vec<String>,
+    /// Do not use the default snapshot and volume roots.
+    #[arg(long)]
+    pub no_default_roots: bool,
     /// Ring buffer size in MiB (power of two).
     #[arg(long, default_value_t = 16, value_name = "MIB", value_parser = parse_ring_mib)]
     pub ring_mib: u32,

@@ -1,9 +1,12 @@
 //! mntrace userspace. Data flow, one module per stage:
 //!
 //! kernel probes (`tracer-ebpf`) → [`loader`] (attach) → [`reader`] (ring
-//! buffer) → [`decode`] (bytes → [`model`]) → [`enrich`] → sinks ([`sink`]:
-//! console, JSON Lines). [`live`] wires them for a live session.
+//! buffer) → [`decode`] (bytes → [`model`]) → [`enrich`] (mount table,
+//! holders, wall time) → [`correlate`] (incidents) → sinks ([`sink`]:
+//! console, JSON Lines). [`pipeline`] runs the stages after the reader;
+//! [`live`] wires them for a live session.
 
+pub mod correlate;
 pub mod decode;
 pub mod enrich;
 pub mod error;
@@ -11,6 +14,7 @@ pub mod live;
 pub mod loader;
 pub mod model;
 pub mod names;
+pub mod pipeline;
 pub mod probes;
 pub mod reader;
 pub mod sink;

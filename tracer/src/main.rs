@@ -8,15 +8,17 @@ use std::time::Duration;
 
 use clap::Parser;
 use mntrace::{
+    correlate::{roots::Roots, CorrelatorConfig},
     enrich::clock::BootClock,
     error::{exit, StartError},
     live,
     loader::{DeleteMode, TraceOptions, Tracer},
+    pipeline::Pipeline,
     sink::{console::Console, jsonl::JsonLines, Sink},
 };
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use cli::{Cli, Command, TraceArgs};
+use cli::{Cli, Command, TraceArgs, WatchArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -32,8 +34,9 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Trace(args) => rt.block_on(trace(args)),
+        Command::Watch(args) => rt.block_on(watch(args)),
     };
-    ExitCode::from(code as u8)
+    ExitCode::from(code.clamp(0, 255) as u8)
 }
 
 /// SIGINT and SIGTERM handlers, installed before anything is attached so a
@@ -51,30 +54,31 @@ impl StopSignals {
         })
     }
 
-    /// Resolves on SIGINT, SIGTERM, or after `duration`.
-    async fn wait(mut self, duration: Option<u64>) {
-        let timer = async {
-            match duration {
-                Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
-                None => std::future::pending().await,
-            }
-        };
+    /// Resolves on SIGINT, SIGTERM, or when `other` does.
+    async fn wait_or<F: std::future::Future>(mut self, other: F) {
         tokio::select! {
             _ = self.int.recv() => {}
             _ = self.term.recv() => {}
-            _ = timer => {}
+            _ = other => {}
         }
     }
 }
 
-async fn trace(args: TraceArgs) -> i32 {
-    let signals = match StopSignals::install() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("mntrace: cannot install signal handlers: {e}");
-            return exit::FAILURE;
-        }
-    };
+async fn sleep_opt(duration: Option<u64>) {
+    match duration {
+        Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Everything `trace` and `watch` share: options, sink, correlator.
+struct Setup {
+    opts: TraceOptions,
+    sink: Box<dyn Sink>,
+    correlator: CorrelatorConfig,
+}
+
+fn setup(args: &TraceArgs, default_out: Box<dyn Write>) -> Result<Setup, String> {
     let opts = TraceOptions {
         kinds: args.kinds.iter().flatten().copied().collect(),
         pids: args.pids.clone(),
@@ -92,37 +96,147 @@ async fn trace(args: TraceArgs) -> i32 {
     let out: Box<dyn Write> = match &args.output {
         Some(path) => match std::fs::File::create(path) {
             Ok(f) => Box::new(BufWriter::new(f)),
-            Err(e) => {
-                eprintln!("mntrace: cannot create {}: {e}", path.display());
-                return exit::FAILURE;
-            }
+            Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
         },
-        None => Box::new(BufWriter::new(io::stdout().lock())),
+        None => default_out,
     };
     let clock = BootClock::now();
-    let mut sink: Box<dyn Sink> = if args.json {
+    let sink: Box<dyn Sink> = if args.json {
         Box::new(JsonLines::new(out, clock))
     } else {
         Box::new(Console::new(out, clock))
     };
-    let mut tracer = match Tracer::start(&opts) {
-        Ok(t) => t,
-        Err(e) => return report_start_error(&e),
+    let mut roots = if args.no_default_roots {
+        Roots::empty()
+    } else {
+        Roots::defaults()
     };
-    let names: Vec<&str> = tracer.kinds.iter().map(|k| k.syscall()).collect();
-    eprintln!("mntrace: tracing {} (Ctrl-C to stop)", names.join(", "));
-    let stop = signals.wait(args.duration);
-    let r = live::run(
-        &mut tracer,
-        sink.as_mut(),
-        stop,
-        Duration::from_secs(args.loss_interval.max(1)),
-    )
-    .await;
+    for r in &args.roots {
+        roots.add(r, "configured root")?;
+    }
+    let correlator = CorrelatorConfig {
+        roots,
+        busy_window_ns: Duration::from_secs(args.busy_window).as_nanos() as u64,
+        ..CorrelatorConfig::default()
+    };
+    Ok(Setup {
+        opts,
+        sink,
+        correlator,
+    })
+}
+
+fn start(opts: &TraceOptions, what: &str) -> Result<Tracer, i32> {
+    match Tracer::start(opts) {
+        Ok(t) => {
+            let names: Vec<&str> = t.kinds.iter().map(|k| k.syscall()).collect();
+            let mode = match opts.deletes {
+                DeleteMode::All => "all deletions",
+                DeleteMode::Race => "deletions that can be part of the race",
+            };
+            eprintln!("mntrace: {what} {} ({mode})", names.join(", "));
+            Ok(t)
+        }
+        Err(e) => Err(report_start_error(&e)),
+    }
+}
+
+async fn trace(args: TraceArgs) -> i32 {
+    let Ok(signals) = StopSignals::install() else {
+        eprintln!("mntrace: cannot install signal handlers");
+        return exit::FAILURE;
+    };
+    let Setup {
+        opts,
+        mut sink,
+        correlator,
+    } = match setup(&args, Box::new(BufWriter::new(io::stdout().lock()))) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mntrace: {e}");
+            return exit::USAGE;
+        }
+    };
+    let mut tracer = match start(&opts, "tracing") {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let mut pipeline = Pipeline::new(correlator, true);
+    let stop = signals.wait_or(sleep_opt(args.duration));
+    let interval = Duration::from_secs(args.loss_interval.max(1));
+    let r = live::run(&mut tracer, &mut pipeline, sink.as_mut(), stop, interval).await;
     drop(tracer); // detach every probe before exiting
+    finish_code(r, exit::OK)
+}
+
+async fn watch(args: WatchArgs) -> i32 {
+    let Ok(signals) = StopSignals::install() else {
+        eprintln!("mntrace: cannot install signal handlers");
+        return exit::FAILURE;
+    };
+    // The command owns stdout; mntrace writes to stderr unless -o is given.
+    let Setup {
+        opts,
+        mut sink,
+        correlator,
+    } = match setup(&args.common, Box::new(io::stderr())) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mntrace: {e}");
+            return exit::USAGE;
+        }
+    };
+    let mut tracer = match start(&opts, "watching") {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let (program, rest) = match args.command.split_first() {
+        Some(x) => x,
+        None => return exit::USAGE,
+    };
+    let mut child = match tokio::process::Command::new(program).args(rest).spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mntrace: cannot run {}: {e}", program.to_string_lossy());
+            return exit::FAILURE;
+        }
+    };
+    let mut status = None;
+    let mut pipeline = Pipeline::new(correlator, args.events);
+    let stop = signals.wait_or(async { status = child.wait().await.ok() });
+    let interval = Duration::from_secs(args.common.loss_interval.max(1));
+    let r = live::run(&mut tracer, &mut pipeline, sink.as_mut(), stop, interval).await;
+    drop(tracer);
+    let status = match status {
+        Some(s) => s,
+        // Stopped by a signal before the command ended: it got the same
+        // signal (same process group); collect it.
+        None => match child.wait().await {
+            Ok(s) => s,
+            Err(_) => return exit::FAILURE,
+        },
+    };
+    let cmd_code = status.code().unwrap_or_else(|| {
+        use std::os::unix::process::ExitStatusExt;
+        128 + status.signal().unwrap_or(0)
+    });
+    let incidents = pipeline.stats.total_incidents();
+    let code = if args.fail_on_incident && incidents > 0 {
+        eprintln!(
+            "mntrace: {incidents} incident(s): exiting with {}",
+            exit::INCIDENT
+        );
+        exit::INCIDENT
+    } else {
+        cmd_code
+    };
+    finish_code(r, code)
+}
+
+fn finish_code(r: anyhow::Result<()>, ok: i32) -> i32 {
     match r {
-        Ok(_) => exit::OK,
-        Err(e) if is_broken_pipe(&e) => exit::OK,
+        Ok(()) => ok,
+        Err(e) if is_broken_pipe(&e) => ok,
         Err(e) => {
             eprintln!("mntrace: {e:#}");
             exit::FAILURE

@@ -99,6 +99,23 @@ impl Dir {
             rel
         })
     }
+    /// Mountpoint of the mount the directory is on, as the process sees it
+    /// (`path[..rel_off]`), when the kernel could tell.
+    pub fn mountpoint(&self) -> Option<Bytes> {
+        if !self.resolved() || self.flags & (DIR_REL_UNKNOWN | DIR_TRUNCATED) != 0 {
+            return None;
+        }
+        let off = self.rel_off as usize;
+        if off > self.path.bytes.len() {
+            return None;
+        }
+        Some(if off == 0 {
+            Bytes::from_static(b"/")
+        } else {
+            self.path.bytes.slice(..off)
+        })
+    }
+
     /// `major:minor` of the filesystem's device.
     pub fn dev_str(&self) -> String {
         format!("{}:{}", self.dev >> 20, self.dev & 0xfffff)

@@ -445,6 +445,22 @@ pub fn dirfd(fd: i32) -> String {
     }
 }
 
+/// Names of the kernel's capture reasons (`CAP_*` of `tracer_common`).
+pub fn capture_reasons(bits: u32) -> Vec<&'static str> {
+    use tracer_common::event::{CAP_ALL, CAP_BUSY, CAP_CROSSING, CAP_IDMAPPED, CAP_SUBTREE};
+    [
+        (CAP_ALL, "all"),
+        (CAP_BUSY, "after_ebusy"),
+        (CAP_IDMAPPED, "idmapped"),
+        (CAP_SUBTREE, "subtree"),
+        (CAP_CROSSING, "crossing"),
+    ]
+    .iter()
+    .filter(|(b, _)| bits & b != 0)
+    .map(|&(_, n)| n)
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -685,20 +701,4 @@ mod tests {
             }
         }
     }
-}
-
-/// Names of the kernel's capture reasons (`CAP_*` of `tracer_common`).
-pub fn capture_reasons(bits: u32) -> Vec<&'static str> {
-    use tracer_common::event::{CAP_ALL, CAP_BUSY, CAP_CROSSING, CAP_IDMAPPED, CAP_SUBTREE};
-    [
-        (CAP_ALL, "all"),
-        (CAP_BUSY, "after_ebusy"),
-        (CAP_IDMAPPED, "idmapped"),
-        (CAP_SUBTREE, "subtree"),
-        (CAP_CROSSING, "crossing"),
-    ]
-    .iter()
-    .filter(|(b, _)| bits & b != 0)
-    .map(|&(_, n)| n)
-    .collect()
 }

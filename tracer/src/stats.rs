@@ -15,6 +15,10 @@ pub struct Stats {
     pub decode_errors: u64,
     /// The last decode error, when there were any.
     pub last_decode_error: Option<String>,
+    /// Unmounts that failed with EBUSY.
+    pub ebusy_unmounts: u64,
+    /// Incidents by severity (`Severity as usize`: warning, critical).
+    pub incidents: [u64; 2],
 }
 
 impl Stats {
@@ -23,6 +27,12 @@ impl Stats {
         if ev.failed() {
             self.failed[ev.kind as usize] += 1;
         }
+        if ev.kind == EventKind::Umount && ev.errno() == Some(16) {
+            self.ebusy_unmounts += 1;
+        }
+    }
+    pub fn total_incidents(&self) -> u64 {
+        self.incidents.iter().sum()
     }
     pub fn total_events(&self) -> u64 {
         self.events.iter().sum()

@@ -92,6 +92,7 @@ fn unlinkat_through_a_dirfd_inside_a_nested_mount() {
             Some(&b"/d1/d2"[..]),
             "relative to the inner mount"
         );
+        assert_eq!(*capture, CAP_ALL);
         assert_eq!(dir.from(), DirFrom::Fd);
         assert_eq!(
             dir.flags & (DIR_TRUNCATED | DIR_IDMAPPED | DIR_SUBTREE | DIR_BAD_FD),

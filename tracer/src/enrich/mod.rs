@@ -1,4 +1,216 @@
-//! Enrichment: facts userspace adds to kernel events (wall-clock time now;
-//! the mount table and process details come with the correlator).
+//! Enrichment: facts userspace adds to kernel events before correlation, so
+//! the correlator itself never does I/O: wall-clock time, the mount table of
+//! every mount namespace seen, and who holds a mount busy.
 
 pub mod clock;
+pub mod holders;
+pub mod mount_table;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::model::{Args, Event};
+use holders::{find_holders, HolderScan};
+use mount_table::{join, MountInfo, MountTable};
+
+/// What enrichment adds to one event.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Enrichment {
+    /// umount: the target as an absolute path in the caller's namespace.
+    pub umount_target: Option<Bytes>,
+    /// umount that failed with EBUSY: the mount at the target (still there);
+    /// deletion: the mount its directory is on.
+    pub mount: Option<MountInfo>,
+    /// Where the root of `mount` really lives (a path in the namespace),
+    /// from the mount table: for a bind or clone of a directory, that
+    /// directory.
+    pub backing_root: Option<Bytes>,
+    /// umount that failed with EBUSY: who holds the mount.
+    pub holders: Option<HolderScan>,
+}
+
+pub struct Enricher {
+    pub table: MountTable,
+    /// What the events themselves say a mount is a copy of, for when the
+    /// mount table cannot (the namespace is gone by the time userspace
+    /// looks): `open_tree(OPEN_TREE_CLONE)` clones by mount id, and
+    /// `mount(MS_BIND)` binds by (namespace, mountpoint). Bounded.
+    clones: Recent<u32>,
+    binds: Recent<(u32, Bytes)>,
+    /// Budget of one holder scan.
+    pub holder_budget: Duration,
+    /// Namespaces whose table could not be loaded (process gone): not retried
+    /// on every event.
+    failed_ns: HashSet<u32>,
+    /// Mount ids still unknown after a reload: not reloaded for again.
+    missing_mnt: HashSet<u32>,
+}
+
+impl Default for Enricher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Enricher {
+    pub fn new() -> Enricher {
+        Enricher {
+            table: MountTable::new(),
+            holder_budget: Duration::from_millis(250),
+            failed_ns: HashSet::new(),
+            missing_mnt: HashSet::new(),
+            clones: Recent::new(RECENT_MAX),
+            binds: Recent::new(RECENT_MAX),
+        }
+    }
+
+    /// Remember what mounts are copies of, from the events themselves.
+    fn learn(&mut self, ev: &Event) {
+        if ev.ret < 0 {
+            return;
+        }
+        match &ev.args {
+            Args::OpenTree {
+                pathname,
+                flags,
+                dir,
+                result: Some(r),
+                ..
+            } if flags & OPEN_TREE_CLONE != 0 => {
+                if let Some(src) = absolute(pathname.value(), dir) {
+                    self.clones.insert(r.mnt_id, src);
+                }
+            }
+            Args::Mount {
+                source,
+                target,
+                flags,
+                cwd,
+                ..
+            } if flags & MS_BIND != 0 => {
+                if let (Some(src), Some(dst)) =
+                    (absolute(source.value(), cwd), absolute(target.value(), cwd))
+                {
+                    self.binds.insert((ev.mnt_ns, dst), src);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Reload the mount table of `ev`'s namespace from its process.
+    fn reload(&mut self, ev: &Event) {
+        match self.table.load_pid(ev.pid) {
+            Ok(_) => {
+                self.failed_ns.remove(&ev.mnt_ns);
+            }
+            Err(_) => {
+                self.failed_ns.insert(ev.mnt_ns);
+            }
+        }
+    }
+
+    fn ensure_ns(&mut self, ev: &Event) {
+        if !self.table.has_ns(ev.mnt_ns) && !self.failed_ns.contains(&ev.mnt_ns) {
+            self.reload(ev);
+        }
+    }
+
+    pub fn enrich(&mut self, ev: &Event) -> Enrichment {
+        self.learn(ev);
+        let mut out = Enrichment::default();
+        match &ev.args {
+            Args::Umount { target, cwd, .. } => {
+                let Some(t) = target.value() else {
+                    return out;
+                };
+                let abs = if t.starts_with(b"/") {
+                    Bytes::copy_from_slice(t)
+                } else {
+                    join(&cwd.path.bytes, t)
+                };
+                out.umount_target = Some(abs.clone());
+                if ev.errno() == Some(16) {
+                    // The mount is still there: see it as it is now.
+                    self.reload(ev);
+                    if let Some(m) = self.table.at_mountpoint(ev.mnt_ns, &abs).cloned() {
+                        out.backing_root = self.table.backing_path(ev.mnt_ns, &m, b"/");
+                        out.holders = Some(find_holders(m.mnt_id, self.holder_budget));
+                        out.mount = Some(m);
+                    } else {
+                        out.backing_root = self.binds.get(&(ev.mnt_ns, abs.clone())).cloned();
+                    }
+                }
+            }
+            Args::Delete { dir, .. } if dir.resolved() => {
+                self.ensure_ns(ev);
+                if self.table.find(dir.mnt_id).is_none() && self.missing_mnt.insert(dir.mnt_id) {
+                    // A mount we have not seen yet (made since the last load).
+                    self.reload(ev);
+                }
+                if let Some((ns, m)) = self.table.find(dir.mnt_id) {
+                    let m = m.clone();
+                    out.backing_root = self.table.backing_path(ns, &m, b"/");
+                    out.mount = Some(m);
+                } else if let Some(src) = self.clones.get(&dir.mnt_id) {
+                    out.backing_root = Some(src.clone());
+                } else if let Some(mp) = dir.mountpoint() {
+                    out.backing_root = self.binds.get(&(dir.mnt_ns, mp)).cloned();
+                }
+            }
+            Args::Mount { .. } | Args::MoveMount { .. } | Args::Fsmount { .. } if ev.ret >= 0 => {
+                self.reload(ev);
+            }
+            _ => self.ensure_ns(ev),
+        }
+        out
+    }
+}
+
+const RECENT_MAX: usize = 16_384;
+const OPEN_TREE_CLONE: u64 = 1;
+const MS_BIND: u64 = 4096;
+
+/// A path argument made absolute with the directory its lookup started from.
+fn absolute(path: Option<&[u8]>, dir: &crate::model::Dir) -> Option<Bytes> {
+    let p = path?;
+    if p.starts_with(b"/") {
+        Some(Bytes::copy_from_slice(p))
+    } else if dir.resolved() && !dir.truncated() {
+        Some(join(&dir.path.bytes, p))
+    } else {
+        None
+    }
+}
+
+/// A map that forgets its oldest entries beyond `max`.
+struct Recent<K> {
+    map: std::collections::HashMap<K, Bytes>,
+    order: std::collections::VecDeque<K>,
+    max: usize,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Recent<K> {
+    fn new(max: usize) -> Self {
+        Recent {
+            map: Default::default(),
+            order: Default::default(),
+            max,
+        }
+    }
+    fn insert(&mut self, k: K, v: Bytes) {
+        if self.map.insert(k.clone(), v).is_none() {
+            self.order.push_back(k);
+            if self.order.len() > self.max {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+    }
+    fn get(&self, k: &K) -> Option<&Bytes> {
+        self.map.get(k)
+    }
+}

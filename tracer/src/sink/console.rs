@@ -6,7 +6,9 @@ use std::io::{self, Write};
 use tracer_common::event::*;
 
 use super::{quote, Sink};
+use crate::correlate::Incident;
 use crate::enrich::clock::BootClock;
+use crate::enrich::holders::Hold;
 use crate::loader::Drops;
 use crate::model::{Args, Dir, Event, Str};
 use crate::names;
@@ -277,9 +279,147 @@ fn drops_line(d: &Drops) -> String {
         .join(" ")
 }
 
+fn ms(ns: u64) -> String {
+    if ns < 1_000_000 {
+        format!("{:.0}µs", ns as f64 / 1e3)
+    } else {
+        format!("{:.1}ms", ns as f64 / 1e6)
+    }
+}
+
+fn proc_label(comm: &[u8], pid: u32) -> String {
+    format!("{}[{pid}]", String::from_utf8_lossy(comm))
+}
+
+/// The incident block: what was lost, where it really lived, who did it,
+/// who held the mount.
+pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
+    let mut s = String::new();
+    let u = &inc.unmount;
+    let m = &inc.mount;
+    let files = inc.deletions.iter().filter(|d| !d.is_dir).count();
+    let dirs = inc.deletions.iter().filter(|d| d.is_dir).count();
+    let sev = inc.severity.name().to_uppercase();
+    let label = inc
+        .root_label
+        .as_deref()
+        .map(|l| format!(" ({l})"))
+        .unwrap_or_default();
+    s.push_str(&format!(
+        "!!! INCIDENT #{} {sev}{label}: {} entries deleted through a mount whose unmount failed with EBUSY\n",
+        inc.id, inc.count
+    ));
+    let t = clock
+        .wall(u.ts_ns)
+        .with_timezone(&chrono::Local)
+        .format("%H:%M:%S%.6f");
+    s.push_str(&format!(
+        "    unmount   {t} {} umount2({}, {}) = -EBUSY\n",
+        proc_label(&u.by.comm, u.by.pid),
+        quote(&u.target),
+        names::umount_flags(u.flags)
+    ));
+    let mut facts = vec![m.fstype.clone().unwrap_or_else(|| "fs ?".into())];
+    if m.idmapped {
+        facts.push("idmapped".into());
+    }
+    if m.subtree {
+        facts.push("bind of a subdirectory".into());
+    }
+    s.push_str(&format!(
+        "    mount     mnt {} on {} ({})\n",
+        m.mnt_id,
+        quote(&m.mountpoint),
+        facts.join(", ")
+    ));
+    match (&m.backing_root, &m.root) {
+        (Some(b), _) => s.push_str(&format!("    lives at  {}\n", quote(b))),
+        (None, Some(r)) => s.push_str(&format!(
+            "    root      {} (within its filesystem)\n",
+            quote(r)
+        )),
+        (None, None) => s.push_str("    lives at  ? (mount not in the mount table)\n"),
+    }
+    let who: Vec<String> = inc
+        .deleters
+        .iter()
+        .map(|p| {
+            format!(
+                "{} (ppid {}, uid {}, cgroup {})",
+                proc_label(&p.comm, p.pid),
+                p.ppid,
+                p.uid,
+                p.cgroup_id
+            )
+        })
+        .collect();
+    s.push_str(&format!(
+        "    deleted   {files} files, {dirs} directories by {}, first {} after the EBUSY\n",
+        who.join(", "),
+        ms(inc.first_delay_ns)
+    ));
+    const SHOWN: usize = 20;
+    for d in inc.deletions.iter().take(SHOWN) {
+        let lost = d.backing_path.as_ref().unwrap_or(&d.path);
+        let kind = if d.is_dir { "dir " } else { "file" };
+        s.push_str(&format!(
+            "      {kind} {}  (seen as {})\n",
+            quote(lost),
+            quote(&d.path)
+        ));
+    }
+    if inc.count as usize > SHOWN {
+        s.push_str(&format!(
+            "      ... and {} more (all in --json)\n",
+            inc.count as usize - SHOWN
+        ));
+    }
+    match &inc.holders {
+        Some(h) if !h.holders.is_empty() => {
+            for hd in &h.holders {
+                let holds: Vec<String> = hd.holds.iter().map(hold_text).collect();
+                s.push_str(&format!(
+                    "    held by   {}: {}\n",
+                    proc_label(&hd.comm, hd.pid),
+                    holds.join(", ")
+                ));
+            }
+            if !h.complete {
+                s.push_str("    held by   (scan incomplete: time budget exceeded)\n");
+            }
+        }
+        Some(h) => s.push_str(&format!(
+            "    held by   nobody found (scanned {} processes{})\n",
+            h.processes_scanned,
+            if h.complete { "" } else { ", incomplete" }
+        )),
+        None => s.push_str("    held by   ? (not scanned: mount not found at the EBUSY)\n"),
+    }
+    if inc.lost_while_open > 0 {
+        s.push_str(&format!(
+            "    WARNING   {} events were lost in the kernel while this incident was open: the list may be incomplete\n",
+            inc.lost_while_open
+        ));
+    }
+    s
+}
+
+fn hold_text(h: &Hold) -> String {
+    match h {
+        Hold::Fd { fd, path } => format!("fd {fd} {}", quote(path)),
+        Hold::Cwd { path } => format!("cwd {}", quote(path)),
+        Hold::Root { path } => format!("root {}", quote(path)),
+        Hold::Map { path } => format!("mmap {}", quote(path)),
+    }
+}
+
 impl<W: Write> Sink for Console<W> {
     fn event(&mut self, ev: &Event) -> io::Result<()> {
         writeln!(self.out, "{}", line(ev, &self.clock))
+    }
+
+    fn incident(&mut self, inc: &Incident) -> io::Result<()> {
+        write!(self.out, "{}", incident_block(inc, &self.clock))
     }
 
     fn losses(&mut self, delta: &Drops, total: &Drops) -> io::Result<()> {
@@ -320,6 +460,10 @@ pub fn summary(stats: &Stats) -> String {
     if !kinds.is_empty() {
         s.push_str(&format!(": {}", kinds.join(", ")));
     }
+    s.push_str(&format!(
+        "\nmntrace: {} unmounts failed with EBUSY; incidents: {} critical, {} warning",
+        stats.ebusy_unmounts, stats.incidents[1], stats.incidents[0]
+    ));
     let lost = stats.drops.total();
     if lost > 0 {
         s.push_str(&format!(

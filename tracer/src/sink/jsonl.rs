@@ -8,7 +8,9 @@ use serde_json::{json, Map, Value};
 use tracer_common::event::*;
 
 use super::{hex, Sink};
+use crate::correlate::{Incident, Process};
 use crate::enrich::clock::BootClock;
+use crate::enrich::holders::Hold;
 use crate::loader::Drops;
 use crate::model::{Args, Dir, DirFrom, Event, Str};
 use crate::names;
@@ -358,9 +360,129 @@ pub fn drops_json(d: &Drops) -> Value {
     Value::Object(m)
 }
 
+fn bytes_field(m: &mut Map<String, Value>, key: &str, v: Option<&[u8]>) {
+    match v {
+        Some(b) => put_bytes(m, key, b),
+        None => {
+            m.insert(key.into(), Value::Null);
+        }
+    }
+}
+
+fn process_json(p: &Process) -> Value {
+    let mut m = Map::new();
+    m.insert("pid".into(), json!(p.pid));
+    m.insert("tid".into(), json!(p.tid));
+    m.insert("ppid".into(), json!(p.ppid));
+    m.insert("uid".into(), json!(p.uid));
+    put_bytes(&mut m, "comm", &p.comm);
+    m.insert("cgroup_id".into(), json!(p.cgroup_id));
+    m.insert("mnt_ns".into(), json!(p.mnt_ns));
+    Value::Object(m)
+}
+
+fn time(clock: &BootClock, ns: u64) -> Value {
+    json!(clock
+        .wall(ns)
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+}
+
+/// One incident as a JSON object (`"type": "incident"`).
+pub fn incident_json(inc: &Incident, clock: &BootClock) -> Value {
+    let mut m = Map::new();
+    m.insert("type".into(), json!("incident"));
+    m.insert("schema".into(), json!(SCHEMA));
+    m.insert("id".into(), json!(inc.id));
+    m.insert("kind".into(), json!("busy_unmount"));
+    m.insert("severity".into(), json!(inc.severity.name()));
+    m.insert("root_label".into(), json!(inc.root_label));
+    let u = &inc.unmount;
+    let mut um = Map::new();
+    um.insert("time".into(), time(clock, u.ts_ns));
+    um.insert("ts_boot_ns".into(), json!(u.ts_ns));
+    um.insert("process".into(), process_json(&u.by));
+    put_bytes(&mut um, "target", &u.target);
+    put_bytes(&mut um, "target_abs", &u.target_abs);
+    put_flags(&mut um, "flags", u.flags, names::umount_flags(u.flags));
+    m.insert("unmount".into(), Value::Object(um));
+    let mt = &inc.mount;
+    let mut mm = Map::new();
+    mm.insert("mnt_id".into(), json!(mt.mnt_id));
+    mm.insert("mnt_ns".into(), json!(mt.mnt_ns));
+    put_bytes(&mut mm, "mountpoint", &mt.mountpoint);
+    bytes_field(&mut mm, "root", mt.root.as_deref());
+    bytes_field(&mut mm, "backing_root", mt.backing_root.as_deref());
+    mm.insert("fstype".into(), json!(mt.fstype));
+    bytes_field(&mut mm, "source", mt.source.as_deref());
+    mm.insert("idmapped".into(), json!(mt.idmapped));
+    mm.insert("subtree".into(), json!(mt.subtree));
+    m.insert("mount".into(), Value::Object(mm));
+    m.insert("count".into(), json!(inc.count));
+    m.insert("first_delay_ns".into(), json!(inc.first_delay_ns));
+    m.insert("last_time".into(), time(clock, inc.last_ts_ns));
+    m.insert("lost_while_open".into(), json!(inc.lost_while_open));
+    m.insert(
+        "deleters".into(),
+        Value::Array(inc.deleters.iter().map(process_json).collect()),
+    );
+    let dels: Vec<Value> = inc
+        .deletions
+        .iter()
+        .map(|d| {
+            let mut o = Map::new();
+            o.insert("time".into(), time(clock, d.ts_ns));
+            o.insert("pid".into(), json!(d.pid));
+            o.insert("tid".into(), json!(d.tid));
+            o.insert("syscall".into(), json!(d.syscall.syscall()));
+            o.insert("is_dir".into(), json!(d.is_dir));
+            put_bytes(&mut o, "path", &d.path);
+            put_bytes(&mut o, "rel_path", &d.rel_path);
+            bytes_field(&mut o, "backing_path", d.backing_path.as_deref());
+            o.insert("truncated".into(), json!(d.truncated));
+            Value::Object(o)
+        })
+        .collect();
+    m.insert("deletions".into(), Value::Array(dels));
+    m.insert(
+        "holders".into(),
+        match &inc.holders {
+            None => Value::Null,
+            Some(h) => json!({
+                "complete": h.complete,
+                "processes_scanned": h.processes_scanned,
+                "processes": h.holders.iter().map(|hd| {
+                    let mut o = Map::new();
+                    o.insert("pid".into(), json!(hd.pid));
+                    put_bytes(&mut o, "comm", &hd.comm);
+                    let holds: Vec<Value> = hd.holds.iter().map(|h| {
+                        let mut x = Map::new();
+                        let (how, path) = match h {
+                            Hold::Fd { fd, path } => { x.insert("fd".into(), json!(fd)); ("fd", path) }
+                            Hold::Cwd { path } => ("cwd", path),
+                            Hold::Root { path } => ("root", path),
+                            Hold::Map { path } => ("mmap", path),
+                        };
+                        x.insert("how".into(), json!(how));
+                        put_bytes(&mut x, "path", path);
+                        Value::Object(x)
+                    }).collect();
+                    o.insert("holds".into(), Value::Array(holds));
+                    Value::Object(o)
+                }).collect::<Vec<_>>(),
+            }),
+        },
+    );
+    Value::Object(m)
+}
+
 impl<W: Write> Sink for JsonLines<W> {
     fn event(&mut self, ev: &Event) -> io::Result<()> {
         let v = event_json(ev, &self.clock);
+        self.write(&v)
+    }
+
+    fn incident(&mut self, inc: &Incident) -> io::Result<()> {
+        let v = incident_json(inc, &self.clock);
         self.write(&v)
     }
 
@@ -390,6 +512,8 @@ impl<W: Write> Sink for JsonLines<W> {
             "lost": drops_json(&stats.drops),
             "lost_total": stats.drops.total(),
             "decode_errors": stats.decode_errors,
+            "ebusy_unmounts": stats.ebusy_unmounts,
+            "incidents": {"critical": stats.incidents[1], "warning": stats.incidents[0]},
         });
         self.write(&v)?;
         self.out.flush()

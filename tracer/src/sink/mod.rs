@@ -3,6 +3,7 @@
 
 use std::io;
 
+use crate::correlate::Incident;
 use crate::loader::Drops;
 use crate::model::Event;
 use crate::stats::Stats;
@@ -12,6 +13,7 @@ pub mod jsonl;
 
 pub trait Sink {
     fn event(&mut self, ev: &Event) -> io::Result<()>;
+    fn incident(&mut self, inc: &Incident) -> io::Result<()>;
     /// Kernel-side drops grew: `delta` since the last report, `total` so far.
     fn losses(&mut self, delta: &Drops, total: &Drops) -> io::Result<()>;
     /// End of the run.

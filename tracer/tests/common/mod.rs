@@ -60,6 +60,8 @@ pub fn b(path: &Path) -> &[u8] {
 pub struct Fixture {
     child: Child,
     pub pid: u32,
+    lines: Option<std::io::Lines<BufReader<std::process::ChildStdout>>>,
+    pub seen: Vec<Value>,
 }
 
 impl Fixture {
@@ -73,25 +75,60 @@ impl Fixture {
             .spawn()
             .expect("spawn mntrace-fixture");
         let pid = child.id();
-        Fixture { child, pid }
+        Fixture {
+            child,
+            pid,
+            lines: None,
+            seen: Vec::new(),
+        }
     }
 
-    /// Let it run its ops and wait for it; its JSON result lines.
-    pub fn release_and_wait(mut self) -> Vec<Value> {
+    /// Let it run its ops.
+    pub fn release(&mut self) {
         if let Some(mut stdin) = self.child.stdin.take() {
             stdin.write_all(b"go\n").expect("release fixture");
         }
         let out = self.child.stdout.take().expect("fixture stdout");
-        let lines: Vec<Value> = BufReader::new(out)
-            .lines()
-            .map(|l| serde_json::from_str(&l.expect("fixture output")).expect("fixture JSON"))
-            .collect();
+        self.lines = Some(BufReader::new(out).lines());
+    }
+
+    /// Read result lines until op `i` has reported (it may still be running
+    /// later ops, e.g. a final `sleep-ms` that keeps holders alive).
+    pub fn wait_for_op(&mut self, i: usize) -> Value {
+        while !self.seen.iter().any(|l| l["i"] == i) {
+            let line = self
+                .lines
+                .as_mut()
+                .and_then(|l| l.next())
+                .unwrap_or_else(|| panic!("fixture ended before op {i}: {:?}", self.seen))
+                .expect("fixture output");
+            self.seen
+                .push(serde_json::from_str(&line).expect("fixture JSON"));
+        }
+        op(&self.seen, i).clone()
+    }
+
+    /// Wait for the end; all its JSON result lines.
+    pub fn wait(mut self) -> Vec<Value> {
+        if let Some(lines) = self.lines.as_mut() {
+            for l in lines {
+                self.seen
+                    .push(serde_json::from_str(&l.expect("fixture output")).expect("fixture JSON"));
+            }
+        }
         let status = self.child.wait().expect("wait fixture");
         assert!(
             status.success(),
-            "fixture failed: {status}; output: {lines:?}"
+            "fixture failed: {status}; output: {:?}",
+            self.seen
         );
-        lines
+        std::mem::take(&mut self.seen)
+    }
+
+    /// Let it run its ops and wait for it; its JSON result lines.
+    pub fn release_and_wait(mut self) -> Vec<Value> {
+        self.release();
+        self.wait()
     }
 }
 
@@ -238,4 +275,75 @@ pub fn pathname(e: &Event) -> &[u8] {
 
 pub fn to_path_buf(v: &[u8]) -> PathBuf {
     PathBuf::from(OsStr::from_bytes(v))
+}
+
+/// A sink that keeps what it is given.
+#[derive(Default)]
+pub struct Collect {
+    pub events: Vec<Event>,
+    pub incidents: Vec<mntrace::correlate::Incident>,
+}
+
+impl mntrace::sink::Sink for Collect {
+    fn event(&mut self, ev: &Event) -> std::io::Result<()> {
+        self.events.push(ev.clone());
+        Ok(())
+    }
+    fn incident(&mut self, inc: &mntrace::correlate::Incident) -> std::io::Result<()> {
+        self.incidents.push(inc.clone());
+        Ok(())
+    }
+    fn losses(&mut self, _: &Drops, _: &Drops) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn finish(&mut self, _: &mntrace::stats::Stats) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The live pipeline (enrich → correlate) run in-process over a tracer the
+/// test drains itself.
+pub struct Live {
+    pub traced: Traced,
+    pub pipeline: mntrace::pipeline::Pipeline,
+    pub out: Collect,
+}
+
+impl Live {
+    pub fn start(opts: TraceOptions) -> Live {
+        Live {
+            traced: Traced::start(opts),
+            pipeline: mntrace::pipeline::Pipeline::new(Default::default(), true),
+            out: Collect::default(),
+        }
+    }
+
+    /// Process everything available now.
+    pub fn pump(&mut self) {
+        for ev in self.traced.drain() {
+            self.pipeline.event(&ev, &mut self.out).expect("pipeline");
+        }
+        self.pipeline.losses(self.traced.drops().total());
+    }
+
+    /// Drain, then close every open incident.
+    pub fn finish(&mut self) -> Vec<mntrace::correlate::Incident> {
+        self.pump();
+        self.pipeline
+            .finish(&mut self.out)
+            .expect("pipeline finish");
+        std::mem::take(&mut self.out.incidents)
+    }
+}
+
+/// Write `files` (relative paths) under `dir`, creating directories.
+pub fn make_tree(dir: &Path, files: &[&str]) {
+    for f in files {
+        let p = dir.join(f);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&p, b"layer data").expect("write");
+    }
 }

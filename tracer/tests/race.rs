@@ -1,0 +1,507 @@
+//! The race itself, for real: containerd 2.0.0-rc.0's id-mapped lower-layer
+//! sequence with a failed unmount and a Go-style RemoveAll, and the
+//! sequences that must not raise an incident.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use common::*;
+use mntrace::{correlate::Severity, enrich::holders::Hold, loader::TraceOptions, model::Args};
+use tracer_common::event::CAP_BUSY;
+
+/// Files of the lower layer that the race destroys.
+const LAYER1: &[&str] = &[
+    "bin/busybox",
+    "bin/sh",
+    "etc/passwd",
+    "lib/lib with space.so",
+];
+/// Every entry of layer 1 (files and directories).
+const LAYER1_ENTRIES: &[&str] = &[
+    "bin",
+    "bin/busybox",
+    "bin/sh",
+    "etc",
+    "etc/passwd",
+    "lib",
+    "lib/lib with space.so",
+];
+
+/// A scratch tree laid out like /var/lib/containerd.
+struct Layout {
+    _dir: tempfile::TempDir,
+    l1: PathBuf,
+    l2: PathBuf,
+    upper: PathBuf,
+    work: PathBuf,
+    rootfs: PathBuf,
+    tmp: PathBuf,
+}
+
+impl Layout {
+    fn new() -> Layout {
+        let dir = scratch();
+        let snap = dir
+            .path()
+            .join("io.containerd.snapshotter.v1.overlayfs/snapshots");
+        let l = Layout {
+            l1: snap.join("1/fs"),
+            l2: snap.join("2/fs"),
+            upper: snap.join("3/fs"),
+            work: snap.join("3/work"),
+            rootfs: dir.path().join("rootfs"),
+            tmp: dir.path().join("tmpmounts/ovl-idmapped3141"),
+            _dir: dir,
+        };
+        make_tree(&l.l1, LAYER1);
+        make_tree(&l.l2, &["usr/share/doc/README"]);
+        for d in [
+            &l.upper,
+            &l.work,
+            &l.rootfs,
+            &l.tmp.join("0"),
+            &l.tmp.join("1"),
+        ] {
+            std::fs::create_dir_all(d).expect("mkdir");
+        }
+        l
+    }
+
+    fn t(&self, i: u32) -> PathBuf {
+        self.tmp.join(i.to_string())
+    }
+
+    /// containerd's steps up to the unmounts (ops 1..=13, `wait-stdin` is 0):
+    /// id-mapped clones of both layers moved under tmpmounts, overlay on top,
+    /// and a process holding a file of clone 0 open.
+    fn setup_ops(&self) -> Vec<OsString> {
+        let lower = format!(
+            "lowerdir={}:{},upperdir={},workdir={}",
+            self.t(0).display(),
+            self.t(1).display(),
+            self.upper.display(),
+            self.work.display()
+        );
+        let mut ops: Vec<OsString> = Vec::new();
+        let mut push = |v: &[&std::ffi::OsStr]| ops.extend(v.iter().map(|s| s.to_os_string()));
+        push(&["unshare-mntns".as_ref()]); // 1
+        push(&[
+            "open-tree".as_ref(),
+            "cwd".as_ref(),
+            self.l1.as_os_str(),
+            "0x80001".as_ref(),
+        ]); // 2
+        push(&["userns".as_ref()]); // 3
+        push(&[
+            "mount-setattr".as_ref(),
+            "@2".as_ref(),
+            "".as_ref(),
+            "0x1000".as_ref(),
+            "0x100000".as_ref(),
+            "0".as_ref(),
+            "0".as_ref(),
+            "@3".as_ref(),
+        ]); // 4
+        push(&[
+            "move-mount".as_ref(),
+            "@2".as_ref(),
+            "".as_ref(),
+            "cwd".as_ref(),
+            self.t(0).as_os_str(),
+            "4".as_ref(),
+        ]); // 5
+        push(&["close".as_ref(), "@2".as_ref()]); // 6: an open mount fd would pin the mount
+        push(&[
+            "open-tree".as_ref(),
+            "cwd".as_ref(),
+            self.l2.as_os_str(),
+            "0x80001".as_ref(),
+        ]); // 7
+        push(&[
+            "mount-setattr".as_ref(),
+            "@7".as_ref(),
+            "".as_ref(),
+            "0x1000".as_ref(),
+            "0x100000".as_ref(),
+            "0".as_ref(),
+            "0".as_ref(),
+            "@3".as_ref(),
+        ]); // 8
+        push(&[
+            "move-mount".as_ref(),
+            "@7".as_ref(),
+            "".as_ref(),
+            "cwd".as_ref(),
+            self.t(1).as_os_str(),
+            "4".as_ref(),
+        ]); // 9
+        push(&["close".as_ref(), "@7".as_ref()]); // 10
+        push(&[
+            "mount".as_ref(),
+            "overlay".as_ref(),
+            self.rootfs.as_os_str(),
+            "overlay".as_ref(),
+            "0".as_ref(),
+            lower.as_ref(),
+        ]); // 11
+        push(&["mnt-id".as_ref(), self.t(0).as_os_str()]); // 12
+        push(&["hold".as_ref(), self.t(0).join("bin/busybox").as_os_str()]); // 13
+        ops
+    }
+
+    /// The bug: plain unmounts, then RemoveAll of the temp dir (ops 14..=17).
+    fn buggy_ops(&self, linger_ms: u32) -> Vec<OsString> {
+        let mut ops = self.setup_ops();
+        for a in [
+            "umount".into(),
+            self.t(0).into_os_string(),
+            "0".into(), // 12: EBUSY (held)
+            "umount".into(),
+            self.t(1).into_os_string(),
+            "0".into(), // 13
+            "remove-all".into(),
+            self.tmp.clone().into_os_string(), // 14
+            "sleep-ms".into(),
+            linger_ms.to_string().into(), // 15: holder stays alive
+        ] {
+            ops.push(a);
+        }
+        ops
+    }
+
+    /// The fix: MNT_DETACH, then remove only empty directories.
+    fn fixed_ops(&self) -> Vec<OsString> {
+        let mut ops = self.setup_ops();
+        for a in [
+            "umount".into(),
+            self.t(0).into_os_string(),
+            "2".into(), // 12
+            "umount".into(),
+            self.t(1).into_os_string(),
+            "2".into(), // 13
+            "rmdir".into(),
+            self.t(0).into_os_string(), // 14
+            "rmdir".into(),
+            self.t(1).into_os_string(), // 15
+            "rmdir".into(),
+            self.tmp.clone().into_os_string(), // 16
+        ] {
+            ops.push(a);
+        }
+        ops
+    }
+
+    fn layer1_backing(&self) -> BTreeSet<PathBuf> {
+        LAYER1_ENTRIES.iter().map(|e| self.l1.join(e)).collect()
+    }
+
+    fn layer1_left(&self) -> Vec<String> {
+        LAYER1
+            .iter()
+            .filter(|f| self.l1.join(f).exists())
+            .map(|f| f.to_string())
+            .collect()
+    }
+}
+
+fn check_setup(lines: &[serde_json::Value]) {
+    for i in 1..=11 {
+        assert_eq!(
+            op(lines, i)["errno"],
+            0,
+            "setup op {i} failed: {}",
+            op(lines, i)
+        );
+    }
+}
+
+/// The one incident of a buggy run, checked field by field.
+/// `table`: the namespace was still alive when userspace processed the
+/// EBUSY, so the mount table knew the mount (its mountinfo `root` is set).
+fn assert_race_incident(
+    l: &Layout,
+    inc: &mntrace::correlate::Incident,
+    fixture_pid: u32,
+    clone_mnt: u32,
+    table: bool,
+) {
+    assert_eq!(inc.severity, Severity::Critical);
+    assert_eq!(inc.root_label.as_deref(), Some("containerd snapshot"));
+    assert_eq!(inc.unmount.by.pid, fixture_pid);
+    assert_eq!(&inc.unmount.target[..], b(&l.t(0)));
+    assert_eq!(inc.unmount.flags, 0);
+    assert_eq!(inc.mount.mnt_id, clone_mnt);
+    assert_eq!(&inc.mount.mountpoint[..], b(&l.t(0)));
+    assert!(inc.mount.idmapped, "the clone is id-mapped");
+    assert!(inc.mount.subtree, "the clone's root is the layer directory");
+    assert_eq!(
+        inc.mount.backing_root.as_deref(),
+        Some(b(&l.l1)),
+        "backing root is the snapshot"
+    );
+    if table {
+        assert_eq!(inc.mount.root.as_deref(), Some(b(&l.l1)));
+        assert_eq!(inc.mount.fstype.as_deref(), Some("ext4"));
+    }
+    let backing: BTreeSet<PathBuf> = inc
+        .deletions
+        .iter()
+        .map(|d| to_path_buf(d.backing_path.as_deref().expect("backing path")))
+        .collect();
+    assert_eq!(
+        backing,
+        l.layer1_backing(),
+        "every entry of the layer, by its real path"
+    );
+    let seen: BTreeSet<PathBuf> = inc.deletions.iter().map(|d| to_path_buf(&d.path)).collect();
+    let want_seen: BTreeSet<PathBuf> = LAYER1_ENTRIES.iter().map(|e| l.t(0).join(e)).collect();
+    assert_eq!(seen, want_seen, "paths as the deleting process saw them");
+    assert_eq!(inc.count, LAYER1_ENTRIES.len() as u64);
+    assert_eq!(inc.deletions.iter().filter(|d| d.is_dir).count(), 3);
+    assert_eq!(
+        inc.deleters.iter().map(|p| p.pid).collect::<Vec<_>>(),
+        vec![fixture_pid]
+    );
+    assert!(
+        inc.first_delay_ns > 0 && inc.first_delay_ns < 1_000_000_000,
+        "{}",
+        inc.first_delay_ns
+    );
+    assert_eq!(inc.lost_while_open, 0);
+}
+
+#[test]
+fn containerd_idmapped_lowerdir_race_is_one_critical_incident() {
+    let l = Layout::new();
+    let mut fx = Fixture::spawn(&l.buggy_ops(3000));
+    let pid = fx.pid;
+    let mut live = Live::start(TraceOptions {
+        pids: vec![pid],
+        ..Default::default()
+    });
+    fx.release();
+    let holder = u64_of(&fx.wait_for_op(13), "pid") as u32;
+    let busy = fx.wait_for_op(14);
+    assert_eq!(busy["errno"], 16, "umount of the held clone: EBUSY");
+    assert_eq!(
+        fx.wait_for_op(15)["errno"],
+        0,
+        "umount of the other clone succeeds"
+    );
+    fx.wait_for_op(16);
+    live.pump(); // the holder is still alive (op 17 sleeps)
+    let lines = fx.wait();
+    check_setup(&lines);
+    let clone_mnt = u64_of(op(&lines, 12), "mnt_id") as u32;
+    let incidents = live.finish();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    let inc = &incidents[0];
+    assert_race_incident(&l, inc, pid, clone_mnt, true);
+    let holders = inc.holders.as_ref().expect("holders scanned at the EBUSY");
+    let h = holders
+        .holders
+        .iter()
+        .find(|h| h.pid == holder)
+        .unwrap_or_else(|| panic!("holder {holder} not in {holders:#?}"));
+    assert!(h.holds.iter().any(|x| matches!(x, Hold::Fd { path, .. } if path.starts_with(b(&l.t(0).join("bin/busybox"))))), "{h:#?}");
+    assert_eq!(
+        l.layer1_left(),
+        Vec::<String>::new(),
+        "the race really destroyed the layer"
+    );
+    assert_eq!(live.traced.drops().total(), 0);
+}
+
+#[test]
+fn the_fixed_sequence_raises_nothing_and_keeps_the_layer() {
+    let l = Layout::new();
+    let mut fx = Fixture::spawn(&l.fixed_ops());
+    let pid = fx.pid;
+    let mut live = Live::start(TraceOptions {
+        pids: vec![pid],
+        ..Default::default()
+    });
+    fx.release();
+    let lines = fx.wait();
+    check_setup(&lines);
+    for i in 14..=18 {
+        assert_eq!(op(&lines, i)["errno"], 0, "op {i}: {}", op(&lines, i));
+    }
+    let incidents = live.finish();
+    assert!(incidents.is_empty(), "{incidents:#?}");
+    assert_eq!(l.layer1_left().len(), LAYER1.len());
+    assert_eq!(live.pipeline.stats.ebusy_unmounts, 0);
+}
+
+#[test]
+fn plain_rm_rf_of_ordinary_trees_raises_nothing() {
+    require_root();
+    let s = scratch();
+    make_tree(
+        s.path(),
+        &["a/b/c/f1", "a/b/f2", "a/f3", "d/e/f4", "g h/\u{e9}/f5"],
+    );
+    // `read` pauses the shell until the tracer is attached; `exec` keeps the pid.
+    let mut child = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "read x; exec rm -rf \"$0\"",
+            s.path().to_str().expect("utf-8 scratch"),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sh");
+    let mut live = Live::start(TraceOptions {
+        pids: vec![child.id()],
+        ..all_deletes()
+    });
+    std::io::Write::write_all(child.stdin.as_mut().expect("stdin"), b"go\n").expect("release");
+    assert!(child.wait().expect("wait rm").success());
+    let incidents = live.finish();
+    assert!(incidents.is_empty(), "{incidents:#?}");
+    let deletes = live
+        .out
+        .events
+        .iter()
+        .filter(|e| e.kind.is_delete())
+        .count();
+    assert!(deletes >= 12, "rm's deletions were traced ({deletes})");
+    assert!(!s.path().exists());
+}
+
+#[test]
+fn ebusy_on_one_mount_and_deletions_on_another_raise_nothing() {
+    let s = scratch();
+    let a = s.path().join("a");
+    let bdir = s.path().join("b");
+    let ops: Vec<OsString> = vec![
+        "unshare-mntns".into(), // 1
+        "mkdirs".into(),
+        a.clone().into(), // 2
+        "mkdirs".into(),
+        bdir.clone().into(), // 3
+        "mount-tmpfs".into(),
+        a.clone().into(), // 4
+        "mount-tmpfs".into(),
+        bdir.clone().into(), // 5
+        "write".into(),
+        a.join("f").into(), // 6
+        "mkdirs".into(),
+        bdir.join("d/e").into(), // 7
+        "write".into(),
+        bdir.join("d/e/x").into(), // 8
+        "write".into(),
+        bdir.join("d/y").into(), // 9
+        "hold".into(),
+        a.join("f").into(), // 10
+        "umount".into(),
+        a.clone().into(),
+        "0".into(), // 11: EBUSY
+        "remove-all".into(),
+        bdir.join("d").into(), // 12: inside b, which is fine
+    ];
+    let mut fx = Fixture::spawn(&ops);
+    let pid = fx.pid;
+    let mut live = Live::start(TraceOptions {
+        pids: vec![pid],
+        ..Default::default()
+    });
+    fx.release();
+    let lines = fx.wait();
+    assert_eq!(op(&lines, 11)["errno"], 16);
+    assert_eq!(
+        u64_of(op(&lines, 12), "ret"),
+        4,
+        "x, e, y, d removed: {}",
+        op(&lines, 12)
+    );
+    let incidents = live.finish();
+    assert!(incidents.is_empty(), "{incidents:#?}");
+    // The deletions were captured (the process had an EBUSY), and judged unrelated.
+    let busy_captured = live
+        .out
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(e.args, Args::Delete { capture, .. } if capture & CAP_BUSY != 0) && e.ret == 0
+        })
+        .count();
+    assert_eq!(busy_captured, 4, "{:#?}", live.out.events);
+}
+
+#[test]
+fn deletions_while_the_reader_is_held_back_are_still_caught() {
+    // Nothing in userspace runs between the EBUSY and the deletions: the
+    // tracer is not drained until the fixture has exited.
+    let l = Layout::new();
+    let mut fx = Fixture::spawn(&l.buggy_ops(0));
+    let pid = fx.pid;
+    let mut live = Live::start(TraceOptions {
+        pids: vec![pid],
+        ..Default::default()
+    });
+    fx.release();
+    let lines = fx.wait();
+    check_setup(&lines);
+    let clone_mnt = u64_of(op(&lines, 12), "mnt_id") as u32;
+    let incidents = live.finish();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    assert_race_incident(&l, &incidents[0], pid, clone_mnt, false);
+    for e in live
+        .out
+        .events
+        .iter()
+        .filter(|e| e.kind.is_delete() && e.ret == 0)
+    {
+        let Args::Delete { capture, .. } = e.args else {
+            unreachable!()
+        };
+        assert_ne!(
+            capture & CAP_BUSY,
+            0,
+            "captured because of the in-kernel EBUSY mark: {e:?}"
+        );
+    }
+}
+
+#[test]
+fn fifty_replicas_in_parallel_are_fifty_incidents() {
+    const N: usize = 50;
+    let layouts: Vec<Layout> = (0..N).map(|_| Layout::new()).collect();
+    let mut fxs: Vec<Fixture> = layouts
+        .iter()
+        .map(|l| Fixture::spawn(&l.buggy_ops(0)))
+        .collect();
+    let pids: Vec<u32> = fxs.iter().map(|f| f.pid).collect();
+    let mut live = Live::start(TraceOptions {
+        pids: pids.clone(),
+        ..Default::default()
+    });
+    for f in &mut fxs {
+        f.release();
+    }
+    let results: Vec<Vec<serde_json::Value>> = fxs.into_iter().map(|f| f.wait()).collect();
+    let incidents = live.finish();
+    assert_eq!(
+        incidents.len(),
+        N,
+        "{:#?}",
+        incidents
+            .iter()
+            .map(|i| (i.unmount.by.pid, i.count))
+            .collect::<Vec<_>>()
+    );
+    for (i, l) in layouts.iter().enumerate() {
+        check_setup(&results[i]);
+        let clone_mnt = u64_of(op(&results[i], 12), "mnt_id") as u32;
+        let inc = incidents
+            .iter()
+            .find(|inc| inc.unmount.by.pid == pids[i])
+            .unwrap_or_else(|| panic!("no incident for replica {i}"));
+        assert_race_incident(l, inc, pids[i], clone_mnt, false);
+    }
+    assert_eq!(live.traced.drops().total(), 0);
+}
