@@ -6,7 +6,7 @@ pub mod clock;
 pub mod holders;
 pub mod mount_table;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -41,11 +41,16 @@ pub struct Enricher {
     binds: Recent<(u32, Bytes)>,
     /// Budget of one holder scan.
     pub holder_budget: Duration,
-    /// Namespaces whose table could not be loaded (process gone): not retried
-    /// on every event.
-    failed_ns: HashSet<u32>,
+    /// Namespace → the pid whose /proc could not be read for it (gone):
+    /// retried only with another process of that namespace.
+    failed_ns: HashMap<u32, u32>,
     /// Mount ids still unknown after a reload: not reloaded for again.
     missing_mnt: HashSet<u32>,
+    /// Last event time per namespace with a loaded table: the least recently
+    /// used tables are dropped beyond `NS_MAX` (containers come and go).
+    ns_seen: HashMap<u32, u64>,
+    /// Holder scans: per-mount cache and a rate limit (event time).
+    scans: HolderScans,
 }
 
 impl Default for Enricher {
@@ -59,8 +64,10 @@ impl Enricher {
         Enricher {
             table: MountTable::new(),
             holder_budget: Duration::from_millis(250),
-            failed_ns: HashSet::new(),
+            failed_ns: HashMap::new(),
             missing_mnt: HashSet::new(),
+            ns_seen: HashMap::new(),
+            scans: HolderScans::default(),
             clones: Recent::new(RECENT_MAX),
             binds: Recent::new(RECENT_MAX),
         }
@@ -103,23 +110,45 @@ impl Enricher {
     /// Reload the mount table of `ev`'s namespace from its process.
     fn reload(&mut self, ev: &Event) {
         match self.table.load_pid(ev.pid) {
-            Ok(_) => {
+            Ok(ns) => {
                 self.failed_ns.remove(&ev.mnt_ns);
+                self.ns_seen.insert(ns, ev.ts_ns);
+                self.evict_namespaces();
             }
             Err(_) => {
-                self.failed_ns.insert(ev.mnt_ns);
+                // The process is gone (short-lived, or its namespace with
+                // it). Keep whatever table we have; only remember not to
+                // retry through the same pid.
+                if self.failed_ns.len() >= SET_MAX {
+                    self.failed_ns.clear();
+                }
+                self.failed_ns.insert(ev.mnt_ns, ev.pid);
             }
         }
     }
 
+    /// Drop the least recently used namespace tables beyond `NS_MAX`.
+    fn evict_namespaces(&mut self) {
+        while self.ns_seen.len() > NS_MAX {
+            let Some((&oldest, _)) = self.ns_seen.iter().min_by_key(|&(_, &t)| t) else {
+                break;
+            };
+            self.ns_seen.remove(&oldest);
+            self.table.remove_ns(oldest);
+        }
+    }
+
     fn ensure_ns(&mut self, ev: &Event) {
-        if !self.table.has_ns(ev.mnt_ns) && !self.failed_ns.contains(&ev.mnt_ns) {
+        if !self.table.has_ns(ev.mnt_ns) && self.failed_ns.get(&ev.mnt_ns) != Some(&ev.pid) {
             self.reload(ev);
         }
     }
 
     pub fn enrich(&mut self, ev: &Event) -> Enrichment {
         self.learn(ev);
+        if let Some(t) = self.ns_seen.get_mut(&ev.mnt_ns) {
+            *t = ev.ts_ns;
+        }
         let mut out = Enrichment::default();
         match &ev.args {
             Args::Umount { target, cwd, .. } => {
@@ -137,7 +166,7 @@ impl Enricher {
                     self.reload(ev);
                     if let Some(m) = self.table.at_mountpoint(ev.mnt_ns, &abs).cloned() {
                         out.backing_root = self.table.backing_path(ev.mnt_ns, &m, b"/");
-                        out.holders = Some(find_holders(m.mnt_id, self.holder_budget));
+                        out.holders = self.scans.scan(m.mnt_id, ev.ts_ns, self.holder_budget);
                         out.mount = Some(m);
                     } else {
                         out.backing_root = self.binds.get(&(ev.mnt_ns, abs.clone())).cloned();
@@ -146,7 +175,9 @@ impl Enricher {
             }
             Args::Delete { dir, .. } if dir.resolved() => {
                 self.ensure_ns(ev);
-                if self.table.find(dir.mnt_id).is_none() && self.missing_mnt.insert(dir.mnt_id) {
+                if self.table.find(dir.mnt_id).is_none()
+                    && bounded_insert(&mut self.missing_mnt, dir.mnt_id)
+                {
                     // A mount we have not seen yet (made since the last load).
                     self.reload(ev);
                 }
@@ -212,5 +243,86 @@ impl<K: std::hash::Hash + Eq + Clone> Recent<K> {
     }
     fn get(&self, k: &K) -> Option<&Bytes> {
         self.map.get(k)
+    }
+}
+
+/// Namespace tables kept at most.
+const NS_MAX: usize = 512;
+/// Entries of the bookkeeping sets before they are cleared.
+const SET_MAX: usize = 65_536;
+
+/// Insert into a set that is cleared when it grows past `SET_MAX`.
+fn bounded_insert(set: &mut HashSet<u32>, v: u32) -> bool {
+    if set.len() >= SET_MAX {
+        set.clear();
+    }
+    set.insert(v)
+}
+
+/// Holder scans read all of /proc: a mount seen busy again within a second
+/// reuses its last scan, and at most `SCANS_PER_SEC` scans run per second of
+/// event time; beyond that an incident says the holders were not scanned.
+#[derive(Default)]
+struct HolderScans {
+    last: HashMap<u32, (u64, HolderScan)>,
+    window_start: u64,
+    in_window: u32,
+}
+
+const SCANS_PER_SEC: u32 = 20;
+const SEC: u64 = 1_000_000_000;
+
+impl HolderScans {
+    fn scan(&mut self, mnt_id: u32, now: u64, budget: Duration) -> Option<HolderScan> {
+        if let Some((t, scan)) = self.last.get(&mnt_id) {
+            if now.saturating_sub(*t) < SEC {
+                return Some(scan.clone());
+            }
+        }
+        if now.saturating_sub(self.window_start) >= SEC {
+            self.window_start = now;
+            self.in_window = 0;
+            self.last.retain(|_, (t, _)| now.saturating_sub(*t) < SEC);
+        }
+        if self.in_window >= SCANS_PER_SEC {
+            return None;
+        }
+        self.in_window += 1;
+        let scan = find_holders(mnt_id, budget);
+        self.last.insert(mnt_id, (now, scan.clone()));
+        Some(scan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holder_scans_are_cached_and_rate_limited() {
+        let mut h = HolderScans::default();
+        let budget = Duration::from_millis(50);
+        // u32::MAX is no mount: scans are quick and empty.
+        let first = h.scan(u32::MAX, SEC, budget).expect("first scan runs");
+        assert_eq!(
+            h.scan(u32::MAX, SEC + 10, budget),
+            Some(first),
+            "cached within a second"
+        );
+        assert_eq!(h.in_window, 1);
+        for i in 1..SCANS_PER_SEC {
+            assert!(h.scan(u32::MAX - i, SEC + 20, budget).is_some());
+        }
+        assert_eq!(h.scan(1, SEC + 30, budget), None, "over the rate limit");
+        assert!(h.scan(1, 2 * SEC + 30, budget).is_some(), "next second");
+    }
+
+    #[test]
+    fn bounded_sets_never_exceed_their_cap() {
+        let mut s = HashSet::new();
+        for v in 0..(SET_MAX as u32 + 10) {
+            bounded_insert(&mut s, v);
+        }
+        assert!(s.len() <= SET_MAX);
     }
 }

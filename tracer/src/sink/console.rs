@@ -393,7 +393,7 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
             h.processes_scanned,
             if h.complete { "" } else { ", incomplete" }
         )),
-        None => s.push_str("    held by   ? (not scanned: mount not found at the EBUSY)\n"),
+        None => s.push_str("    held by   ? (not scanned: mount not in the table at the EBUSY, or scan rate limit)\n"),
     }
     if inc.lost_while_open > 0 {
         s.push_str(&format!(
