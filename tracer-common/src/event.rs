@@ -142,8 +142,9 @@ pub struct DeleteArgs {
     pub flags: u32,
     /// Why the kernel captured it: `CAP_*` bits.
     pub capture: u32,
-    /// With `CAP_CROSSING`: mount id where the thread's burst of deletions
-    /// started.
+    /// Mount id where the thread's current burst of deletions (one
+    /// recursive delete) started; set whenever the deletion was captured for
+    /// a race reason (not only `CAP_ALL`), else 0.
     pub origin_mnt_id: u32,
     /// Where the lookup of `pathname` starts: `dfd`, the cwd, or the root.
     pub dir: DirRef,
@@ -157,7 +158,9 @@ pub const CAP_BUSY: u32 = 1 << 1;
 pub const CAP_IDMAPPED: u32 = 1 << 2;
 /// Through a mount whose root is a subdirectory of its filesystem.
 pub const CAP_SUBTREE: u32 = 1 << 3;
-/// On another mount than the one the thread's burst of deletions began on.
+/// The thread's burst of deletions (one recursive delete: deletions less
+/// than `burst_gap_ns` apart) has moved between mounts; every deletion of
+/// the burst from that point on is captured.
 pub const CAP_CROSSING: u32 = 1 << 4;
 
 /// `open_tree`. Strings: pathname, dir path, result path.

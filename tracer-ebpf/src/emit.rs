@@ -43,7 +43,8 @@ pub struct DeleteState {
     /// Mount the current burst of deletions started on.
     pub origin_mnt: u64,
     pub origin_mnt_id: u32,
-    pub _pad: u32,
+    /// The burst has moved between mounts: capture the rest of it.
+    pub crossed: u32,
     /// Time of the last deletion.
     pub last_ns: u64,
 }
@@ -55,7 +56,7 @@ impl DeleteState {
         last_class: 0,
         origin_mnt: 0,
         origin_mnt_id: 0,
-        _pad: 0,
+        crossed: 0,
         last_ns: 0,
     };
 }

@@ -230,9 +230,9 @@ fn assert_race_incident(
 ) {
     assert_eq!(inc.severity, Severity::Critical);
     assert_eq!(inc.root_label.as_deref(), Some("containerd snapshot"));
-    assert_eq!(inc.unmount.by.pid, fixture_pid);
-    assert_eq!(&inc.unmount.target[..], b(&l.t(0)));
-    assert_eq!(inc.unmount.flags, 0);
+    assert_eq!(inc.unmount().expect("busy unmount").by.pid, fixture_pid);
+    assert_eq!(&inc.unmount().expect("busy unmount").target[..], b(&l.t(0)));
+    assert_eq!(inc.unmount().expect("busy unmount").flags, 0);
     assert_eq!(inc.mount.mnt_id, clone_mnt);
     assert_eq!(&inc.mount.mountpoint[..], b(&l.t(0)));
     assert!(inc.mount.idmapped, "the clone is id-mapped");
@@ -491,7 +491,7 @@ fn fifty_replicas_in_parallel_are_fifty_incidents() {
         "{:#?}",
         incidents
             .iter()
-            .map(|i| (i.unmount.by.pid, i.count))
+            .map(|i| (i.unmount().map_or(0, |u| u.by.pid), i.count))
             .collect::<Vec<_>>()
     );
     for (i, l) in layouts.iter().enumerate() {
@@ -499,7 +499,7 @@ fn fifty_replicas_in_parallel_are_fifty_incidents() {
         let clone_mnt = u64_of(op(&results[i], 12), "mnt_id") as u32;
         let inc = incidents
             .iter()
-            .find(|inc| inc.unmount.by.pid == pids[i])
+            .find(|inc| inc.unmount().expect("busy unmount").by.pid == pids[i])
             .unwrap_or_else(|| panic!("no incident for replica {i}"));
         assert_race_incident(l, inc, pids[i], clone_mnt, false);
     }

@@ -63,18 +63,26 @@ fn capture_reasons(slot: &mut Slot<2>, start: Option<KPath>) -> u32 {
     };
     let d = &mut slot.del;
     let id = start.mnt.id();
-    if d.last_mnt != start.mnt.0 || d.last_mnt_id != id {
+    let new_burst = d.origin_mnt == 0 || now.wrapping_sub(d.last_ns) > cfg.burst_gap_ns;
+    let other_mount = d.last_mnt != start.mnt.0 || d.last_mnt_id != id;
+    if other_mount {
         d.last_mnt = start.mnt.0;
         d.last_mnt_id = id;
         d.last_class = mount_class(start.mnt);
     }
     cap |= d.last_class;
-    if d.origin_mnt == 0 || now.wrapping_sub(d.last_ns) > cfg.burst_gap_ns {
+    if new_burst {
         d.origin_mnt = start.mnt.0;
         d.origin_mnt_id = id;
+        d.crossed = 0;
+    } else if other_mount {
+        // The burst moved into another mount (or back out of one): from now
+        // on every deletion of the burst is captured, so the walk's end
+        // (the EBUSY rmdir of the mountpoint, the top directory) is seen.
+        d.crossed = 1;
     }
     d.last_ns = now;
-    if d.origin_mnt != start.mnt.0 {
+    if d.crossed != 0 {
         cap |= CAP_CROSSING;
     }
     cap

@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use tracer_common::EventKind;
 
-use super::roots::Roots;
 use super::*;
 use crate::enrich::mount_table::{join, MountInfo};
 use crate::enrich::Enrichment;
@@ -24,30 +23,6 @@ use crate::model::{Args, Dir, Event};
 
 const EBUSY: i32 = 16;
 const AT_REMOVEDIR: u32 = 0x200;
-
-#[derive(Clone, Debug)]
-pub struct CorrelatorConfig {
-    /// Snapshot and volume roots: deletions under them make an incident
-    /// critical.
-    pub roots: Roots,
-    /// Deletions this long after the EBUSY still count.
-    pub busy_window_ns: u64,
-    /// An incident closes after this long without a new deletion.
-    pub quiet_ns: u64,
-    /// Deletions kept per incident (all are counted).
-    pub max_deletions: usize,
-}
-
-impl Default for CorrelatorConfig {
-    fn default() -> Self {
-        CorrelatorConfig {
-            roots: Roots::defaults(),
-            busy_window_ns: 60_000_000_000,
-            quiet_ns: 2_000_000_000,
-            max_deletions: 100_000,
-        }
-    }
-}
 
 /// A mount whose unmount failed with EBUSY and that may still be there.
 #[derive(Clone, Debug)]
@@ -59,15 +34,14 @@ struct Busy {
     open: Option<Incident>,
 }
 
-pub struct Correlator {
+pub struct BusyUnmounts {
     cfg: CorrelatorConfig,
     /// (mount namespace, absolute target) → state. Ordered: deterministic.
     busy: BTreeMap<(u32, Bytes), Busy>,
-    next_id: u64,
     lost_total: u64,
 }
 
-fn process(ev: &Event) -> Process {
+pub(super) fn process(ev: &Event) -> Process {
     Process {
         pid: ev.pid,
         tid: ev.tid,
@@ -79,30 +53,37 @@ fn process(ev: &Event) -> Process {
     }
 }
 
-impl Correlator {
-    pub fn new(cfg: CorrelatorConfig) -> Correlator {
-        Correlator {
+impl BusyUnmounts {
+    pub fn new(cfg: CorrelatorConfig) -> BusyUnmounts {
+        BusyUnmounts {
             cfg,
             busy: BTreeMap::new(),
-            next_id: 1,
             lost_total: 0,
         }
     }
 
-    /// Feed one event; returns the incidents it closed.
-    pub fn event(&mut self, ev: &Event, en: &Enrichment) -> Vec<Incident> {
+    /// Feed one event: whether it was a deletion through a busy mount
+    /// (claimed by an incident), and the incidents it closed.
+    pub fn event(
+        &mut self,
+        ev: &Event,
+        en: &Enrichment,
+        next_id: &mut u64,
+    ) -> (bool, Vec<Incident>) {
         match &ev.args {
-            Args::Umount { target, flags, .. } => self.umount(ev, en, target.bytes.clone(), *flags),
+            Args::Umount { target, flags, .. } => {
+                (false, self.umount(ev, en, target.bytes.clone(), *flags))
+            }
             Args::Delete {
                 pathname,
                 flags,
                 dir,
                 ..
-            } if ev.ret == 0 => {
-                self.delete(ev, en, &pathname.bytes, *flags, dir);
-                Vec::new()
-            }
-            _ => Vec::new(),
+            } if ev.ret == 0 => (
+                self.delete(ev, en, &pathname.bytes, *flags, dir, next_id),
+                Vec::new(),
+            ),
+            _ => (false, Vec::new()),
         }
     }
 
@@ -139,7 +120,6 @@ impl Correlator {
             self.busy
                 .remove(&key)
                 .and_then(|b| b.open)
-                .map(|i| self.close(i))
                 .into_iter()
                 .collect()
         } else {
@@ -147,18 +127,26 @@ impl Correlator {
         }
     }
 
-    fn delete(&mut self, ev: &Event, en: &Enrichment, pathname: &[u8], flags: u32, dir: &Dir) {
+    fn delete(
+        &mut self,
+        ev: &Event,
+        en: &Enrichment,
+        pathname: &[u8],
+        flags: u32,
+        dir: &Dir,
+        next_id: &mut u64,
+    ) -> bool {
         let Some(mp) = dir.mountpoint() else {
-            return;
+            return false;
         };
         let Some(b) = self.busy.get_mut(&(dir.mnt_ns, mp.clone())) else {
-            return;
+            return false;
         };
         if ev.ts_ns < b.unmount.ts_ns || ev.ts_ns - b.unmount.ts_ns > self.cfg.busy_window_ns {
-            return;
+            return false;
         }
         if b.mount.as_ref().is_some_and(|m| m.mnt_id != dir.mnt_id) {
-            return; // another mount on the same mountpoint
+            return false; // another mount on the same mountpoint
         }
         let rel_dir = dir.rel_path().unwrap_or_else(|| Bytes::from_static(b"/"));
         let (path, rel) = if pathname.starts_with(b"/") {
@@ -171,39 +159,17 @@ impl Correlator {
             (join(&dir.path.bytes, pathname), join(&rel_dir, pathname))
         };
         let backing_root = b.backing_root.clone().or_else(|| en.backing_root.clone());
-        let d = Deletion {
-            ts_ns: ev.ts_ns,
-            pid: ev.pid,
-            tid: ev.tid,
-            syscall: ev.kind,
-            is_dir: ev.kind == EventKind::Rmdir || flags & AT_REMOVEDIR != 0,
-            path,
-            backing_path: backing_root.as_ref().map(|r| join(r, &rel)),
-            rel_path: rel,
-            truncated: dir.truncated(),
-        };
-        let next_id = &mut self.next_id;
+        let d = deletion(ev, flags, dir, path, rel, backing_root.as_ref());
         let inc = b.open.get_or_insert_with(|| {
             let id = *next_id;
             *next_id += 1;
-            let mount = b.mount.as_ref();
+            let mount = b.mount.as_ref().or(en.mount.as_ref());
             Incident {
                 id,
                 severity: Severity::Warning,
                 root_label: None,
-                unmount: b.unmount.clone(),
-                mount: MountFacts {
-                    mnt_id: dir.mnt_id,
-                    mnt_ns: dir.mnt_ns,
-                    mountpoint: mp.clone(),
-                    root: mount.map(|m| m.root.clone()),
-                    backing_root: backing_root.clone(),
-                    fstype: mount.map(|m| m.fstype.clone()),
-                    source: mount.map(|m| m.source.clone()),
-                    idmapped: dir.flags & tracer_common::event::DIR_IDMAPPED != 0
-                        || mount.is_some_and(|m| m.idmapped),
-                    subtree: dir.flags & tracer_common::event::DIR_SUBTREE != 0,
-                },
+                cause: Cause::BusyUnmount(b.unmount.clone()),
+                mount: mount_facts(dir, mp.clone(), mount, backing_root.clone()),
                 holders: b.holders.clone(),
                 deleters: Vec::new(),
                 deletions: Vec::new(),
@@ -221,6 +187,7 @@ impl Correlator {
         if inc.deletions.len() < self.cfg.max_deletions {
             inc.deletions.push(d);
         }
+        true
     }
 
     /// Kernel-side losses so far (cumulative): open incidents may be missing
@@ -252,7 +219,7 @@ impl Correlator {
         let window = self.cfg.busy_window_ns;
         self.busy
             .retain(|_, b| b.open.is_some() || now_ns.saturating_sub(b.unmount.ts_ns) <= window);
-        closed.into_iter().map(|i| self.close(i)).collect()
+        closed
     }
 
     /// End of the stream: close everything still open.
@@ -263,31 +230,55 @@ impl Correlator {
             .filter_map(|b| b.open.take())
             .collect();
         self.busy.clear();
-        let mut v: Vec<Incident> = open.into_iter().map(|i| self.close(i)).collect();
-        v.sort_by_key(|i| i.id);
-        v
+        open
     }
+}
 
-    /// Grade an incident as it closes.
-    fn close(&self, mut inc: Incident) -> Incident {
-        let roots = &self.cfg.roots;
-        let label = inc
-            .deletions
-            .iter()
-            .find_map(|d| roots.classify(d.backing_path.as_ref().unwrap_or(&d.path)))
-            .or_else(|| {
-                inc.mount
-                    .backing_root
-                    .as_ref()
-                    .and_then(|r| roots.classify(r))
-            });
-        inc.severity = if label.is_some() {
-            Severity::Critical
-        } else {
-            Severity::Warning
-        };
-        inc.root_label = label.map(str::to_owned);
-        inc
+/// One deletion as an incident lists it.
+pub(super) fn deletion(
+    ev: &Event,
+    flags: u32,
+    dir: &Dir,
+    path: Bytes,
+    rel: Bytes,
+    backing_root: Option<&Bytes>,
+) -> Deletion {
+    Deletion {
+        ts_ns: ev.ts_ns,
+        pid: ev.pid,
+        tid: ev.tid,
+        syscall: ev.kind,
+        is_dir: is_dir_removal(ev, flags),
+        path,
+        backing_path: backing_root.map(|r| join(r, &rel)),
+        rel_path: rel,
+        truncated: dir.truncated(),
+    }
+}
+
+pub(super) fn is_dir_removal(ev: &Event, flags: u32) -> bool {
+    ev.kind == EventKind::Rmdir || flags & AT_REMOVEDIR != 0
+}
+
+/// What an incident says about the mount, from the kernel (flags at the
+/// deletion) and the mount table (when it knew the mount).
+pub(super) fn mount_facts(
+    dir: &Dir,
+    mountpoint: Bytes,
+    mount: Option<&MountInfo>,
+    backing_root: Option<Bytes>,
+) -> MountFacts {
+    MountFacts {
+        mnt_id: dir.mnt_id,
+        mnt_ns: dir.mnt_ns,
+        mountpoint,
+        root: mount.map(|m| m.root.clone()),
+        backing_root,
+        fstype: mount.map(|m| m.fstype.clone()),
+        source: mount.map(|m| m.source.clone()),
+        idmapped: dir.flags & tracer_common::event::DIR_IDMAPPED != 0
+            || mount.is_some_and(|m| m.idmapped),
+        subtree: dir.flags & tracer_common::event::DIR_SUBTREE != 0,
     }
 }
 
@@ -339,7 +330,7 @@ mod tests {
             umount_target: Some(Bytes::copy_from_slice(target)),
             mount: (ret == -16).then(|| mount_info(65)),
             backing_root: (ret == -16).then(|| Bytes::from_static(ROOT)),
-            holders: None,
+            ..Default::default()
         };
         (e, en)
     }
@@ -430,7 +421,7 @@ mod tests {
         assert_eq!(i.mount.mnt_id, 65);
         assert_eq!(&i.mount.mountpoint[..], MP);
         assert!(i.mount.idmapped && i.mount.subtree);
-        assert_eq!(i.unmount.by.pid, 100);
+        assert_eq!(i.unmount().unwrap().by.pid, 100);
         let got: Vec<(&[u8], &[u8], bool)> = i
             .deletions
             .iter()
@@ -610,7 +601,7 @@ mod tests {
         assert_eq!(inc.len(), 50);
         for i in &inc {
             assert_eq!(i.count, 1);
-            assert_eq!(i.mount.mnt_ns, i.unmount.by.mnt_ns);
+            assert_eq!(i.mount.mnt_ns, i.unmount().unwrap().by.mnt_ns);
             assert_eq!(i.deleters[0].pid, 100 + (i.mount.mnt_ns - NS));
         }
     }

@@ -5,14 +5,136 @@
 //! incidents.
 
 pub mod busy_unmount;
+pub mod crossing;
 pub mod roots;
 
 use bytes::Bytes;
 use tracer_common::EventKind;
 
 use crate::enrich::holders::HolderScan;
+use crate::enrich::Enrichment;
+use crate::model::Event;
+use roots::Roots;
 
-pub use busy_unmount::{Correlator, CorrelatorConfig};
+#[derive(Clone, Debug)]
+pub struct CorrelatorConfig {
+    /// Snapshot and volume roots: deletions under them make an incident
+    /// critical.
+    pub roots: Roots,
+    /// Deletions this long after the EBUSY still count.
+    pub busy_window_ns: u64,
+    /// An incident closes after this long without a new deletion; a burst of
+    /// deletions by one thread ends after this long without one.
+    pub quiet_ns: u64,
+    /// Deletions kept per incident (all are counted).
+    pub max_deletions: usize,
+}
+
+impl Default for CorrelatorConfig {
+    fn default() -> Self {
+        CorrelatorConfig {
+            roots: Roots::defaults(),
+            busy_window_ns: 60_000_000_000,
+            quiet_ns: 2_000_000_000,
+            max_deletions: 100_000,
+        }
+    }
+}
+
+/// Both incident rules over one event stream. A deletion that went through a
+/// mount whose unmount failed belongs to that incident only: a crossing
+/// through the same mount is not reported a second time.
+pub struct Correlator {
+    cfg: CorrelatorConfig,
+    busy: busy_unmount::BusyUnmounts,
+    crossing: crossing::Crossings,
+    next_id: u64,
+}
+
+impl Correlator {
+    pub fn new(cfg: CorrelatorConfig) -> Correlator {
+        Correlator {
+            busy: busy_unmount::BusyUnmounts::new(cfg.clone()),
+            crossing: crossing::Crossings::new(cfg.clone()),
+            cfg,
+            next_id: 1,
+        }
+    }
+
+    /// Feed one event; returns the incidents it closed.
+    pub fn event(&mut self, ev: &Event, en: &Enrichment) -> Vec<Incident> {
+        let (claimed, mut closed) = self.busy.event(ev, en, &mut self.next_id);
+        closed.extend(self.crossing.event(ev, en, claimed, &mut self.next_id));
+        self.graded(closed)
+    }
+
+    /// Kernel-side losses so far (cumulative).
+    pub fn losses(&mut self, total: u64) {
+        self.busy.losses(total);
+        self.crossing.losses(total);
+    }
+
+    /// Time passes (boot-time ns, never read here).
+    pub fn tick(&mut self, now_ns: u64) -> Vec<Incident> {
+        let mut closed = self.busy.tick(now_ns);
+        closed.extend(self.crossing.tick(now_ns, &mut self.next_id));
+        self.graded(closed)
+    }
+
+    /// End of the stream: close everything still open.
+    pub fn finish(&mut self) -> Vec<Incident> {
+        let mut closed = self.busy.finish();
+        closed.extend(self.crossing.finish(&mut self.next_id));
+        let mut v = self.graded(closed);
+        v.sort_by_key(|i| i.id);
+        v
+    }
+
+    fn graded(&self, v: Vec<Incident>) -> Vec<Incident> {
+        v.into_iter().map(|i| grade(&self.cfg.roots, i)).collect()
+    }
+}
+
+/// Severity, as an incident closes. Critical: a backing path under a
+/// snapshot or volume root; or, for a crossing, entries of a bind of a
+/// directory outside the tree the walk was removing. Warning otherwise (for a
+/// crossing: a filesystem of its own mounted inside the tree).
+fn grade(roots: &Roots, mut inc: Incident) -> Incident {
+    // Where the entries really lived first, then where they were seen (a
+    // kubelet volume-subpath bind is itself under a volume root).
+    let label = inc
+        .deletions
+        .iter()
+        .find_map(|d| d.backing_path.as_ref().and_then(|b| roots.classify(b)))
+        .or_else(|| inc.deletions.iter().find_map(|d| roots.classify(&d.path)))
+        .or_else(|| {
+            inc.mount
+                .backing_root
+                .as_ref()
+                .and_then(|r| roots.classify(r))
+        })
+        .map(str::to_owned);
+    let outside_tree = match &inc.cause {
+        Cause::Crossing(w) => match (&w.root, &inc.mount.backing_root) {
+            (Some(root), Some(backing)) if inc.mount.subtree || inc.mount.idmapped => {
+                !crossing::is_under(backing, root)
+            }
+            // A bind whose source is unknown: it may live anywhere.
+            (_, None) => inc.mount.subtree || inc.mount.idmapped,
+            _ => false,
+        },
+        Cause::BusyUnmount(_) => false,
+    };
+    inc.severity = if label.is_some() || outside_tree {
+        Severity::Critical
+    } else {
+        Severity::Warning
+    };
+    inc.root_label = label.or_else(|| {
+        outside_tree.then(|| "bind of a directory outside the deleted tree".to_owned())
+    });
+    inc
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -91,6 +213,39 @@ pub struct Deletion {
     pub truncated: bool,
 }
 
+/// A recursive delete that went from its own mount into another one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Walk {
+    /// The walking thread.
+    pub by: Process,
+    /// Mount the thread's burst of deletions began on (from the kernel).
+    pub origin_mnt_id: u32,
+    /// The walk's top directory: the shallowest directory it tried to
+    /// remove (a recursive delete always ends with it), when seen.
+    pub root: Option<Bytes>,
+    /// Mount of the directory holding `root`.
+    pub root_mnt_id: Option<u32>,
+    /// First captured event of the walk.
+    pub start_ts_ns: u64,
+    /// When removing the mountpoint itself failed with EBUSY.
+    pub mountpoint_ebusy_ts_ns: Option<u64>,
+    /// Deletions on the mount made before the kernel saw the walk change
+    /// mounts were not captured (the mount is a filesystem of its own, not a
+    /// bind, and the walk entered it first): the list may be incomplete.
+    pub incomplete: bool,
+}
+
+/// Why an incident was raised.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// An unmount of the mount failed with EBUSY, then deletions went
+    /// through it.
+    BusyUnmount(FailedUnmount),
+    /// A recursive delete crossed from its own mount into this one, mounted
+    /// below its top directory, and deleted entries there.
+    Crossing(Walk),
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Incident {
     /// 1, 2, ... in the order incidents were opened.
@@ -98,9 +253,9 @@ pub struct Incident {
     pub severity: Severity,
     /// Label of the snapshot/volume root the backing paths are under.
     pub root_label: Option<String>,
-    pub unmount: FailedUnmount,
+    pub cause: Cause,
     pub mount: MountFacts,
-    /// Who held the mount, scanned when the EBUSY was seen.
+    /// Who held the mount, scanned when the EBUSY was seen (busy unmount).
     pub holders: Option<HolderScan>,
     /// Every process that deleted through the mount.
     pub deleters: Vec<Process>,
@@ -108,10 +263,32 @@ pub struct Incident {
     pub deletions: Vec<Deletion>,
     /// All successful deletions, including those beyond the kept list.
     pub count: u64,
-    /// First deletion's time minus the failed unmount's time.
+    /// First deletion's time minus the failed unmount's time (busy unmount)
+    /// or minus the walk's first captured event (crossing).
     pub first_delay_ns: u64,
     pub last_ts_ns: u64,
     /// Kernel-side losses counted while the incident was open: the list of
     /// deletions may be incomplete.
     pub lost_while_open: u64,
+}
+
+impl Incident {
+    pub fn unmount(&self) -> Option<&FailedUnmount> {
+        match &self.cause {
+            Cause::BusyUnmount(u) => Some(u),
+            Cause::Crossing(_) => None,
+        }
+    }
+    pub fn walk(&self) -> Option<&Walk> {
+        match &self.cause {
+            Cause::Crossing(w) => Some(w),
+            Cause::BusyUnmount(_) => None,
+        }
+    }
+    pub fn kind_name(&self) -> &'static str {
+        match &self.cause {
+            Cause::BusyUnmount(_) => "busy_unmount",
+            Cause::Crossing(_) => "crossing",
+        }
+    }
 }

@@ -29,6 +29,12 @@ pub struct Enrichment {
     pub backing_root: Option<Bytes>,
     /// umount that failed with EBUSY: who holds the mount.
     pub holders: Option<HolderScan>,
+    /// deletion whose path has several components (or is absolute): the
+    /// mount of the directory that really holds the entry, from the table.
+    pub parent_mnt_id: Option<u32>,
+    /// directory removal that failed with EBUSY: the mount on that
+    /// directory (it is a mountpoint), from the table.
+    pub target_mount: Option<MountInfo>,
 }
 
 pub struct Enricher {
@@ -173,8 +179,23 @@ impl Enricher {
                     }
                 }
             }
-            Args::Delete { dir, .. } if dir.resolved() => {
+            Args::Delete { dir, pathname, .. } if dir.resolved() => {
                 self.ensure_ns(ev);
+                if let Some(p) = pathname.value().filter(|p| p.contains(&b'/')) {
+                    let full = if p.starts_with(b"/") {
+                        Bytes::copy_from_slice(p)
+                    } else {
+                        join(&dir.path.bytes, p)
+                    };
+                    let parent = match full.iter().rposition(|&c| c == b'/') {
+                        Some(0) | None => Bytes::from_static(b"/"),
+                        Some(i) => full.slice(..i),
+                    };
+                    out.parent_mnt_id = self
+                        .table
+                        .mount_of_path(ev.mnt_ns, &parent)
+                        .map(|m| m.mnt_id);
+                }
                 if self.table.find(dir.mnt_id).is_none()
                     && bounded_insert(&mut self.missing_mnt, dir.mnt_id)
                 {

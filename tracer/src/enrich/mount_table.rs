@@ -223,7 +223,7 @@ fn trim_start_slashes(mut b: &[u8]) -> &[u8] {
 
 /// If `prefix` is a component-wise prefix of `path` ("/a" of "/a" and "/a/b",
 /// not of "/ab"; "/" of every absolute path), the rest of `path` after it.
-fn strip_component_prefix<'a>(path: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+pub fn strip_component_prefix<'a>(path: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
     let prefix = trim_end_slashes(prefix);
     let rest = path.strip_prefix(prefix)?;
     match rest.first() {
@@ -342,6 +342,20 @@ impl MountTable {
     /// So an idmapped or bind mount of `/var/lib/x` resolves through the
     /// mount that shows `/var/lib/x` as an ordinary directory, while a mount
     /// that is the only view of its filesystem resolves through itself.
+    /// The mount a path (absolute, in namespace `ns`) is on: the topmost
+    /// mount whose mountpoint is the longest component-prefix of `path`.
+    pub fn mount_of_path(&self, ns: u32, path: &[u8]) -> Option<&MountInfo> {
+        let mut best: Option<&MountInfo> = None;
+        for m in self.mounts(ns) {
+            if strip_component_prefix(path, &m.mountpoint).is_some()
+                && best.is_none_or(|b| m.mountpoint.len() >= b.mountpoint.len())
+            {
+                best = Some(m);
+            }
+        }
+        best
+    }
+
     pub fn backing_path(&self, ns: u32, m: &MountInfo, rel: &[u8]) -> Option<Bytes> {
         let table = self.namespaces.get(&ns)?;
         // (index in mountinfo order, rest of m.root after the candidate root)

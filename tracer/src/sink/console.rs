@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use tracer_common::event::*;
 
 use super::{quote, Sink};
-use crate::correlate::Incident;
+use crate::correlate::{Cause, Incident};
 use crate::enrich::clock::BootClock;
 use crate::enrich::holders::Hold;
 use crate::loader::Drops;
@@ -295,7 +295,6 @@ fn proc_label(comm: &[u8], pid: u32) -> String {
 /// who held the mount.
 pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
     let mut s = String::new();
-    let u = &inc.unmount;
     let m = &inc.mount;
     let files = inc.deletions.iter().filter(|d| !d.is_dir).count();
     let dirs = inc.deletions.iter().filter(|d| d.is_dir).count();
@@ -305,20 +304,49 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
         .as_deref()
         .map(|l| format!(" ({l})"))
         .unwrap_or_default();
+    let what = match &inc.cause {
+        Cause::BusyUnmount(_) => "deleted through a mount whose unmount failed with EBUSY",
+        Cause::Crossing(_) => "deleted by a recursive delete that crossed into another mount",
+    };
     s.push_str(&format!(
-        "!!! INCIDENT #{} {sev}{label}: {} entries deleted through a mount whose unmount failed with EBUSY\n",
+        "!!! INCIDENT #{} {sev}{label}: {} entries {what}\n",
         inc.id, inc.count
     ));
-    let t = clock
-        .wall(u.ts_ns)
-        .with_timezone(&chrono::Local)
-        .format("%H:%M:%S%.6f");
-    s.push_str(&format!(
-        "    unmount   {t} {} umount2({}, {}) = -EBUSY\n",
-        proc_label(&u.by.comm, u.by.pid),
-        quote(&u.target),
-        names::umount_flags(u.flags)
-    ));
+    let at = |ns: u64| {
+        clock
+            .wall(ns)
+            .with_timezone(&chrono::Local)
+            .format("%H:%M:%S%.6f")
+            .to_string()
+    };
+    match &inc.cause {
+        Cause::BusyUnmount(u) => s.push_str(&format!(
+            "    unmount   {} {} umount2({}, {}) = -EBUSY\n",
+            at(u.ts_ns),
+            proc_label(&u.by.comm, u.by.pid),
+            quote(&u.target),
+            names::umount_flags(u.flags)
+        )),
+        Cause::Crossing(w) => {
+            let root = w
+                .root
+                .as_ref()
+                .map(|r| quote(r))
+                .unwrap_or_else(|| "? (its top directory was not seen)".into());
+            s.push_str(&format!(
+                "    walk      {} {} removing {root}, from mnt {}\n",
+                at(w.start_ts_ns),
+                proc_label(&w.by.comm, w.by.pid),
+                w.root_mnt_id.unwrap_or(w.origin_mnt_id)
+            ));
+            if let Some(t) = w.mountpoint_ebusy_ts_ns {
+                s.push_str(&format!(
+                    "    then      {} removing the mountpoint failed with EBUSY\n",
+                    at(t)
+                ));
+            }
+        }
+    }
     let mut facts = vec![m.fstype.clone().unwrap_or_else(|| "fs ?".into())];
     if m.idmapped {
         facts.push("idmapped".into());
@@ -354,9 +382,14 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
         })
         .collect();
     s.push_str(&format!(
-        "    deleted   {files} files, {dirs} directories by {}, first {} after the EBUSY\n",
+        "    deleted   {files} files, {dirs} directories by {}, first {} after the {}\n",
         who.join(", "),
-        ms(inc.first_delay_ns)
+        ms(inc.first_delay_ns),
+        if inc.unmount().is_some() {
+            "EBUSY"
+        } else {
+            "walk's first captured deletion"
+        }
     ));
     const SHOWN: usize = 20;
     for d in inc.deletions.iter().take(SHOWN) {
@@ -393,7 +426,13 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
             h.processes_scanned,
             if h.complete { "" } else { ", incomplete" }
         )),
-        None => s.push_str("    held by   ? (not scanned: mount not in the table at the EBUSY, or scan rate limit)\n"),
+        None if inc.unmount().is_some() => {
+            s.push_str("    held by   ? (not scanned: mount not in the table at the EBUSY, or scan rate limit)\n")
+        }
+        None => {}
+    }
+    if inc.walk().is_some_and(|w| w.incomplete) {
+        s.push_str("    WARNING   the walk began on this mount (a filesystem of its own): deletions before it moved to the parent mount were not captured\n");
     }
     if inc.lost_while_open > 0 {
         s.push_str(&format!(

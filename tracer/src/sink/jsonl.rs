@@ -393,18 +393,37 @@ pub fn incident_json(inc: &Incident, clock: &BootClock) -> Value {
     m.insert("type".into(), json!("incident"));
     m.insert("schema".into(), json!(SCHEMA));
     m.insert("id".into(), json!(inc.id));
-    m.insert("kind".into(), json!("busy_unmount"));
+    m.insert("kind".into(), json!(inc.kind_name()));
     m.insert("severity".into(), json!(inc.severity.name()));
     m.insert("root_label".into(), json!(inc.root_label));
-    let u = &inc.unmount;
-    let mut um = Map::new();
-    um.insert("time".into(), time(clock, u.ts_ns));
-    um.insert("ts_boot_ns".into(), json!(u.ts_ns));
-    um.insert("process".into(), process_json(&u.by));
-    put_bytes(&mut um, "target", &u.target);
-    put_bytes(&mut um, "target_abs", &u.target_abs);
-    put_flags(&mut um, "flags", u.flags, names::umount_flags(u.flags));
-    m.insert("unmount".into(), Value::Object(um));
+    let unmount = inc.unmount().map(|u| {
+        let mut um = Map::new();
+        um.insert("time".into(), time(clock, u.ts_ns));
+        um.insert("ts_boot_ns".into(), json!(u.ts_ns));
+        um.insert("process".into(), process_json(&u.by));
+        put_bytes(&mut um, "target", &u.target);
+        put_bytes(&mut um, "target_abs", &u.target_abs);
+        put_flags(&mut um, "flags", u.flags, names::umount_flags(u.flags));
+        Value::Object(um)
+    });
+    m.insert("unmount".into(), unmount.unwrap_or(Value::Null));
+    let walk = inc.walk().map(|w| {
+        let mut wm = Map::new();
+        wm.insert("time".into(), time(clock, w.start_ts_ns));
+        wm.insert("process".into(), process_json(&w.by));
+        bytes_field(&mut wm, "root", w.root.as_deref());
+        wm.insert("root_mnt_id".into(), json!(w.root_mnt_id));
+        wm.insert("origin_mnt_id".into(), json!(w.origin_mnt_id));
+        wm.insert(
+            "mountpoint_ebusy_time".into(),
+            w.mountpoint_ebusy_ts_ns
+                .map(|t| time(clock, t))
+                .unwrap_or(Value::Null),
+        );
+        wm.insert("incomplete".into(), json!(w.incomplete));
+        Value::Object(wm)
+    });
+    m.insert("walk".into(), walk.unwrap_or(Value::Null));
     let mt = &inc.mount;
     let mut mm = Map::new();
     mm.insert("mnt_id".into(), json!(mt.mnt_id));

@@ -1,0 +1,700 @@
+//! Recursive deletes that cross into a live mount (no unmount needed).
+//!
+//! The kernel groups each thread's deletions into bursts (one recursive
+//! delete: deletions less than a second apart) and, once a burst has moved
+//! between mounts, captures the rest of it (`CAP_CROSSING`); deletions
+//! through binds of directories and id-mapped mounts are always captured.
+//! Per thread, this collects a burst's captured deletions by mount and the
+//! shallowest directory it tried to remove: a recursive delete always ends
+//! with its top directory, so that is the walk's root. When the burst ends,
+//! every other mount, mounted below the root, on which the walk deleted
+//! something is a crossing incident.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use tracer_common::event::{CAP_ALL, CAP_IDMAPPED, CAP_SUBTREE};
+
+use super::busy_unmount::{deletion, is_dir_removal, mount_facts, process};
+use super::*;
+use crate::enrich::mount_table::{join, strip_component_prefix, MountInfo};
+use crate::model::{Args, Dir};
+
+const EBUSY: i32 = 16;
+
+/// Whether `path` is `root` or below it (component-wise).
+pub fn is_under(path: &[u8], root: &[u8]) -> bool {
+    strip_component_prefix(path, root).is_some()
+}
+
+fn depth(path: &[u8]) -> usize {
+    path.split(|&c| c == b'/').filter(|c| !c.is_empty()).count()
+}
+
+/// What the burst did on one mount.
+struct Side {
+    first_dir: Dir,
+    mountpoint: Bytes,
+    mount: Option<MountInfo>,
+    backing_root: Option<Bytes>,
+    /// Captured because of the mount's class: all its deletions were seen.
+    class: bool,
+    deletions: Vec<Deletion>,
+    count: u64,
+    first_ts: u64,
+    last_ts: u64,
+}
+
+struct Burst {
+    by: Process,
+    origin_mnt_id: u32,
+    start_ts: u64,
+    last_ts: u64,
+    /// Shallowest directory removal attempted: (path, mount holding it).
+    root: Option<(Bytes, u32)>,
+    sides: BTreeMap<u32, Side>,
+    /// Directories whose removal failed with EBUSY (mountpoints), with time
+    /// and the mount on them when the table knew it.
+    ebusy: Vec<(Bytes, u64, Option<MountInfo>)>,
+    mnt_ns: u32,
+    lost_while_open: u64,
+}
+
+impl Burst {
+    fn consider_root(&mut self, path: Bytes, mnt_id: u32) {
+        if self
+            .root
+            .as_ref()
+            .is_none_or(|(r, _)| depth(&path) < depth(r))
+        {
+            self.root = Some((path, mnt_id));
+        }
+    }
+}
+
+pub struct Crossings {
+    cfg: CorrelatorConfig,
+    bursts: BTreeMap<u32, Burst>,
+    lost_total: u64,
+}
+
+impl Crossings {
+    pub fn new(cfg: CorrelatorConfig) -> Crossings {
+        Crossings {
+            cfg,
+            bursts: BTreeMap::new(),
+            lost_total: 0,
+        }
+    }
+
+    /// `claimed`: the deletion already belongs to a busy-unmount incident.
+    pub fn event(
+        &mut self,
+        ev: &Event,
+        en: &Enrichment,
+        claimed: bool,
+        next_id: &mut u64,
+    ) -> Vec<Incident> {
+        let Args::Delete {
+            pathname,
+            flags,
+            dir,
+            capture,
+            origin_mnt_id,
+            ..
+        } = &ev.args
+        else {
+            return Vec::new();
+        };
+        // Only deletions the kernel captured for a race reason carry burst
+        // facts.
+        if capture & !CAP_ALL == 0 || *origin_mnt_id == 0 || !dir.resolved() {
+            return Vec::new();
+        }
+        let mut closed = Vec::new();
+        let stale = self.bursts.get(&ev.tid).is_some_and(|b| {
+            b.origin_mnt_id != *origin_mnt_id
+                || ev.ts_ns.saturating_sub(b.last_ts) > self.cfg.quiet_ns
+        });
+        if stale {
+            if let Some(b) = self.bursts.remove(&ev.tid) {
+                closed.extend(self.close(b, next_id));
+            }
+        }
+        let b = self.bursts.entry(ev.tid).or_insert_with(|| Burst {
+            by: process(ev),
+            origin_mnt_id: *origin_mnt_id,
+            start_ts: ev.ts_ns,
+            last_ts: ev.ts_ns,
+            root: None,
+            sides: BTreeMap::new(),
+            ebusy: Vec::new(),
+            mnt_ns: dir.mnt_ns,
+            lost_while_open: 0,
+        });
+        b.last_ts = ev.ts_ns;
+        let Some(name) = pathname.value() else {
+            return closed;
+        };
+        let path = if name.starts_with(b"/") {
+            Bytes::copy_from_slice(name)
+        } else {
+            join(&dir.path.bytes, name)
+        };
+        // The walk's root: the shallowest directory it removed (or tried
+        // to) or deleted from. A recursive delete ends with its top directory
+        // (Go's RemoveAll tries it even when not empty; coreutils rm deletes
+        // from it, and skips it once something below could not be removed).
+        // A directory a file was deleted from is in the tree; a directory
+        // only used to remove a subdirectory may be the tree's parent (the
+        // last call of a recursive delete removes the top that way).
+        let removes_dir = is_dir_removal(ev, *flags);
+        if ev.ret == 0
+            && !removes_dir
+            && !dir.truncated()
+            && dir.from() == crate::model::DirFrom::Fd
+        {
+            b.consider_root(dir.path.bytes.clone(), dir.mnt_id);
+        }
+        if removes_dir {
+            b.consider_root(path.clone(), en.parent_mnt_id.unwrap_or(dir.mnt_id));
+            if ev.errno() == Some(EBUSY) {
+                b.ebusy
+                    .push((path.clone(), ev.ts_ns, en.target_mount.clone()));
+            }
+        }
+        if ev.ret != 0 || claimed || name.contains(&b'/') {
+            return closed;
+        }
+        let Some(mountpoint) = dir.mountpoint() else {
+            return closed;
+        };
+        let rel_dir = dir.rel_path().unwrap_or_else(|| Bytes::from_static(b"/"));
+        let side = b.sides.entry(dir.mnt_id).or_insert_with(|| Side {
+            first_dir: dir.clone(),
+            mountpoint,
+            mount: en.mount.clone(),
+            backing_root: en.backing_root.clone(),
+            class: capture & (CAP_SUBTREE | CAP_IDMAPPED) != 0,
+            deletions: Vec::new(),
+            count: 0,
+            first_ts: ev.ts_ns,
+            last_ts: ev.ts_ns,
+        });
+        side.count += 1;
+        side.last_ts = ev.ts_ns;
+        if side.deletions.len() < self.cfg.max_deletions {
+            side.deletions.push(deletion(
+                ev,
+                *flags,
+                dir,
+                path,
+                join(&rel_dir, name),
+                side.backing_root.as_ref(),
+            ));
+        }
+        closed
+    }
+
+    pub fn losses(&mut self, total: u64) {
+        let delta = total.saturating_sub(self.lost_total);
+        self.lost_total = self.lost_total.max(total);
+        for b in self.bursts.values_mut() {
+            b.lost_while_open += delta;
+        }
+    }
+
+    pub fn tick(&mut self, now_ns: u64, next_id: &mut u64) -> Vec<Incident> {
+        let quiet = self.cfg.quiet_ns;
+        let done: Vec<u32> = self
+            .bursts
+            .iter()
+            .filter(|(_, b)| now_ns.saturating_sub(b.last_ts) >= quiet)
+            .map(|(&tid, _)| tid)
+            .collect();
+        let mut closed = Vec::new();
+        for tid in done {
+            if let Some(b) = self.bursts.remove(&tid) {
+                closed.extend(self.close(b, next_id));
+            }
+        }
+        closed
+    }
+
+    pub fn finish(&mut self, next_id: &mut u64) -> Vec<Incident> {
+        let bursts = std::mem::take(&mut self.bursts);
+        bursts
+            .into_values()
+            .flat_map(|b| self.close(b, next_id))
+            .collect()
+    }
+
+    /// A finished burst: one incident per other mount it deleted on, below
+    /// its root.
+    fn close(&self, mut b: Burst, next_id: &mut u64) -> Vec<Incident> {
+        let home = b.root.as_ref().map(|(_, m)| *m).unwrap_or(b.origin_mnt_id);
+        let mut out = Vec::new();
+        let origin_seen = b.sides.contains_key(&b.origin_mnt_id);
+        let sides = std::mem::take(&mut b.sides);
+        for (mnt_id, side) in sides {
+            if mnt_id == home || side.count == 0 {
+                continue;
+            }
+            if let Some((root, _)) = &b.root {
+                if !is_under(&side.mountpoint, root) || side.mountpoint == *root {
+                    continue; // not mounted inside the tree the walk removed
+                }
+            }
+            let id = *next_id;
+            *next_id += 1;
+            let ebusy = b
+                .ebusy
+                .iter()
+                .find(|(p, _, _)| *p == side.mountpoint)
+                .map(|&(_, t, _)| t);
+            out.push(Incident {
+                id,
+                severity: Severity::Warning,
+                root_label: None,
+                cause: Cause::Crossing(Walk {
+                    by: b.by.clone(),
+                    origin_mnt_id: b.origin_mnt_id,
+                    root: b.root.as_ref().map(|(r, _)| r.clone()),
+                    root_mnt_id: b.root.as_ref().map(|&(_, m)| m),
+                    start_ts_ns: b.start_ts,
+                    mountpoint_ebusy_ts_ns: ebusy,
+                    // The walk began on this mount, which the kernel only
+                    // captures by class: what it deleted before moving to the
+                    // parent mount was not seen.
+                    incomplete: mnt_id == b.origin_mnt_id && !side.class,
+                }),
+                mount: mount_facts(
+                    &side.first_dir,
+                    side.mountpoint.clone(),
+                    side.mount.as_ref(),
+                    side.backing_root.clone(),
+                ),
+                holders: None,
+                deleters: vec![b.by.clone()],
+                deletions: side.deletions,
+                count: side.count,
+                first_delay_ns: side.first_ts.saturating_sub(b.start_ts),
+                last_ts_ns: side.last_ts,
+                lost_while_open: b.lost_while_open,
+            });
+        }
+        // The walk began inside a mount below its root that the kernel does
+        // not capture by class (a filesystem of its own), emptied (part of)
+        // it, then moved up: its deletions there were not seen, but the EBUSY
+        // on its mountpoint says where. Reported, marked incomplete.
+        if b.origin_mnt_id != home && !origin_seen {
+            let hit = b
+                .ebusy
+                .iter()
+                .find(|(_, _, m)| m.as_ref().is_some_and(|m| m.mnt_id == b.origin_mnt_id));
+            if let Some((mp, t, Some(m))) = hit {
+                let id = *next_id;
+                *next_id += 1;
+                let dir = Dir {
+                    mnt_id: m.mnt_id,
+                    mnt_ns: b.mnt_ns,
+                    flags: tracer_common::event::DIR_RESOLVED,
+                    ..Default::default()
+                };
+                out.push(Incident {
+                    id,
+                    severity: Severity::Warning,
+                    root_label: None,
+                    cause: Cause::Crossing(Walk {
+                        by: b.by.clone(),
+                        origin_mnt_id: b.origin_mnt_id,
+                        root: b.root.as_ref().map(|(r, _)| r.clone()),
+                        root_mnt_id: b.root.as_ref().map(|&(_, m)| m),
+                        start_ts_ns: b.start_ts,
+                        mountpoint_ebusy_ts_ns: Some(*t),
+                        incomplete: true,
+                    }),
+                    mount: mount_facts(&dir, mp.clone(), Some(m), None),
+                    holders: None,
+                    deleters: vec![b.by.clone()],
+                    deletions: Vec::new(),
+                    count: 0,
+                    first_delay_ns: 0,
+                    last_ts_ns: *t,
+                    lost_while_open: b.lost_while_open,
+                });
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Args, Dir, Str};
+    use tracer_common::event::{
+        CAP_CROSSING, DIR_FROM_FD, DIR_FROM_ROOT, DIR_RESOLVED, DIR_SUBTREE,
+    };
+    use tracer_common::EventKind;
+
+    const NS: u32 = 4026531840;
+    const POD: &str = "/var/lib/kubelet/pods/u1";
+    const MP: &str = "/var/lib/kubelet/pods/u1/volume-subpaths/v/c/0";
+    const PV: &[u8] = b"/mnt/disks/pv1";
+
+    /// A deletion by thread 7 of `name` in `dir` on mount `mnt` (whose
+    /// mountpoint is `mp`), captured with `cap`, burst origin `origin`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per event field the tests vary"
+    )]
+    fn del(
+        ts: u64,
+        dir: &str,
+        mp: &str,
+        mnt: u32,
+        name: &str,
+        flags: u32,
+        ret: i64,
+        cap: u32,
+        origin: u32,
+    ) -> Event {
+        let mut dflags = DIR_RESOLVED
+            | if dir == "/" {
+                DIR_FROM_ROOT
+            } else {
+                DIR_FROM_FD
+            };
+        if mnt == 65 {
+            dflags |= DIR_SUBTREE;
+        }
+        let rel_off = if mp == "/" { 0 } else { mp.len() as u32 };
+        Event {
+            kind: EventKind::Unlinkat,
+            ts_ns: ts,
+            duration_ns: 1,
+            ret,
+            pid: 7,
+            tid: 7,
+            ppid: 1,
+            uid: 0,
+            gid: 0,
+            mnt_ns: NS,
+            cgroup_id: 9,
+            comm: Bytes::from_static(b"rm"),
+            args: Args::Delete {
+                dfd: 3,
+                pathname: Str::new(Bytes::copy_from_slice(name.as_bytes())),
+                flags,
+                dir: Dir {
+                    mnt_id: mnt,
+                    mnt_ns: NS,
+                    flags: dflags,
+                    path: Str::new(Bytes::copy_from_slice(dir.as_bytes())),
+                    rel_off,
+                    ..Default::default()
+                },
+                capture: cap,
+                origin_mnt_id: origin,
+            },
+        }
+    }
+
+    fn pv_enrichment() -> Enrichment {
+        Enrichment {
+            backing_root: Some(Bytes::from_static(PV)),
+            ..Default::default()
+        }
+    }
+
+    fn run(evs: Vec<(Event, Enrichment)>) -> Vec<Incident> {
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        let mut out = Vec::new();
+        for (e, en) in &evs {
+            out.extend(c.event(e, en));
+        }
+        out.extend(c.finish());
+        out
+    }
+
+    const SUB: u32 = CAP_SUBTREE | CAP_CROSSING;
+    const AT_REMOVEDIR: u32 = 0x200;
+
+    /// coreutils rm -rf: enters the bind first, fails on the mountpoint,
+    /// then deletes the rest from the pod directory; never retries the top.
+    fn rm_order() -> Vec<(Event, Enrichment)> {
+        let data = format!("{MP}/data");
+        vec![
+            (del(10, MP, MP, 65, "c", 0, 0, SUB, 44), pv_enrichment()),
+            (del(11, &data, MP, 65, "a", 0, 0, SUB, 44), pv_enrichment()),
+            (
+                del(12, MP, MP, 65, "data", AT_REMOVEDIR, 0, SUB, 44),
+                pv_enrichment(),
+            ),
+            (
+                del(
+                    13,
+                    &format!("{POD}/volume-subpaths/v/c"),
+                    "/",
+                    44,
+                    "0",
+                    AT_REMOVEDIR,
+                    -16,
+                    CAP_CROSSING,
+                    44,
+                ),
+                Enrichment::default(),
+            ),
+            (
+                del(14, POD, "/", 44, "etc-hosts", 0, 0, CAP_CROSSING, 44),
+                Enrichment::default(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn rm_rf_through_a_bind_of_an_outside_directory_is_critical() {
+        let inc = run(rm_order());
+        assert_eq!(inc.len(), 1, "{inc:#?}");
+        let i = &inc[0];
+        let w = i.walk().expect("crossing");
+        assert_eq!(w.root.as_deref(), Some(POD.as_bytes()));
+        assert_eq!(
+            (w.root_mnt_id, w.origin_mnt_id, w.incomplete),
+            (Some(44), 44, false)
+        );
+        assert_eq!(w.mountpoint_ebusy_ts_ns, Some(13));
+        assert_eq!(
+            (i.severity, i.root_label.as_deref()),
+            (Severity::Critical, Some("kubelet volume subpath"))
+        );
+        assert_eq!(
+            (i.mount.mnt_id, &i.mount.mountpoint[..]),
+            (65, MP.as_bytes())
+        );
+        let backing: Vec<&[u8]> = i
+            .deletions
+            .iter()
+            .map(|d| d.backing_path.as_deref().unwrap())
+            .collect();
+        assert_eq!(
+            backing,
+            vec![
+                &b"/mnt/disks/pv1/c"[..],
+                b"/mnt/disks/pv1/data/a",
+                b"/mnt/disks/pv1/data"
+            ]
+        );
+        assert_eq!((i.count, i.first_delay_ns), (3, 0));
+    }
+
+    const TMP_MP: &str = "/var/lib/kubelet/pods/u1/scratch";
+
+    fn tmpfs(id: u32) -> MountInfo {
+        MountInfo {
+            mnt_id: id,
+            parent_id: 44,
+            dev: 55,
+            root: Bytes::from_static(b"/"),
+            mountpoint: Bytes::from_static(TMP_MP.as_bytes()),
+            options: "rw".into(),
+            propagation: String::new(),
+            fstype: "tmpfs".into(),
+            source: Bytes::from_static(b"tmpfs"),
+            super_options: "rw".into(),
+            idmapped: false,
+        }
+    }
+
+    #[test]
+    fn go_order_into_a_tmpfs_inside_the_tree_is_a_complete_warning() {
+        let tmp_en = Enrichment {
+            mount: Some(tmpfs(70)),
+            ..Default::default()
+        };
+        let evs = vec![
+            // The burst began on the pod's mount (44), not captured; then the
+            // walk entered the tmpfs: from here on everything is captured.
+            (
+                del(10, TMP_MP, TMP_MP, 70, "f", 0, 0, CAP_CROSSING, 44),
+                tmp_en.clone(),
+            ),
+            (
+                del(11, TMP_MP, TMP_MP, 70, "g", 0, 0, CAP_CROSSING, 44),
+                tmp_en,
+            ),
+            (
+                del(
+                    12,
+                    POD,
+                    "/",
+                    44,
+                    "scratch",
+                    AT_REMOVEDIR,
+                    -16,
+                    CAP_CROSSING,
+                    44,
+                ),
+                Enrichment {
+                    target_mount: Some(tmpfs(70)),
+                    ..Default::default()
+                },
+            ),
+            (
+                del(
+                    13,
+                    "/var/lib/kubelet/pods",
+                    "/",
+                    44,
+                    "u1",
+                    AT_REMOVEDIR,
+                    -39,
+                    CAP_CROSSING,
+                    44,
+                ),
+                Enrichment::default(),
+            ),
+        ];
+        let inc = run(evs);
+        assert_eq!(inc.len(), 1, "{inc:#?}");
+        let (i, w) = (&inc[0], inc[0].walk().unwrap());
+        assert_eq!(
+            w.root.as_deref(),
+            Some(POD.as_bytes()),
+            "from the final ENOTEMPTY removal"
+        );
+        assert_eq!((w.incomplete, w.mountpoint_ebusy_ts_ns), (false, Some(12)));
+        assert_eq!(
+            (i.severity, i.root_label.as_deref()),
+            (Severity::Warning, None)
+        );
+        assert_eq!(
+            (i.count, i.mount.fstype.as_deref(), i.mount.subtree),
+            (2, Some("tmpfs"), false)
+        );
+        assert_eq!(
+            i.deletions[0].backing_path, None,
+            "a filesystem of its own: no backing directory"
+        );
+    }
+
+    #[test]
+    fn a_walk_that_began_inside_an_uncaptured_mount_is_reported_incomplete() {
+        // Post-order walk entered the tmpfs first (burst origin 70): its
+        // deletions there were not captured; the move up to 44 was.
+        let evs = vec![
+            (
+                del(
+                    12,
+                    POD,
+                    "/",
+                    44,
+                    "scratch",
+                    AT_REMOVEDIR,
+                    -16,
+                    CAP_CROSSING,
+                    70,
+                ),
+                Enrichment {
+                    target_mount: Some(tmpfs(70)),
+                    ..Default::default()
+                },
+            ),
+            (
+                del(13, POD, "/", 44, "etc-hosts", 0, 0, CAP_CROSSING, 70),
+                Enrichment::default(),
+            ),
+        ];
+        let inc = run(evs);
+        assert_eq!(inc.len(), 1, "{inc:#?}");
+        let w = inc[0].walk().unwrap();
+        assert!(w.incomplete);
+        assert_eq!((inc[0].count, inc[0].mount.mnt_id), (0, 70));
+        assert_eq!(&inc[0].mount.mountpoint[..], TMP_MP.as_bytes());
+        assert_eq!(w.root.as_deref(), Some(POD.as_bytes()));
+    }
+
+    #[test]
+    fn an_ebusy_unmount_before_the_crossing_is_one_incident_not_two() {
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        let um = Event {
+            kind: EventKind::Umount,
+            args: Args::Umount {
+                target: Str::new(Bytes::from_static(MP.as_bytes())),
+                flags: 0,
+                cwd: Dir::default(),
+            },
+            ret: -16,
+            ts_ns: 5,
+            ..del(5, MP, MP, 65, "x", 0, 0, 0, 0)
+        };
+        let en = Enrichment {
+            umount_target: Some(Bytes::from_static(MP.as_bytes())),
+            ..Default::default()
+        };
+        let mut out = c.event(&um, &en);
+        for (e, en) in rm_order() {
+            out.extend(c.event(&e, &en));
+        }
+        out.extend(c.finish());
+        assert_eq!(out.len(), 1, "{out:#?}");
+        assert!(
+            out[0].unmount().is_some(),
+            "reported as the busy-unmount incident"
+        );
+        assert_eq!(out[0].count, 3);
+    }
+
+    #[test]
+    fn a_bind_of_a_directory_inside_the_deleted_tree_is_a_warning() {
+        let inside = Enrichment {
+            backing_root: Some(Bytes::from(format!("{POD}/containers/data"))),
+            ..Default::default()
+        };
+        let mut evs = rm_order();
+        for (e, en) in evs.iter_mut() {
+            if let Args::Delete { dir, .. } = &e.args {
+                if dir.mnt_id == 65 {
+                    *en = inside.clone();
+                }
+            }
+        }
+        // Not under a volume-subpaths root either: seen elsewhere.
+        let inc = run(evs
+            .into_iter()
+            .map(|(mut e, en)| {
+                if let Args::Delete { dir, .. } = &mut e.args {
+                    let p = String::from_utf8(dir.path.bytes.to_vec())
+                        .unwrap()
+                        .replace("volume-subpaths/v/c/0", "mnt0");
+                    let off = if dir.mnt_id == 65 {
+                        format!("{POD}/mnt0").len() as u32
+                    } else {
+                        0
+                    };
+                    dir.path = Str::new(Bytes::from(p));
+                    dir.rel_off = off;
+                }
+                (e, en)
+            })
+            .collect());
+        assert_eq!(inc.len(), 1, "{inc:#?}");
+        assert_eq!(
+            (inc[0].severity, inc[0].root_label.as_deref()),
+            (Severity::Warning, None)
+        );
+    }
+
+    #[test]
+    fn deletions_confined_to_one_mount_are_no_crossing() {
+        let evs = vec![
+            (del(10, MP, MP, 65, "c", 0, 0, SUB, 65), pv_enrichment()),
+            (
+                del(11, MP, MP, 65, "d", AT_REMOVEDIR, 0, SUB, 65),
+                pv_enrichment(),
+            ),
+        ];
+        assert!(run(evs).is_empty());
+    }
+}

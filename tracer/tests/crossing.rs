@@ -1,0 +1,301 @@
+//! Recursive deletes that cross into a live mount with no unmount at all
+//! (kubernetes #72257: kubelet's orphaned-pod cleanup walked into a live
+//! volume-subpath bind of a local PV).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::*;
+use mntrace::correlate::{Incident, Severity};
+
+/// Files of the local PV, relative to it.
+const PV_FILES: &[&str] = &["c", "data/a", "data/b"];
+/// Every entry of the PV, as deleted.
+const PV_ENTRIES: &[&str] = &["c", "data", "data/a", "data/b"];
+
+struct Pod {
+    dir: tempfile::TempDir,
+}
+
+impl Pod {
+    fn new() -> Pod {
+        let dir = scratch();
+        let p = Pod { dir };
+        make_tree(
+            &p.pod(),
+            &[
+                "etc-hosts",
+                "containers/ctr/0.log",
+                "volumes/kubernetes.io~empty-dir/cache/x",
+            ],
+        );
+        std::fs::create_dir_all(p.mountpoint()).expect("mkdir mountpoint");
+        std::fs::create_dir_all(p.disks()).expect("mkdir disks");
+        p
+    }
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+    fn pod(&self) -> PathBuf {
+        self.root().join("kubelet/pods/0b3f-uid")
+    }
+    fn mountpoint(&self) -> PathBuf {
+        self.pod().join("volume-subpaths/pv-vol/app/0")
+    }
+    /// A tmpfs for the local PV (a device of its own, as a real disk is).
+    fn disks(&self) -> PathBuf {
+        self.root().join("disks")
+    }
+    fn pv(&self) -> PathBuf {
+        self.disks().join("pv1")
+    }
+    /// Fixture ops reporting, from inside its namespace (where the PV's
+    /// tmpfs is), whether each PV file is still there (`errno` 0) or gone (2).
+    fn check_ops(&self) -> Vec<OsString> {
+        PV_FILES
+            .iter()
+            .flat_map(|f| ["mnt-id".into(), self.pv().join(f).into()])
+            .collect()
+    }
+
+    /// PV files left, from the results of `check_ops` (the last ops).
+    fn pv_left(lines: &[serde_json::Value]) -> usize {
+        lines
+            .iter()
+            .rev()
+            .take(PV_FILES.len())
+            .filter(|l| l["op"] == "mnt-id" && l["errno"] == 0)
+            .count()
+    }
+
+    /// The fixture ops that set the PV up and bind it under volume-subpaths.
+    fn setup_ops(&self) -> Vec<OsString> {
+        let mut ops: Vec<OsString> = vec![
+            "unshare-mntns".into(),
+            "mount-tmpfs".into(),
+            self.disks().into(),
+        ];
+        for f in PV_FILES {
+            let p = self.pv().join(f);
+            ops.extend([
+                "mkdirs".into(),
+                p.parent().expect("parent").into(),
+                "write".into(),
+                p.into(),
+            ]);
+        }
+        ops.extend(["bind".into(), self.pv().into(), self.mountpoint().into()]);
+        ops
+    }
+
+    /// A shell script doing the same with coreutils, then `rm ARGS POD`.
+    fn rm_script(&self, rm_args: &str, target: &str) -> String {
+        let mut s = format!("mount -t tmpfs none '{}' && ", self.disks().display());
+        for f in PV_FILES {
+            let p = self.pv().join(f);
+            s += &format!(
+                "mkdir -p '{}' && echo x > '{}' && ",
+                p.parent().unwrap().display(),
+                p.display()
+            );
+        }
+        s += &format!(
+            "read go && mount --bind '{}' '{}' && rm -rf {rm_args} {target}; echo done $(find '{}' -type f | wc -l); sleep 2",
+            self.pv().display(),
+            self.mountpoint().display(),
+            self.pv().display()
+        );
+        s
+    }
+
+    /// This test's incidents: those whose walk started in its scratch tree.
+    fn mine(&self, incidents: Vec<Incident>) -> Vec<Incident> {
+        incidents
+            .into_iter()
+            .filter(|i| i.mount.mountpoint.starts_with(b(self.root())))
+            .collect()
+    }
+
+    fn assert_pv_incident(&self, inc: &Incident) {
+        let w = inc.walk().expect("a crossing incident");
+        assert_eq!(
+            w.root.as_deref(),
+            Some(b(&self.pod())),
+            "the walk's top directory"
+        );
+        assert!(
+            w.mountpoint_ebusy_ts_ns.is_some(),
+            "removing the mountpoint failed with EBUSY"
+        );
+        assert!(!w.incomplete);
+        assert_eq!(inc.severity, Severity::Critical);
+        assert_eq!(inc.root_label.as_deref(), Some("kubelet volume subpath"));
+        assert_eq!(&inc.mount.mountpoint[..], b(&self.mountpoint()));
+        assert!(inc.mount.subtree, "a bind of a directory");
+        assert_eq!(inc.mount.backing_root.as_deref(), Some(b(&self.pv())));
+        let backing: BTreeSet<PathBuf> = inc
+            .deletions
+            .iter()
+            .map(|d| to_path_buf(d.backing_path.as_deref().expect("backing")))
+            .collect();
+        let want: BTreeSet<PathBuf> = PV_ENTRIES.iter().map(|e| self.pv().join(e)).collect();
+        assert_eq!(backing, want, "every PV entry by its real path");
+        assert_eq!(inc.count, PV_ENTRIES.len() as u64);
+        assert_eq!(inc.deletions.iter().filter(|d| d.is_dir).count(), 1);
+    }
+}
+
+/// Run a shell script in a private mount namespace: it pauses on `read`
+/// until the tracer is attached, and says `done [N]` before lingering (so
+/// its namespace is alive while the test processes the events). Returns N.
+fn run_script(live: &mut Live, script: &str) -> Option<usize> {
+    let mut child = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn unshare");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"go\n")
+        .expect("release");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read");
+    let mut words = line.split_whitespace();
+    assert_eq!(words.next(), Some("done"), "{line:?}");
+    live.pump();
+    assert!(child.wait().expect("wait").success());
+    words.next().map(|n| n.parse().expect("a count"))
+}
+
+#[test]
+fn go_removeall_of_a_pod_dir_with_a_live_pv_bind_is_critical() {
+    let pod = Pod::new();
+    let mut ops = pod.setup_ops();
+    ops.extend(["remove-all".into(), pod.pod().into()]);
+    ops.extend(pod.check_ops());
+    let mut fx = Fixture::spawn(&ops);
+    let mut live = Live::start(Default::default());
+    fx.release();
+    let lines = fx.wait();
+    let mine = pod.mine(live.finish());
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    pod.assert_pv_incident(&mine[0]);
+    assert_eq!(mine[0].walk().unwrap().by.pid, fx_pid(&lines));
+    assert_eq!(Pod::pv_left(&lines), 0, "the PV really lost its files");
+}
+
+fn fx_pid(lines: &[serde_json::Value]) -> u32 {
+    u64_of(&lines[0], "pid") as u32
+}
+
+#[test]
+fn rm_rf_of_the_same_pod_dir_is_the_same_incident() {
+    let pod = Pod::new();
+    let mut live = Live::start(Default::default());
+    let target = format!("'{}'", pod.pod().display());
+    let left = run_script(&mut live, &pod.rm_script("", &target));
+    let mine = pod.mine(live.finish());
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    pod.assert_pv_incident(&mine[0]);
+    assert_eq!(&mine[0].deleters[0].comm[..], b"rm");
+    assert_eq!(left, Some(0), "the PV really lost its files");
+}
+
+#[test]
+fn rm_rf_one_file_system_skips_the_mount_and_raises_nothing() {
+    let pod = Pod::new();
+    let mut live = Live::start(Default::default());
+    let target = format!("'{}'", pod.pod().display());
+    let left = run_script(&mut live, &pod.rm_script("--one-file-system", &target));
+    let mine = pod.mine(live.finish());
+    assert!(mine.is_empty(), "{mine:#?}");
+    assert_eq!(left, Some(PV_FILES.len()), "nothing on the PV was deleted");
+}
+
+#[test]
+fn deleting_inside_a_tmpfs_from_its_own_mountpoint_is_no_crossing() {
+    require_root();
+    let s = scratch();
+    let x = s.path().join("mnt/x");
+    std::fs::create_dir_all(&x).expect("mkdir");
+    let script = format!(
+        "mount -t tmpfs none '{x}' && mkdir -p '{x}/a/b' '{x}/c' && echo 1 > '{x}/a/b/f' && echo 2 > '{x}/c/g' && echo 3 > '{x}/h' && \
+         read go && rm -rf '{x}'/*; echo done; sleep 2",
+        x = x.display()
+    );
+    let mut live = Live::start(Default::default());
+    run_script(&mut live, &script);
+    let mine: Vec<Incident> = live
+        .finish()
+        .into_iter()
+        .filter(|i| i.mount.mountpoint.starts_with(b(s.path())))
+        .collect();
+    assert!(mine.is_empty(), "{mine:#?}");
+}
+
+#[test]
+fn a_recursive_delete_over_an_empty_mount_raises_nothing() {
+    let pod = Pod::new();
+    let empty = pod.root().join("disks/empty");
+    let ops: Vec<OsString> = vec![
+        "unshare-mntns".into(),
+        "mount-tmpfs".into(),
+        pod.disks().into(),
+        "mkdirs".into(),
+        empty.clone().into(),
+        "bind".into(),
+        empty.into(),
+        pod.mountpoint().into(),
+        "remove-all".into(),
+        pod.pod().into(),
+    ];
+    let mut fx = Fixture::spawn(&ops);
+    let mut live = Live::start(Default::default());
+    fx.release();
+    let lines = fx.wait();
+    assert_eq!(
+        op(&lines, 5)["errno"],
+        16,
+        "RemoveAll ends on the busy mountpoint: {}",
+        op(&lines, 5)
+    );
+    let mine = pod.mine(live.finish());
+    assert!(mine.is_empty(), "{mine:#?}");
+}
+
+#[test]
+fn ten_crossings_in_parallel_are_ten_incidents() {
+    const N: usize = 10;
+    let pods: Vec<Pod> = (0..N).map(|_| Pod::new()).collect();
+    let mut fxs: Vec<Fixture> = pods
+        .iter()
+        .map(|p| {
+            let mut ops = p.setup_ops();
+            ops.extend(["remove-all".into(), p.pod().into()]);
+            ops.extend(p.check_ops());
+            Fixture::spawn(&ops)
+        })
+        .collect();
+    let mut live = Live::start(Default::default());
+    for f in &mut fxs {
+        f.release();
+    }
+    let results: Vec<Vec<serde_json::Value>> = fxs.into_iter().map(|f| f.wait()).collect();
+    let all = live.finish();
+    for (i, p) in pods.iter().enumerate() {
+        let mine = p.mine(all.clone());
+        assert_eq!(mine.len(), 1, "replica {i}: {mine:#?}");
+        p.assert_pv_incident(&mine[0]);
+        assert_eq!(mine[0].walk().unwrap().by.pid, fx_pid(&results[i]));
+        assert_eq!(Pod::pv_left(&results[i]), 0);
+    }
+}
