@@ -141,24 +141,46 @@ fn start(opts: &TraceOptions, what: &str) -> Result<Tracer, i32> {
     }
 }
 
-async fn trace(args: TraceArgs) -> i32 {
+/// What `trace` and `watch` start from: signal handlers (first, so a signal
+/// at any point detaches cleanly), options and sink, attached probes.
+struct Started {
+    signals: StopSignals,
+    sink: Box<dyn Sink>,
+    correlator: CorrelatorConfig,
+    tracer: Tracer,
+}
+
+fn prepare(args: &TraceArgs, default_out: Box<dyn Write>, what: &str) -> Result<Started, i32> {
     let Ok(signals) = StopSignals::install() else {
         eprintln!("mntrace: cannot install signal handlers");
-        return exit::FAILURE;
+        return Err(exit::FAILURE);
     };
     let Setup {
         opts,
+        sink,
+        correlator,
+    } = setup(args, default_out).map_err(|e| {
+        eprintln!("mntrace: {e}");
+        exit::USAGE
+    })?;
+    let tracer = start(&opts, what)?;
+    Ok(Started {
+        signals,
+        sink,
+        correlator,
+        tracer,
+    })
+}
+
+async fn trace(args: TraceArgs) -> i32 {
+    let out = Box::new(BufWriter::new(io::stdout().lock()));
+    let Started {
+        signals,
         mut sink,
         correlator,
-    } = match setup(&args, Box::new(BufWriter::new(io::stdout().lock()))) {
+        mut tracer,
+    } = match prepare(&args, out, "tracing") {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("mntrace: {e}");
-            return exit::USAGE;
-        }
-    };
-    let mut tracer = match start(&opts, "tracing") {
-        Ok(t) => t,
         Err(code) => return code,
     };
     let mut pipeline = Pipeline::new(correlator, true);
@@ -170,24 +192,14 @@ async fn trace(args: TraceArgs) -> i32 {
 }
 
 async fn watch(args: WatchArgs) -> i32 {
-    let Ok(signals) = StopSignals::install() else {
-        eprintln!("mntrace: cannot install signal handlers");
-        return exit::FAILURE;
-    };
     // The command owns stdout; mntrace writes to stderr unless -o is given.
-    let Setup {
-        opts,
+    let Started {
+        signals,
         mut sink,
         correlator,
-    } = match setup(&args.common, Box::new(io::stderr())) {
+        mut tracer,
+    } = match prepare(&args.common, Box::new(io::stderr()), "watching") {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("mntrace: {e}");
-            return exit::USAGE;
-        }
-    };
-    let mut tracer = match start(&opts, "watching") {
-        Ok(t) => t,
         Err(code) => return code,
     };
     let (program, rest) = match args.command.split_first() {

@@ -445,6 +445,27 @@ pub fn dirfd(fd: i32) -> String {
     }
 }
 
+/// Names of a resolved directory's `DIR_*` flags (those worth showing: how
+/// it was found is shown separately). Used by every sink.
+pub fn dir_flags(bits: u32) -> Vec<&'static str> {
+    use tracer_common::event::*;
+    [
+        (DIR_IDMAPPED, "idmapped"),
+        (DIR_SUBTREE, "subtree"),
+        (DIR_DETACHED, "detached"),
+        (DIR_OUTSIDE_ROOT, "outside_root"),
+        (DIR_NOT_DIR, "not_dir"),
+        (DIR_TRUNC_LEN, "truncated_length"),
+        (DIR_TRUNC_DEPTH, "truncated_depth"),
+        (DIR_READ_ERR, "read_error"),
+        (DIR_REL_UNKNOWN, "rel_unknown"),
+    ]
+    .iter()
+    .filter(|(b, _)| bits & b != 0)
+    .map(|&(_, n)| n)
+    .collect()
+}
+
 /// Names of the kernel's capture reasons (`CAP_*` of `tracer_common`).
 pub fn capture_reasons(bits: u32) -> Vec<&'static str> {
     use tracer_common::event::{CAP_ALL, CAP_BUSY, CAP_CROSSING, CAP_IDMAPPED, CAP_SUBTREE};

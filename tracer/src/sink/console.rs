@@ -41,21 +41,7 @@ fn arg(s: &Str) -> String {
 }
 
 fn dir_flags(d: &Dir) -> String {
-    let names = [
-        (DIR_IDMAPPED, "idmapped"),
-        (DIR_SUBTREE, "subtree"),
-        (DIR_DETACHED, "detached"),
-        (DIR_OUTSIDE_ROOT, "outside-root"),
-        (DIR_NOT_DIR, "not-dir"),
-        (DIR_TRUNC_LEN, "truncated"),
-        (DIR_TRUNC_DEPTH, "too-deep"),
-        (DIR_READ_ERR, "read-error"),
-    ];
-    let set: Vec<&str> = names
-        .iter()
-        .filter(|(f, _)| d.flags & f != 0)
-        .map(|&(_, n)| n)
-        .collect();
+    let set = names::dir_flags(d.flags);
     if set.is_empty() {
         String::new()
     } else {

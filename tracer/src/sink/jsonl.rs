@@ -74,18 +74,6 @@ fn put_flags(m: &mut Map<String, Value>, key: &str, raw: u64, text: String) {
     m.insert(format!("{key}_str"), json!(text));
 }
 
-const DIR_FLAG_NAMES: [(u32, &str); 9] = [
-    (DIR_IDMAPPED, "idmapped"),
-    (DIR_SUBTREE, "subtree"),
-    (DIR_DETACHED, "detached"),
-    (DIR_OUTSIDE_ROOT, "outside_root"),
-    (DIR_NOT_DIR, "not_dir"),
-    (DIR_TRUNC_LEN, "truncated_length"),
-    (DIR_TRUNC_DEPTH, "truncated_depth"),
-    (DIR_READ_ERR, "read_error"),
-    (DIR_REL_UNKNOWN, "rel_unknown"),
-];
-
 /// A kernel-resolved directory as a JSON object.
 pub fn dir_json(d: &Dir) -> Value {
     let mut m = Map::new();
@@ -119,12 +107,7 @@ pub fn dir_json(d: &Dir) -> Value {
         }
     }
     m.insert("truncated".into(), json!(d.truncated()));
-    let flags: Vec<&str> = DIR_FLAG_NAMES
-        .iter()
-        .filter(|(f, _)| d.flags & f != 0)
-        .map(|&(_, n)| n)
-        .collect();
-    m.insert("flags".into(), json!(flags));
+    m.insert("flags".into(), json!(names::dir_flags(d.flags)));
     Value::Object(m)
 }
 
