@@ -93,8 +93,13 @@ impl Pod {
         ops
     }
 
-    /// A shell script doing the same with coreutils, then `rm ARGS POD`.
+    /// A shell script doing the same with coreutils, then `rm -rf ARGS POD`.
     fn rm_script(&self, rm_args: &str, target: &str) -> String {
+        self.script(&format!("rm -rf {rm_args} {target}"))
+    }
+
+    /// The PV set-up in shell, then `delete` (a shell command).
+    fn script(&self, delete: &str) -> String {
         let mut s = format!("mount -t tmpfs none '{}' && ", self.disks().display());
         for f in PV_FILES {
             let p = self.pv().join(f);
@@ -105,7 +110,7 @@ impl Pod {
             );
         }
         s += &format!(
-            "read go && mount --bind '{}' '{}' && rm -rf {rm_args} {target}; echo done $(find '{}' -type f | wc -l); sleep 2",
+            "read go && mount --bind '{}' '{}' && {delete}; echo done $(find '{}' -type f | wc -l); sleep 2",
             self.pv().display(),
             self.mountpoint().display(),
             self.pv().display()
@@ -298,4 +303,46 @@ fn ten_crossings_in_parallel_are_ten_incidents() {
         assert_eq!(mine[0].walk().unwrap().by.pid, fx_pid(&results[i]));
         assert_eq!(Pod::pv_left(&results[i]), 0);
     }
+}
+
+/// Build a program calling Go's real `os.RemoveAll` (Debian's Go, no
+/// modules needed).
+fn go_removeall(dir: &Path) -> PathBuf {
+    let src = dir.join("main.go");
+    std::fs::write(
+        &src,
+        "package main\nimport (\"fmt\"; \"os\")\nfunc main() { fmt.Println(\"removeall:\", os.RemoveAll(os.Args[1])) }\n",
+    )
+    .expect("write main.go");
+    let bin = dir.join("removeall");
+    let out = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .env("GOCACHE", dir.join("gocache"))
+        .env("HOME", dir)
+        .env("GO111MODULE", "off")
+        .output()
+        .expect("run go build (golang-go is installed by cargo xtask setup)");
+    assert!(
+        out.status.success(),
+        "go build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bin
+}
+
+#[test]
+fn real_go_os_removeall_of_the_pod_dir_is_the_same_incident() {
+    let pod = Pod::new();
+    let tools = scratch();
+    let bin = go_removeall(tools.path());
+    let mut live = Live::start(Default::default());
+    let delete = format!("'{}' '{}' > /dev/null", bin.display(), pod.pod().display());
+    let left = run_script(&mut live, &pod.script(&delete));
+    let mine = pod.mine(live.finish());
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    pod.assert_pv_incident(&mine[0]);
+    assert_eq!(&mine[0].deleters[0].comm[..], b"removeall");
+    assert_eq!(left, Some(0), "the PV really lost its files");
 }
