@@ -47,6 +47,14 @@ pub struct DeleteState {
     pub crossed: u32,
     /// Time of the last deletion.
     pub last_ns: u64,
+    /// First mount the thread listed (`getdents64`) in its current sequence
+    /// of listings, and the time of its last listing: a recursive delete
+    /// lists a directory before deleting in it, so this is where a walk
+    /// began even when its first deletion is deep inside another mount.
+    pub listed_mnt: u64,
+    pub listed_mnt_id: u32,
+    pub _pad2: u32,
+    pub listed_ns: u64,
 }
 
 impl DeleteState {
@@ -58,6 +66,10 @@ impl DeleteState {
         origin_mnt_id: 0,
         crossed: 0,
         last_ns: 0,
+        listed_mnt: 0,
+        listed_mnt_id: 0,
+        _pad2: 0,
+        listed_ns: 0,
     };
 }
 

@@ -17,9 +17,20 @@ pub struct Probe {
 
 /// Probes for `kinds`: all entry programs first, then all exits, the order
 /// they are attached in (so a call is never seen exiting without its entry
-/// once both are attached).
+/// once both are attached). Deletions also need `getdents64` (no events:
+/// it tells the kernel side where a recursive delete began listing), which
+/// comes first.
 pub fn probes(kinds: &[EventKind]) -> Vec<Probe> {
-    let mut v = Vec::with_capacity(kinds.len() * 2);
+    let mut v = Vec::with_capacity(kinds.len() * 2 + 1);
+    if let Some(&kind) = kinds.iter().find(|k| k.is_delete()) {
+        v.push(Probe {
+            kind,
+            program: "enter_getdents64".into(),
+            category: "syscalls",
+            tracepoint: "sys_enter_getdents64".into(),
+            entry: true,
+        });
+    }
     for entry in [true, false] {
         for &kind in kinds {
             let (prefix, side) = if entry {
@@ -53,11 +64,19 @@ mod tests {
         assert_eq!(
             names,
             [
+                ("enter_getdents64", "sys_enter_getdents64"),
                 ("enter_unlinkat", "sys_enter_unlinkat"),
                 ("enter_umount", "sys_enter_umount"),
                 ("exit_unlinkat", "sys_exit_unlinkat"),
                 ("exit_umount", "sys_exit_umount"),
             ]
         );
+    }
+
+    #[test]
+    fn no_listing_hook_without_deletions() {
+        assert!(probes(&[EventKind::Mount])
+            .iter()
+            .all(|p| p.program != "enter_getdents64"));
     }
 }

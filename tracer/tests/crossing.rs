@@ -137,7 +137,6 @@ impl Pod {
             w.mountpoint_ebusy_ts_ns.is_some(),
             "removing the mountpoint failed with EBUSY"
         );
-        assert!(!w.incomplete);
         assert_eq!(inc.severity, Severity::Critical);
         assert_eq!(inc.root_label.as_deref(), Some("kubelet volume subpath"));
         assert_eq!(&inc.mount.mountpoint[..], b(&self.mountpoint()));
@@ -345,4 +344,46 @@ fn real_go_os_removeall_of_the_pod_dir_is_the_same_incident() {
     pod.assert_pv_incident(&mine[0]);
     assert_eq!(&mine[0].deleters[0].comm[..], b"removeall");
     assert_eq!(left, Some(0), "the PV really lost its files");
+}
+
+#[test]
+fn rm_rf_whose_first_deletion_is_inside_a_tmpfs_is_captured_in_full() {
+    // The pod directory holds nothing but a tmpfs: rm's very first deletion
+    // is inside the other mount. The kernel knows the walk began on the
+    // pod's mount from where rm began listing, so all of it is captured.
+    require_root();
+    let s = scratch();
+    let pod = s.path().join("kubelet/pods/0c4a-uid");
+    let cache = pod.join("x/cache");
+    std::fs::create_dir_all(&cache).expect("mkdir");
+    let script = format!(
+        "mount -t tmpfs none '{c}' && mkdir -p '{c}/sub' && echo 1 > '{c}/a' && echo 2 > '{c}/b' && echo 3 > '{c}/sub/c' && \
+         read go && rm -rf '{p}'; echo done $(find '{c}' -type f | wc -l); sleep 2",
+        c = cache.display(),
+        p = pod.display()
+    );
+    let mut live = Live::start(Default::default());
+    let left = run_script(&mut live, &script);
+    assert_eq!(left, Some(0));
+    let mine: Vec<Incident> = live
+        .finish()
+        .into_iter()
+        .filter(|i| i.mount.mountpoint.starts_with(b(s.path())))
+        .collect();
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    let i = &mine[0];
+    assert_eq!(
+        (i.severity, i.root_label.as_deref()),
+        (Severity::Warning, None),
+        "a filesystem of its own inside the tree"
+    );
+    assert_eq!(&i.mount.mountpoint[..], b(&cache));
+    assert_eq!(i.mount.fstype.as_deref(), Some("tmpfs"));
+    let seen: BTreeSet<PathBuf> = i.deletions.iter().map(|d| to_path_buf(&d.path)).collect();
+    let want: BTreeSet<PathBuf> = ["a", "b", "sub", "sub/c"]
+        .iter()
+        .map(|e| cache.join(e))
+        .collect();
+    assert_eq!(seen, want, "every entry, including the very first deletion");
+    assert!(i.walk().unwrap().mountpoint_ebusy_ts_ns.is_some());
 }

@@ -72,9 +72,18 @@ fn capture_reasons(slot: &mut Slot<2>, start: Option<KPath>) -> u32 {
     }
     cap |= d.last_class;
     if new_burst {
-        d.origin_mnt = start.mnt.0;
-        d.origin_mnt_id = id;
-        d.crossed = 0;
+        // The walk began where the thread started listing directories, if
+        // it has been listing: a post-order delete's first deletion can be
+        // deep inside a mount below its top.
+        let listing = d.listed_mnt != 0 && now.wrapping_sub(d.listed_ns) <= cfg.burst_gap_ns;
+        if listing {
+            d.origin_mnt = d.listed_mnt;
+            d.origin_mnt_id = d.listed_mnt_id;
+        } else {
+            d.origin_mnt = start.mnt.0;
+            d.origin_mnt_id = id;
+        }
+        d.crossed = (d.origin_mnt != start.mnt.0) as u32;
     } else if other_mount {
         // The burst moved into another mount (or back out of one): from now
         // on every deletion of the burst is captured, so the walk's end
@@ -160,5 +169,32 @@ pub fn enter_rmdir(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn exit_rmdir(ctx: TracePointContext) -> u32 {
     exit(&ctx, EventKind::Rmdir);
+    0
+}
+
+/// `getdents64(fd, ...)`: no event; remembers the first mount of the
+/// thread's current sequence of directory listings (see `DeleteState`).
+/// Listings are rare next to deletions (one per directory walked).
+#[tracepoint]
+pub fn enter_getdents64(ctx: TracePointContext) -> u32 {
+    let Some(cfg) = CONFIG.get(0) else {
+        return 0;
+    };
+    let Some(slot) = take_slot(&SLOTS2, EventKind::Unlinkat) else {
+        return 0;
+    };
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let d = &mut slot.del;
+    if d.listed_mnt != 0 && now.wrapping_sub(d.listed_ns) <= cfg.burst_gap_ns {
+        d.listed_ns = now;
+        return 0;
+    }
+    let fd = arg(&ctx, 0) as i32;
+    let Some(p) = start_path(Task::current(), DirSource::Fd(fd)) else {
+        return 0;
+    };
+    d.listed_mnt = p.mnt.0;
+    d.listed_mnt_id = p.mnt.id();
+    d.listed_ns = now;
     0
 }

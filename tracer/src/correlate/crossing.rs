@@ -1,19 +1,23 @@
 //! Recursive deletes that cross into a live mount (no unmount needed).
 //!
 //! The kernel groups each thread's deletions into bursts (one recursive
-//! delete: deletions less than a second apart) and, once a burst has moved
-//! between mounts, captures the rest of it (`CAP_CROSSING`); deletions
-//! through binds of directories and id-mapped mounts are always captured.
+//! delete: deletions less than a second apart) whose origin is the mount
+//! where the thread began listing directories (a walk lists a directory
+//! before deleting in it). Once a burst is on another mount than its origin
+//! or its previous deletion, the kernel captures the rest of it
+//! (`CAP_CROSSING`); deletions through binds of directories and id-mapped
+//! mounts are always captured.
 //! Per thread, this collects a burst's captured deletions by mount and the
 //! shallowest directory it tried to remove: a recursive delete always ends
 //! with its top directory, so that is the walk's root. When the burst ends,
-//! every other mount, mounted below the root, on which the walk deleted
-//! something is a crossing incident.
+//! every mount other than the walk's own (its origin, and the one holding
+//! its root), mounted below the root, on which the walk deleted something is
+//! a crossing incident.
 
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use tracer_common::event::{CAP_ALL, CAP_IDMAPPED, CAP_SUBTREE};
+use tracer_common::event::CAP_ALL;
 
 use super::busy_unmount::{deletion, is_dir_removal, mount_facts, process};
 use super::*;
@@ -37,8 +41,6 @@ struct Side {
     mountpoint: Bytes,
     mount: Option<MountInfo>,
     backing_root: Option<Bytes>,
-    /// Captured because of the mount's class: all its deletions were seen.
-    class: bool,
     deletions: Vec<Deletion>,
     count: u64,
     first_ts: u64,
@@ -53,20 +55,22 @@ struct Burst {
     /// Shallowest directory removal attempted: (path, mount holding it).
     root: Option<(Bytes, u32)>,
     sides: BTreeMap<u32, Side>,
-    /// Directories whose removal failed with EBUSY (mountpoints), with time
-    /// and the mount on them when the table knew it.
-    ebusy: Vec<(Bytes, u64, Option<MountInfo>)>,
-    mnt_ns: u32,
+    /// Directories whose removal failed with EBUSY (mountpoints), with time.
+    ebusy: Vec<(Bytes, u64)>,
     lost_while_open: u64,
 }
 
 impl Burst {
-    fn consider_root(&mut self, path: Bytes, mnt_id: u32) {
-        if self
-            .root
-            .as_ref()
-            .is_none_or(|(r, _)| depth(&path) < depth(r))
-        {
+    /// A root candidate and the mount holding it. `removal`: the directory
+    /// was the target of a removal, so `mnt_id` is its parent's mount; on a
+    /// tie it wins over the same directory seen as a place deleted from
+    /// (which, at a mountpoint, is the mount on it, not the one holding it).
+    fn consider_root(&mut self, path: Bytes, mnt_id: u32, removal: bool) {
+        let better = match &self.root {
+            None => true,
+            Some((r, _)) => depth(&path) < depth(r) || (removal && depth(&path) == depth(r)),
+        };
+        if better {
             self.root = Some((path, mnt_id));
         }
     }
@@ -129,7 +133,6 @@ impl Crossings {
             root: None,
             sides: BTreeMap::new(),
             ebusy: Vec::new(),
-            mnt_ns: dir.mnt_ns,
             lost_while_open: 0,
         });
         b.last_ts = ev.ts_ns;
@@ -154,13 +157,12 @@ impl Crossings {
             && !dir.truncated()
             && dir.from() == crate::model::DirFrom::Fd
         {
-            b.consider_root(dir.path.bytes.clone(), dir.mnt_id);
+            b.consider_root(dir.path.bytes.clone(), dir.mnt_id, false);
         }
         if removes_dir {
-            b.consider_root(path.clone(), en.parent_mnt_id.unwrap_or(dir.mnt_id));
+            b.consider_root(path.clone(), en.parent_mnt_id.unwrap_or(dir.mnt_id), true);
             if ev.errno() == Some(EBUSY) {
-                b.ebusy
-                    .push((path.clone(), ev.ts_ns, en.target_mount.clone()));
+                b.ebusy.push((path.clone(), ev.ts_ns));
             }
         }
         if ev.ret != 0 || claimed || name.contains(&b'/') {
@@ -175,7 +177,6 @@ impl Crossings {
             mountpoint,
             mount: en.mount.clone(),
             backing_root: en.backing_root.clone(),
-            class: capture & (CAP_SUBTREE | CAP_IDMAPPED) != 0,
             deletions: Vec::new(),
             count: 0,
             first_ts: ev.ts_ns,
@@ -234,14 +235,15 @@ impl Crossings {
     fn close(&self, mut b: Burst, next_id: &mut u64) -> Vec<Incident> {
         let home = b.root.as_ref().map(|(_, m)| *m).unwrap_or(b.origin_mnt_id);
         let mut out = Vec::new();
-        let origin_seen = b.sides.contains_key(&b.origin_mnt_id);
         let sides = std::mem::take(&mut b.sides);
         for (mnt_id, side) in sides {
-            if mnt_id == home || side.count == 0 {
+            // The walk's own mounts: where its root is, and where it began
+            // listing (a walk of a mount's own top never crossed into it).
+            if mnt_id == home || mnt_id == b.origin_mnt_id || side.count == 0 {
                 continue;
             }
             if let Some((root, _)) = &b.root {
-                if !is_under(&side.mountpoint, root) || side.mountpoint == *root {
+                if !is_under(&side.mountpoint, root) {
                     continue; // not mounted inside the tree the walk removed
                 }
             }
@@ -250,8 +252,8 @@ impl Crossings {
             let ebusy = b
                 .ebusy
                 .iter()
-                .find(|(p, _, _)| *p == side.mountpoint)
-                .map(|&(_, t, _)| t);
+                .find(|(p, _)| *p == side.mountpoint)
+                .map(|&(_, t)| t);
             out.push(Incident {
                 id,
                 severity: Severity::Warning,
@@ -263,10 +265,6 @@ impl Crossings {
                     root_mnt_id: b.root.as_ref().map(|&(_, m)| m),
                     start_ts_ns: b.start_ts,
                     mountpoint_ebusy_ts_ns: ebusy,
-                    // The walk began on this mount, which the kernel only
-                    // captures by class: what it deleted before moving to the
-                    // parent mount was not seen.
-                    incomplete: mnt_id == b.origin_mnt_id && !side.class,
                 }),
                 mount: mount_facts(
                     &side.first_dir,
@@ -283,48 +281,6 @@ impl Crossings {
                 lost_while_open: b.lost_while_open,
             });
         }
-        // The walk began inside a mount below its root that the kernel does
-        // not capture by class (a filesystem of its own), emptied (part of)
-        // it, then moved up: its deletions there were not seen, but the EBUSY
-        // on its mountpoint says where. Reported, marked incomplete.
-        if b.origin_mnt_id != home && !origin_seen {
-            let hit = b
-                .ebusy
-                .iter()
-                .find(|(_, _, m)| m.as_ref().is_some_and(|m| m.mnt_id == b.origin_mnt_id));
-            if let Some((mp, t, Some(m))) = hit {
-                let id = *next_id;
-                *next_id += 1;
-                let dir = Dir {
-                    mnt_id: m.mnt_id,
-                    mnt_ns: b.mnt_ns,
-                    flags: tracer_common::event::DIR_RESOLVED,
-                    ..Default::default()
-                };
-                out.push(Incident {
-                    id,
-                    severity: Severity::Warning,
-                    root_label: None,
-                    cause: Cause::Crossing(Walk {
-                        by: b.by.clone(),
-                        origin_mnt_id: b.origin_mnt_id,
-                        root: b.root.as_ref().map(|(r, _)| r.clone()),
-                        root_mnt_id: b.root.as_ref().map(|&(_, m)| m),
-                        start_ts_ns: b.start_ts,
-                        mountpoint_ebusy_ts_ns: Some(*t),
-                        incomplete: true,
-                    }),
-                    mount: mount_facts(&dir, mp.clone(), Some(m), None),
-                    holders: None,
-                    deleters: vec![b.by.clone()],
-                    deletions: Vec::new(),
-                    count: 0,
-                    first_delay_ns: 0,
-                    last_ts_ns: *t,
-                    lost_while_open: b.lost_while_open,
-                });
-            }
-        }
         out
     }
 }
@@ -334,7 +290,7 @@ mod tests {
     use super::*;
     use crate::model::{Args, Dir, Str};
     use tracer_common::event::{
-        CAP_CROSSING, DIR_FROM_FD, DIR_FROM_ROOT, DIR_RESOLVED, DIR_SUBTREE,
+        CAP_CROSSING, CAP_SUBTREE, DIR_FROM_FD, DIR_FROM_ROOT, DIR_RESOLVED, DIR_SUBTREE,
     };
     use tracer_common::EventKind;
 
@@ -460,10 +416,7 @@ mod tests {
         let i = &inc[0];
         let w = i.walk().expect("crossing");
         assert_eq!(w.root.as_deref(), Some(POD.as_bytes()));
-        assert_eq!(
-            (w.root_mnt_id, w.origin_mnt_id, w.incomplete),
-            (Some(44), 44, false)
-        );
+        assert_eq!((w.root_mnt_id, w.origin_mnt_id), (Some(44), 44));
         assert_eq!(w.mountpoint_ebusy_ts_ns, Some(13));
         assert_eq!(
             (i.severity, i.root_label.as_deref()),
@@ -536,10 +489,7 @@ mod tests {
                     CAP_CROSSING,
                     44,
                 ),
-                Enrichment {
-                    target_mount: Some(tmpfs(70)),
-                    ..Default::default()
-                },
+                Enrichment::default(),
             ),
             (
                 del(
@@ -564,7 +514,7 @@ mod tests {
             Some(POD.as_bytes()),
             "from the final ENOTEMPTY removal"
         );
-        assert_eq!((w.incomplete, w.mountpoint_ebusy_ts_ns), (false, Some(12)));
+        assert_eq!(w.mountpoint_ebusy_ts_ns, Some(12));
         assert_eq!(
             (i.severity, i.root_label.as_deref()),
             (Severity::Warning, None)
@@ -580,10 +530,15 @@ mod tests {
     }
 
     #[test]
-    fn a_walk_that_began_inside_an_uncaptured_mount_is_reported_incomplete() {
-        // Post-order walk entered the tmpfs first (burst origin 70): its
-        // deletions there were not captured; the move up to 44 was.
+    fn a_walk_of_a_mounts_own_top_is_no_crossing() {
+        // rm -rf of a tmpfs's own mountpoint: the walk began listing inside
+        // the tmpfs (origin 70), deleted there, then failed on the
+        // mountpoint from its parent's mount.
         let evs = vec![
+            (
+                del(10, TMP_MP, TMP_MP, 70, "f", 0, 0, CAP_CROSSING, 70),
+                Enrichment::default(),
+            ),
             (
                 del(
                     12,
@@ -596,23 +551,10 @@ mod tests {
                     CAP_CROSSING,
                     70,
                 ),
-                Enrichment {
-                    target_mount: Some(tmpfs(70)),
-                    ..Default::default()
-                },
-            ),
-            (
-                del(13, POD, "/", 44, "etc-hosts", 0, 0, CAP_CROSSING, 70),
                 Enrichment::default(),
             ),
         ];
-        let inc = run(evs);
-        assert_eq!(inc.len(), 1, "{inc:#?}");
-        let w = inc[0].walk().unwrap();
-        assert!(w.incomplete);
-        assert_eq!((inc[0].count, inc[0].mount.mnt_id), (0, 70));
-        assert_eq!(&inc[0].mount.mountpoint[..], TMP_MP.as_bytes());
-        assert_eq!(w.root.as_deref(), Some(POD.as_bytes()));
+        assert!(run(evs).is_empty());
     }
 
     #[test]

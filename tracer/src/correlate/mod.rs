@@ -218,7 +218,8 @@ pub struct Deletion {
 pub struct Walk {
     /// The walking thread.
     pub by: Process,
-    /// Mount the thread's burst of deletions began on (from the kernel).
+    /// Mount where the walk began: where the thread began listing
+    /// directories (from the kernel).
     pub origin_mnt_id: u32,
     /// The walk's top directory: the shallowest directory it tried to
     /// remove (a recursive delete always ends with it), when seen.
@@ -229,10 +230,6 @@ pub struct Walk {
     pub start_ts_ns: u64,
     /// When removing the mountpoint itself failed with EBUSY.
     pub mountpoint_ebusy_ts_ns: Option<u64>,
-    /// Deletions on the mount made before the kernel saw the walk change
-    /// mounts were not captured (the mount is a filesystem of its own, not a
-    /// bind, and the walk entered it first): the list may be incomplete.
-    pub incomplete: bool,
 }
 
 /// Why an incident was raised.

@@ -32,9 +32,6 @@ pub struct Enrichment {
     /// deletion whose path has several components (or is absolute): the
     /// mount of the directory that really holds the entry, from the table.
     pub parent_mnt_id: Option<u32>,
-    /// directory removal that failed with EBUSY: the mount on that
-    /// directory (it is a mountpoint), from the table.
-    pub target_mount: Option<MountInfo>,
 }
 
 pub struct Enricher {

@@ -417,9 +417,6 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
         }
         None => {}
     }
-    if inc.walk().is_some_and(|w| w.incomplete) {
-        s.push_str("    WARNING   the walk began on this mount (a filesystem of its own): deletions before it moved to the parent mount were not captured\n");
-    }
     if inc.lost_while_open > 0 {
         s.push_str(&format!(
             "    WARNING   {} events were lost in the kernel while this incident was open: the list may be incomplete\n",

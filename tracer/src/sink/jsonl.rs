@@ -403,7 +403,6 @@ pub fn incident_json(inc: &Incident, clock: &BootClock) -> Value {
                 .map(|t| time(clock, t))
                 .unwrap_or(Value::Null),
         );
-        wm.insert("incomplete".into(), json!(w.incomplete));
         Value::Object(wm)
     });
     m.insert("walk".into(), walk.unwrap_or(Value::Null));
