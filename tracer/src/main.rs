@@ -131,10 +131,11 @@ fn start(opts: &TraceOptions, what: &str) -> Result<Tracer, i32> {
         Ok(t) => {
             let names: Vec<&str> = t.kinds.iter().map(|k| k.syscall()).collect();
             let mode = match opts.deletes {
-                DeleteMode::All => "all deletions",
-                DeleteMode::Race => "deletions that can be part of the race",
+                _ if !t.kinds.iter().any(|k| k.is_delete()) => "",
+                DeleteMode::All => " (all deletions)",
+                DeleteMode::Race => " (deletions that can be part of the race)",
             };
-            eprintln!("mntrace: {what} {} ({mode})", names.join(", "));
+            eprintln!("mntrace: {what} {}{mode}", names.join(", "));
             Ok(t)
         }
         Err(e) => Err(report_start_error(&e)),
