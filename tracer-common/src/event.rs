@@ -143,8 +143,9 @@ pub struct DeleteArgs {
     /// Why the kernel captured it: `CAP_*` bits.
     pub capture: u32,
     /// Mount id where the thread's current burst of deletions (one
-    /// recursive delete) started; set whenever the deletion was captured for
-    /// a race reason (not only `CAP_ALL`), else 0.
+    /// recursive delete) began: where it began listing directories, else its
+    /// first deletion's mount; set whenever the deletion was captured for a
+    /// race reason (not only `CAP_ALL`), else 0.
     pub origin_mnt_id: u32,
     /// Where the lookup of `pathname` starts: `dfd`, the cwd, or the root.
     pub dir: DirRef,

@@ -72,6 +72,11 @@ pub struct TraceArgs {
     /// mount) or `all` (every deletion; costly on delete-heavy workloads).
     #[arg(long, default_value = "race", value_parser = ["race", "all"])]
     pub deletes: String,
+    /// Also record every deletion at or below PATH (repeatable), besides
+    /// those captured for the race. Needs every deletion walked in the
+    /// kernel (the path is only known after it): costs like `--deletes all`.
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<std::path::PathBuf>,
     /// Seconds after an EBUSY unmount during which the process's deletions
     /// are captured and correlated.
     #[arg(long, default_value_t = 60, value_name = "SECS")]

@@ -76,6 +76,8 @@ struct Setup {
     opts: TraceOptions,
     sink: Box<dyn Sink>,
     correlator: CorrelatorConfig,
+    /// Paths of interest (`--path`), unless every deletion was asked for.
+    delete_paths: Vec<bytes::Bytes>,
 }
 
 fn setup(args: &TraceArgs, default_out: Box<dyn Write>) -> Result<Setup, String> {
@@ -85,7 +87,7 @@ fn setup(args: &TraceArgs, default_out: Box<dyn Write>) -> Result<Setup, String>
         comm: args.comm.as_ref().map(|c| c.as_bytes().to_vec()),
         failed_only: args.failed_only,
         ring_size: args.ring_mib << 20,
-        deletes: if args.deletes == "all" {
+        deletes: if args.deletes == "all" || !args.paths.is_empty() {
             DeleteMode::All
         } else {
             DeleteMode::Race
@@ -119,10 +121,19 @@ fn setup(args: &TraceArgs, default_out: Box<dyn Write>) -> Result<Setup, String>
         busy_window_ns: Duration::from_secs(args.busy_window).as_nanos() as u64,
         ..CorrelatorConfig::default()
     };
+    let delete_paths = if args.deletes == "all" {
+        Vec::new()
+    } else {
+        args.paths
+            .iter()
+            .map(|p| bytes::Bytes::copy_from_slice(p.as_os_str().as_encoded_bytes()))
+            .collect()
+    };
     Ok(Setup {
         opts,
         sink,
         correlator,
+        delete_paths,
     })
 }
 
@@ -147,11 +158,16 @@ fn start(opts: &TraceOptions, what: &str) -> Result<Tracer, i32> {
 struct Started {
     signals: StopSignals,
     sink: Box<dyn Sink>,
-    correlator: CorrelatorConfig,
+    pipeline: Pipeline,
     tracer: Tracer,
 }
 
-fn prepare(args: &TraceArgs, default_out: Box<dyn Write>, what: &str) -> Result<Started, i32> {
+fn prepare(
+    args: &TraceArgs,
+    default_out: Box<dyn Write>,
+    what: &str,
+    show_events: bool,
+) -> Result<Started, i32> {
     let Ok(signals) = StopSignals::install() else {
         eprintln!("mntrace: cannot install signal handlers");
         return Err(exit::FAILURE);
@@ -160,15 +176,18 @@ fn prepare(args: &TraceArgs, default_out: Box<dyn Write>, what: &str) -> Result<
         opts,
         sink,
         correlator,
+        delete_paths,
     } = setup(args, default_out).map_err(|e| {
         eprintln!("mntrace: {e}");
         exit::USAGE
     })?;
     let tracer = start(&opts, what)?;
+    let mut pipeline = Pipeline::new(correlator, show_events);
+    pipeline.delete_paths = delete_paths;
     Ok(Started {
         signals,
         sink,
-        correlator,
+        pipeline,
         tracer,
     })
 }
@@ -178,13 +197,12 @@ async fn trace(args: TraceArgs) -> i32 {
     let Started {
         signals,
         mut sink,
-        correlator,
+        mut pipeline,
         mut tracer,
-    } = match prepare(&args, out, "tracing") {
+    } = match prepare(&args, out, "tracing", true) {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let mut pipeline = Pipeline::new(correlator, true);
     let stop = signals.wait_or(sleep_opt(args.duration));
     let interval = Duration::from_secs(args.loss_interval.max(1));
     let r = live::run(&mut tracer, &mut pipeline, sink.as_mut(), stop, interval).await;
@@ -197,9 +215,14 @@ async fn watch(args: WatchArgs) -> i32 {
     let Started {
         signals,
         mut sink,
-        correlator,
+        mut pipeline,
         mut tracer,
-    } = match prepare(&args.common, Box::new(io::stderr()), "watching") {
+    } = match prepare(
+        &args.common,
+        Box::new(io::stderr()),
+        "watching",
+        args.events,
+    ) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -215,7 +238,6 @@ async fn watch(args: WatchArgs) -> i32 {
         }
     };
     let mut status = None;
-    let mut pipeline = Pipeline::new(correlator, args.events);
     let stop = signals.wait_or(async { status = child.wait().await.ok() });
     let interval = Duration::from_secs(args.common.loss_interval.max(1));
     let r = live::run(&mut tracer, &mut pipeline, sink.as_mut(), stop, interval).await;

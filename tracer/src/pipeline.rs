@@ -3,8 +3,13 @@
 
 use std::io;
 
+use tracer_common::event::CAP_ALL;
+
+use crate::correlate::crossing::is_under;
 use crate::correlate::{Correlator, CorrelatorConfig, Incident};
+use crate::enrich::mount_table::join;
 use crate::enrich::Enricher;
+use crate::model::Args;
 use crate::model::Event;
 use crate::sink::Sink;
 use crate::stats::Stats;
@@ -17,6 +22,10 @@ pub struct Pipeline {
     pub incidents: Vec<Incident>,
     /// Send every event to the sink (off in `watch`, which shows incidents).
     pub show_events: bool,
+    /// Paths of interest: when set, a deletion the kernel captured only
+    /// because every deletion is (`CAP_ALL`) is shown only if its path is at
+    /// or below one of them. Deletions captured for a race reason always are.
+    pub delete_paths: Vec<bytes::Bytes>,
 }
 
 impl Pipeline {
@@ -27,13 +36,42 @@ impl Pipeline {
             stats: Stats::default(),
             incidents: Vec::new(),
             show_events,
+            delete_paths: Vec::new(),
         }
+    }
+
+    /// Whether `ev` is shown (events are always correlated).
+    fn shown(&self, ev: &Event) -> bool {
+        if !self.show_events {
+            return false;
+        }
+        let Args::Delete {
+            pathname,
+            dir,
+            capture,
+            ..
+        } = &ev.args
+        else {
+            return true;
+        };
+        if self.delete_paths.is_empty() || capture & !CAP_ALL != 0 {
+            return true;
+        }
+        let Some(name) = pathname.value() else {
+            return false;
+        };
+        let path = if name.starts_with(b"/") {
+            bytes::Bytes::copy_from_slice(name)
+        } else {
+            join(&dir.path.bytes, name)
+        };
+        self.delete_paths.iter().any(|p| is_under(&path, p))
     }
 
     pub fn event(&mut self, ev: &Event, sink: &mut dyn Sink) -> io::Result<()> {
         self.stats.record(ev);
         let en = self.enricher.enrich(ev);
-        if self.show_events {
+        if self.shown(ev) {
             sink.event(ev)?;
         }
         let closed = self.correlator.event(ev, &en);
@@ -63,5 +101,71 @@ impl Pipeline {
             self.incidents.push(inc);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Dir, Str};
+    use bytes::Bytes;
+    use tracer_common::event::{CAP_BUSY, DIR_FROM_FD, DIR_RESOLVED};
+    use tracer_common::EventKind;
+
+    fn del(dir: &str, name: &str, capture: u32) -> Event {
+        Event {
+            kind: EventKind::Unlinkat,
+            ts_ns: 1,
+            duration_ns: 1,
+            ret: 0,
+            pid: 1,
+            tid: 1,
+            ppid: 0,
+            uid: 0,
+            gid: 0,
+            mnt_ns: 1,
+            cgroup_id: 1,
+            comm: Bytes::from_static(b"rm"),
+            args: Args::Delete {
+                dfd: 3,
+                pathname: Str::new(Bytes::copy_from_slice(name.as_bytes())),
+                flags: 0,
+                dir: Dir {
+                    flags: DIR_RESOLVED | DIR_FROM_FD,
+                    path: Str::new(Bytes::copy_from_slice(dir.as_bytes())),
+                    ..Default::default()
+                },
+                capture,
+                origin_mnt_id: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn paths_of_interest_select_plain_deletions_only() {
+        let mut p = Pipeline::new(CorrelatorConfig::default(), true);
+        assert!(
+            p.shown(&del("/srv/other", "f", CAP_ALL)),
+            "no paths: everything"
+        );
+        p.delete_paths = vec![Bytes::from_static(b"/var/lib/containerd")];
+        assert!(p.shown(&del("/var/lib/containerd/x", "f", CAP_ALL)));
+        assert!(
+            p.shown(&del("/var/lib", "containerd", CAP_ALL)),
+            "the path itself"
+        );
+        assert!(
+            !p.shown(&del("/var/lib/containerd-old", "f", CAP_ALL)),
+            "component-wise"
+        );
+        assert!(!p.shown(&del("/srv/other", "f", CAP_ALL)));
+        assert!(
+            p.shown(&del("/srv/other", "f", CAP_ALL | CAP_BUSY)),
+            "race reasons always"
+        );
+        assert!(
+            p.shown(&del("/srv", "/var/lib/containerd/abs", CAP_ALL)),
+            "absolute pathname"
+        );
     }
 }

@@ -222,3 +222,51 @@ fn tracefs_is_mounted_when_missing() {
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("mntrace: tracing rmdir"), "{err}");
 }
+
+#[test]
+fn paths_of_interest_record_plain_deletions_below_them_only() {
+    require_root();
+    let s = scratch();
+    let keep = s.path().join("keep");
+    let other = s.path().join("other");
+    let child = start(&[
+        "--json",
+        "--comm",
+        "mntrace-fixture",
+        "--kind",
+        "unlink",
+        "--path",
+        keep.to_str().unwrap(),
+    ]);
+    let fx = Fixture::spawn(&[
+        "mkdir".as_ref(),
+        keep.as_os_str(),
+        "mkdir".as_ref(),
+        other.as_os_str(),
+        "write".as_ref(),
+        keep.join("f").as_os_str(),
+        "write".as_ref(),
+        other.join("g").as_os_str(),
+        "unlink-raw".as_ref(),
+        keep.join("f").as_os_str(),
+        "unlink-raw".as_ref(),
+        other.join("g").as_os_str(),
+    ]);
+    let pid = fx.pid;
+    fx.release_and_wait();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (code, out) = stop(child);
+    assert_eq!(code, 0);
+    let deleted: Vec<String> = out
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
+        .filter(|r| r["type"] == "event" && r["pid"] == pid)
+        .map(|r| {
+            r["args"]["pathname"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(deleted, vec![keep.join("f").display().to_string()]);
+}

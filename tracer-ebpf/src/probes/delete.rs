@@ -118,11 +118,8 @@ fn enter(kind: EventKind, dfd: i32, path: u64, flags: u32) {
     a.dfd = dfd;
     a.flags = flags;
     a.capture = capture;
-    a.origin_mnt_id = if capture & CAP_CROSSING != 0 {
-        origin
-    } else {
-        0
-    };
+    // Where the burst began, whenever the capture had a race reason.
+    a.origin_mnt_id = if capture & !CAP_ALL != 0 { origin } else { 0 };
     a.dir = dir;
 }
 
