@@ -7,7 +7,7 @@ use tracer_common::event::CAP_ALL;
 
 use crate::correlate::crossing::is_under;
 use crate::correlate::{Correlator, CorrelatorConfig, Incident};
-use crate::enrich::mount_table::join;
+use crate::enrich::mount_table::resolve_arg;
 use crate::enrich::Enricher;
 use crate::model::Args;
 use crate::model::Event;
@@ -60,11 +60,7 @@ impl Pipeline {
         let Some(name) = pathname.value() else {
             return false;
         };
-        let path = if name.starts_with(b"/") {
-            bytes::Bytes::copy_from_slice(name)
-        } else {
-            join(&dir.path.bytes, name)
-        };
+        let path = resolve_arg(&dir.path.bytes, name);
         self.delete_paths.iter().any(|p| is_under(&path, p))
     }
 

@@ -38,7 +38,6 @@ pub struct BusyUnmounts {
     cfg: CorrelatorConfig,
     /// (mount namespace, absolute target) → state. Ordered: deterministic.
     busy: BTreeMap<(u32, Bytes), Busy>,
-    lost_total: u64,
 }
 
 pub(super) fn process(ev: &Event) -> Process {
@@ -58,7 +57,6 @@ impl BusyUnmounts {
         BusyUnmounts {
             cfg,
             busy: BTreeMap::new(),
-            lost_total: 0,
         }
     }
 
@@ -192,13 +190,9 @@ impl BusyUnmounts {
 
     /// Kernel-side losses so far (cumulative): open incidents may be missing
     /// deletions, and say so.
-    pub fn losses(&mut self, total: u64) {
-        let delta = total.saturating_sub(self.lost_total);
-        self.lost_total = self.lost_total.max(total);
-        if delta > 0 {
-            for inc in self.busy.values_mut().filter_map(|b| b.open.as_mut()) {
-                inc.lost_while_open += delta;
-            }
+    pub fn losses(&mut self, delta: u64) {
+        for inc in self.busy.values_mut().filter_map(|b| b.open.as_mut()) {
+            inc.lost_while_open += delta;
         }
     }
 

@@ -21,7 +21,7 @@ use tracer_common::event::CAP_ALL;
 
 use super::busy_unmount::{deletion, is_dir_removal, mount_facts, process};
 use super::*;
-use crate::enrich::mount_table::{join, strip_component_prefix, MountInfo};
+use crate::enrich::mount_table::{join, resolve_arg, strip_component_prefix, MountInfo};
 use crate::model::{Args, Dir};
 
 const EBUSY: i32 = 16;
@@ -79,7 +79,6 @@ impl Burst {
 pub struct Crossings {
     cfg: CorrelatorConfig,
     bursts: BTreeMap<u32, Burst>,
-    lost_total: u64,
 }
 
 impl Crossings {
@@ -87,7 +86,6 @@ impl Crossings {
         Crossings {
             cfg,
             bursts: BTreeMap::new(),
-            lost_total: 0,
         }
     }
 
@@ -139,11 +137,7 @@ impl Crossings {
         let Some(name) = pathname.value() else {
             return closed;
         };
-        let path = if name.starts_with(b"/") {
-            Bytes::copy_from_slice(name)
-        } else {
-            join(&dir.path.bytes, name)
-        };
+        let path = resolve_arg(&dir.path.bytes, name);
         // The walk's root: the shallowest directory it removed (or tried
         // to) or deleted from. A recursive delete ends with its top directory
         // (Go's RemoveAll tries it even when not empty; coreutils rm deletes
@@ -197,9 +191,7 @@ impl Crossings {
         closed
     }
 
-    pub fn losses(&mut self, total: u64) {
-        let delta = total.saturating_sub(self.lost_total);
-        self.lost_total = self.lost_total.max(total);
+    pub fn losses(&mut self, delta: u64) {
         for b in self.bursts.values_mut() {
             b.lost_while_open += delta;
         }

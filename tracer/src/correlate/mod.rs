@@ -49,6 +49,7 @@ pub struct Correlator {
     busy: busy_unmount::BusyUnmounts,
     crossing: crossing::Crossings,
     next_id: u64,
+    lost_total: u64,
 }
 
 impl Correlator {
@@ -58,6 +59,7 @@ impl Correlator {
             crossing: crossing::Crossings::new(cfg.clone()),
             cfg,
             next_id: 1,
+            lost_total: 0,
         }
     }
 
@@ -68,10 +70,16 @@ impl Correlator {
         self.graded(closed)
     }
 
-    /// Kernel-side losses so far (cumulative).
+    /// Kernel-side losses so far (cumulative): what was lost since the last
+    /// call is charged to every incident open now (its list may be missing
+    /// deletions).
     pub fn losses(&mut self, total: u64) {
-        self.busy.losses(total);
-        self.crossing.losses(total);
+        let delta = total.saturating_sub(self.lost_total);
+        self.lost_total = self.lost_total.max(total);
+        if delta > 0 {
+            self.busy.losses(delta);
+            self.crossing.losses(delta);
+        }
     }
 
     /// Time passes (boot-time ns, never read here).

@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use crate::model::{Args, Event};
 use holders::{find_holders, HolderScan};
-use mount_table::{join, MountInfo, MountTable};
+use mount_table::{resolve_arg, MountInfo, MountTable};
 
 /// What enrichment adds to one event.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -158,11 +158,7 @@ impl Enricher {
                 let Some(t) = target.value() else {
                     return out;
                 };
-                let abs = if t.starts_with(b"/") {
-                    Bytes::copy_from_slice(t)
-                } else {
-                    join(&cwd.path.bytes, t)
-                };
+                let abs = resolve_arg(&cwd.path.bytes, t);
                 out.umount_target = Some(abs.clone());
                 if ev.errno() == Some(16) {
                     // The mount is still there: see it as it is now.
@@ -179,11 +175,7 @@ impl Enricher {
             Args::Delete { dir, pathname, .. } if dir.resolved() => {
                 self.ensure_ns(ev);
                 if let Some(p) = pathname.value().filter(|p| p.contains(&b'/')) {
-                    let full = if p.starts_with(b"/") {
-                        Bytes::copy_from_slice(p)
-                    } else {
-                        join(&dir.path.bytes, p)
-                    };
+                    let full = resolve_arg(&dir.path.bytes, p);
                     let parent = match full.iter().rposition(|&c| c == b'/') {
                         Some(0) | None => Bytes::from_static(b"/"),
                         Some(i) => full.slice(..i),
@@ -225,13 +217,8 @@ const MS_BIND: u64 = 4096;
 /// A path argument made absolute with the directory its lookup started from.
 fn absolute(path: Option<&[u8]>, dir: &crate::model::Dir) -> Option<Bytes> {
     let p = path?;
-    if p.starts_with(b"/") {
-        Some(Bytes::copy_from_slice(p))
-    } else if dir.resolved() && !dir.truncated() {
-        Some(join(&dir.path.bytes, p))
-    } else {
-        None
-    }
+    (p.starts_with(b"/") || (dir.resolved() && !dir.truncated()))
+        .then(|| resolve_arg(&dir.path.bytes, p))
 }
 
 /// A map that forgets its oldest entries beyond `max`.

@@ -192,6 +192,16 @@ fn unescape(b: &[u8]) -> Bytes {
 /// normalized at the join only: trailing slashes of `base` and leading and
 /// trailing slashes of `rel` are dropped. The result has no trailing `/`
 /// unless it is `/` itself (which is also what two empty inputs give).
+/// A path argument as a path: as is when absolute, else below `dir`, the
+/// directory its lookup started from.
+pub fn resolve_arg(dir: &[u8], arg: &[u8]) -> Bytes {
+    if arg.starts_with(b"/") {
+        Bytes::copy_from_slice(arg)
+    } else {
+        join(dir, arg)
+    }
+}
+
 pub fn join(base: &[u8], rel: &[u8]) -> Bytes {
     let base = trim_end_slashes(base);
     let rel = trim_end_slashes(trim_start_slashes(rel));
