@@ -46,8 +46,8 @@ fn watch_fails_on_incident_passes_output_through_and_propagates_exit_codes() {
             "--comm",
             "mntrace-fixture",
             "--",
-            FIXTURE,
         ])
+        .arg(fixture())
         .args(volume_race(s.path()))
         .output()
         .expect("run mntrace watch");
@@ -84,7 +84,8 @@ fn watch_fails_on_incident_passes_output_through_and_propagates_exit_codes() {
     let out = Command::new(MNTRACE)
         .args(["watch", "--json", "--comm", "mntrace-fixture", "-o"])
         .arg(&file)
-        .args(["--", FIXTURE])
+        .arg("--")
+        .arg(fixture())
         .args(volume_race(s.path()))
         .output()
         .expect("run mntrace watch --json");

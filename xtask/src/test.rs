@@ -1,4 +1,5 @@
-//! `cargo xtask test`: the workspace tests, then the lints.
+//! `cargo xtask test`: the test fixture driver's build, the workspace tests,
+//! then the lints.
 
 use std::process::ExitCode;
 
@@ -18,6 +19,15 @@ pub fn test(extra: &[String]) -> Result<ExitCode> {
     }
 
     let mut steps = Steps::new("test");
+    // The kernel tests run the fixture driver, a binary of another package
+    // (cargo only builds a test's own package's binaries): build it first, in
+    // the tests' profile (debug), where they look for it.
+    steps.run(
+        "build fixture",
+        cargo()
+            .current_dir(workspace_root())
+            .args(["build", "--package", "mntrace-fixture"]),
+    );
     steps.run(
         "cargo test",
         cargo()

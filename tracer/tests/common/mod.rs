@@ -25,7 +25,30 @@ use mntrace::{
 };
 use serde_json::Value;
 
-pub const FIXTURE: &str = env!("CARGO_BIN_EXE_mntrace-fixture");
+/// The test driver `mntrace-fixture`, a binary of its own package (so cargo
+/// sets no `CARGO_BIN_EXE_` for it here): `$MNTRACE_FIXTURE` if set, else the
+/// one in this test's target profile dir (tests run from
+/// `<target>/<profile>/deps/`).
+pub fn fixture() -> PathBuf {
+    let path = match std::env::var_os("MNTRACE_FIXTURE") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let exe = std::env::current_exe().expect("path of the running test");
+            exe.parent()
+                .and_then(Path::parent)
+                .expect("the test runs from <target>/<profile>/deps/")
+                .join("mntrace-fixture")
+        }
+    };
+    assert!(
+        path.is_file(),
+        "test driver {} missing: build it with `cargo build -p mntrace-fixture`; \
+         `cargo xtask test` does (or point MNTRACE_FIXTURE at it)",
+        path.display()
+    );
+    path
+}
+
 pub const MNTRACE: &str = env!("CARGO_BIN_EXE_mntrace");
 
 pub fn require_root() {
@@ -66,7 +89,7 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn spawn<S: AsRef<OsStr>>(ops: &[S]) -> Fixture {
-        let child = Command::new(FIXTURE)
+        let child = Command::new(fixture())
             .arg("wait-stdin")
             .args(ops)
             .stdin(Stdio::piped())
