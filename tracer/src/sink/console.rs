@@ -446,12 +446,7 @@ impl<W: Write> Sink for Console<W> {
 
     fn losses(&mut self, delta: &Drops, total: &Drops) -> io::Result<()> {
         // Losses go to stderr so they are seen even when stdout is piped.
-        eprintln!(
-            "mntrace: LOST {} events in the kernel ({}); total {}",
-            delta.total(),
-            drops_line(delta),
-            total.total()
-        );
+        eprintln!("{}", loss_line(delta, total));
         Ok(())
     }
 
@@ -464,6 +459,16 @@ impl<W: Write> Sink for Console<W> {
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+}
+
+/// The loss report (stderr): `delta` since the last report, `total` so far.
+pub fn loss_line(delta: &Drops, total: &Drops) -> String {
+    format!(
+        "mntrace: LOST {} events in the kernel ({}); total {}",
+        delta.total(),
+        drops_line(delta),
+        total.total()
+    )
 }
 
 /// The end-of-run summary (stderr).
