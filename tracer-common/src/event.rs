@@ -163,6 +163,15 @@ pub const CAP_SUBTREE: u32 = 1 << 3;
 /// than `burst_gap_ns` apart) has moved between mounts; every deletion of
 /// the burst from that point on is captured.
 pub const CAP_CROSSING: u32 = 1 << 4;
+/// An EBUSY unmount happened on the node within the busy window and the
+/// deletion's path has several components (or is absolute): it may cross
+/// into the busy mount, whoever deletes (`xargs rm /…/mnt/f`, `rm -rf
+/// mnt/d`). Userspace decides from the path and the mount table.
+pub const CAP_BUSY_PATH: u32 = 1 << 5;
+/// An EBUSY unmount happened on the node within the busy window and the
+/// deletion's directory is on a mount userspace found busy (`BUSY_MNTS`):
+/// another process deleting through it by directory fd.
+pub const CAP_BUSY_MOUNT: u32 = 1 << 6;
 
 /// `open_tree`. Strings: pathname, dir path, result path.
 #[repr(C)]

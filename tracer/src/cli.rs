@@ -1,8 +1,13 @@
 //! Command line.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use mntrace::config::{
+    DeleteMode, RunConfig, DEFAULT_BUSY_WINDOW_SECS, DEFAULT_LOSS_INTERVAL_SECS, DEFAULT_RING_MIB,
+};
+use mntrace::correlate::roots::Roots;
 use tracer_common::EventKind;
 
 #[derive(Parser, Debug)]
@@ -53,10 +58,11 @@ pub struct TraceArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Only these processes (tgid); repeatable.
-    #[arg(short, long = "pid", value_name = "PID")]
+    #[arg(short, long = "pid", value_name = "PID", value_parser = parse_pid)]
     pub pids: Vec<u32>,
-    /// Only processes with this command name (as in /proc/PID/comm).
-    #[arg(short, long)]
+    /// Only processes with this command name (as in /proc/PID/comm; the
+    /// kernel keeps its first 15 bytes).
+    #[arg(short, long, value_parser = parse_comm)]
     pub comm: Option<String>,
     /// Only these syscalls; repeatable. Also `delete` (unlink, unlinkat,
     /// rmdir) and `mount-api` (open_tree, move_mount, mount_setattr, fsopen,
@@ -70,16 +76,18 @@ pub struct TraceArgs {
     /// the EBUSY-then-delete race: after an EBUSY unmount by the same process,
     /// through id-mapped or subdirectory-bind mounts, or crossing into another
     /// mount) or `all` (every deletion; costly on delete-heavy workloads).
-    #[arg(long, default_value = "race", value_parser = ["race", "all"])]
-    pub deletes: String,
+    #[arg(long, value_enum, default_value_t = DeleteMode::default())]
+    pub deletes: DeleteMode,
     /// Also record every deletion at or below PATH (repeatable), besides
     /// those captured for the race. Needs every deletion walked in the
     /// kernel (the path is only known after it): costs like `--deletes all`.
+    /// A relative PATH is taken from the current directory.
     #[arg(long = "path", value_name = "PATH")]
     pub paths: Vec<std::path::PathBuf>,
-    /// Seconds after an EBUSY unmount during which the process's deletions
-    /// are captured and correlated.
-    #[arg(long, default_value_t = 60, value_name = "SECS")]
+    /// Seconds after an EBUSY unmount during which deletions are captured
+    /// and correlated.
+    #[arg(long, default_value_t = DEFAULT_BUSY_WINDOW_SECS, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub busy_window: u64,
     /// A snapshot or volume root (glob over path components, `*` within a
     /// component, `**` for any number; e.g. `/srv/volumes/*/**`): deletions
@@ -92,14 +100,84 @@ pub struct TraceArgs {
     #[arg(long)]
     pub no_default_roots: bool,
     /// Ring buffer size in MiB (power of two).
-    #[arg(long, default_value_t = 16, value_name = "MIB", value_parser = parse_ring_mib)]
+    #[arg(long, default_value_t = DEFAULT_RING_MIB, value_name = "MIB", value_parser = parse_ring_mib)]
     pub ring_mib: u32,
     /// Seconds between loss reports (reported only when losses grew).
-    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    #[arg(long, default_value_t = DEFAULT_LOSS_INTERVAL_SECS, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub loss_interval: u64,
     /// Stop after SECS seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
+}
+
+impl TraceArgs {
+    /// The run's configuration, built once; `show_events` is what the
+    /// subcommand shows.
+    pub fn run_config(&self, show_events: bool) -> Result<RunConfig, String> {
+        let mut roots = if self.no_default_roots {
+            Roots::empty()
+        } else {
+            Roots::defaults()
+        };
+        for r in &self.roots {
+            roots.add(r, "configured root")?;
+        }
+        Ok(RunConfig {
+            deletes: self.deletes,
+            paths: self
+                .paths
+                .iter()
+                .map(|p| absolute_path(p))
+                .collect::<Result<_, _>>()?,
+            busy_window: Duration::from_secs(self.busy_window),
+            kinds: self.kinds.iter().flatten().copied().collect(),
+            pids: self.pids.clone(),
+            comm: self.comm.as_ref().map(|c| c.as_bytes().to_vec()),
+            failed_only: self.failed_only,
+            ring_size: self.ring_mib << 20,
+            roots,
+            show_events,
+            json: self.json,
+            output: self.output.clone(),
+            loss_interval: Duration::from_secs(self.loss_interval),
+            duration: self.duration.map(Duration::from_secs),
+            ..RunConfig::default()
+        })
+    }
+}
+
+/// A tgid: 0 is no process (the idle task has no tgid a filter could match).
+fn parse_pid(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(0) => Err("0 is not a process id".into()),
+        Ok(p) => Ok(p),
+        Err(e) => Err(format!("{e}")),
+    }
+}
+
+/// A command name: non-empty, no NUL; the kernel compares its first 15 bytes.
+fn parse_comm(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("an empty command name matches no process".into());
+    }
+    if s.contains('\0') {
+        return Err("a command name cannot contain NUL".into());
+    }
+    Ok(s.to_owned())
+}
+
+/// A path of interest as bytes, made absolute from the current directory
+/// (lexically: symlinks are not followed).
+fn absolute_path(p: &std::path::Path) -> Result<bytes::Bytes, String> {
+    if p.as_os_str().is_empty() {
+        return Err("--path: an empty path matches nothing".into());
+    }
+    let abs = std::path::absolute(p)
+        .map_err(|e| format!("--path {}: cannot make it absolute: {e}", p.display()))?;
+    Ok(bytes::Bytes::copy_from_slice(
+        abs.as_os_str().as_encoded_bytes(),
+    ))
 }
 
 pub fn parse_kinds(s: &str) -> Result<Vec<EventKind>, String> {

@@ -6,14 +6,17 @@
 //! console, JSON Lines). [`pipeline`] runs the stages after the reader;
 //! [`live`] wires them for a live session.
 
+pub mod config;
 pub mod correlate;
 pub mod decode;
+pub mod drops;
 pub mod enrich;
 pub mod error;
 pub mod live;
 pub mod loader;
 pub mod model;
 pub mod names;
+pub mod path;
 pub mod pipeline;
 pub mod probes;
 pub mod reader;

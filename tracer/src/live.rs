@@ -1,24 +1,24 @@
 //! A live session: attach, stream events into a sink until told to stop,
 //! report kernel-side losses as they happen and in the final summary.
+//!
+//! The ring buffer is drained by its own thread ([`ReaderThread`]); this
+//! loop decodes, enriches, correlates and writes, and joins the holder
+//! scans (their own thread) by id, so nothing slow sits between the kernel
+//! and the ring buffer.
 
 use std::future::Future;
 use std::time::Duration;
 
-use crate::loader::{Drops, Tracer};
+use crate::drops::Drops;
+use crate::enrich::clock::boot_ns;
+use crate::loader::Tracer;
 use crate::model::Event;
 use crate::pipeline::Pipeline;
-use crate::reader::EventReader;
+use crate::reader::{decode_chunk, ReaderThread};
 use crate::sink::Sink;
 
-/// `CLOCK_BOOTTIME` now, the kernel's event clock.
-pub fn boot_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
+/// How often quiet incidents are looked for when no event arrives.
+const TICK: Duration = Duration::from_millis(250);
 
 /// Stream events from an attached tracer through `pipeline` into `sink`
 /// until `stop` resolves, then drain what is left, close open incidents and
@@ -30,40 +30,49 @@ pub async fn run(
     stop: impl Future<Output = ()>,
     loss_interval: Duration,
 ) -> anyhow::Result<()> {
-    let mut reader = EventReader::new(tracer.ring()?)?;
+    let (reader, mut chunks) = ReaderThread::spawn(tracer.ring()?)?;
     let mut batch: Vec<Event> = Vec::with_capacity(4096);
     let mut reported = Drops::default();
     let mut loss_tick = tokio::time::interval(loss_interval);
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut tick = tokio::time::interval(TICK);
     loss_tick.tick().await;
     tokio::pin!(stop);
+    let mut stopping = false;
     loop {
         tokio::select! {
-            r = reader.read(&mut batch) => {
-                r?;
+            biased;
+            _ = &mut stop, if !stopping => {
+                // The reader delivers what the kernel emitted until now, then
+                // closes the queue.
+                stopping = true;
+                reader.stop();
+            }
+            chunk = chunks.recv() => {
+                let Some(chunk) = chunk else { break };
+                for e in decode_chunk(&chunk, &mut batch) {
+                    pipeline.stats.decode_error(&e);
+                }
                 deliver(&mut batch, pipeline, sink)?;
                 sink.flush()?;
             }
+            // Only when the queue is empty: everything emitted before `now`
+            // has been seen (up to records in flight, which the quiet gap
+            // covers).
             _ = tick.tick() => {
+                pipeline.holders_ready();
                 pipeline.tick(boot_ns(), sink)?;
                 sink.flush()?;
             }
             _ = loss_tick.tick() => {
                 report_losses(tracer, pipeline, sink, &mut reported)?;
             }
-            _ = &mut stop => break,
         }
     }
-    // Everything the kernel emitted before we stopped is in the ring: drain it.
-    reader.drain(&mut batch);
-    deliver(&mut batch, pipeline, sink)?;
+    drop(reader);
     report_losses(tracer, pipeline, sink, &mut reported)?;
     pipeline.finish(sink)?;
-    let stats = &mut pipeline.stats;
-    stats.drops = reported;
-    stats.decode_errors = reader.decode_errors;
-    stats.last_decode_error = reader.last_error.as_ref().map(|e| e.to_string());
-    sink.finish(stats)?;
+    pipeline.stats.drops = reported;
+    sink.finish(&pipeline.stats)?;
     Ok(())
 }
 
@@ -72,10 +81,15 @@ fn deliver(
     pipeline: &mut Pipeline,
     sink: &mut dyn Sink,
 ) -> std::io::Result<()> {
+    let mut last = 0;
     for ev in batch.drain(..) {
+        last = last.max(ev.ts_ns);
         pipeline.event(&ev, sink)?;
     }
-    Ok(())
+    pipeline.holders_ready();
+    // Event time as the watermark: incidents quiet since then can close
+    // even while the queue never empties.
+    pipeline.tick(last, sink)
 }
 
 fn report_losses(
@@ -87,13 +101,7 @@ fn report_losses(
     let now = tracer.drops()?;
     pipeline.losses(now.total());
     if now != *reported {
-        let mut delta = Drops::default();
-        for (k, row) in delta.0.iter_mut().enumerate() {
-            for (r, v) in row.iter_mut().enumerate() {
-                *v = now.0[k][r].saturating_sub(reported.0[k][r]);
-            }
-        }
-        sink.losses(&delta, &now)?;
+        sink.losses(&now.since(reported), &now)?;
         *reported = now;
     }
     Ok(())

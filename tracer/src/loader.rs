@@ -10,84 +10,18 @@ use aya::{
 };
 use tracer_common::{
     config::{CFG_COMM_FILTER, CFG_FAILED_ONLY, CFG_PID_FILTER, DELETES_ALL, DELETES_RACE},
-    counters::{DropReason, DROP_REASONS},
-    kind::KIND_SLOTS,
+    counters::DropReason,
     Config, EventKind,
 };
 
+use crate::config::{nanos, DeleteMode, TraceOptions};
+use crate::drops::Drops;
 use crate::error::StartError;
 use crate::probes::probes;
 
 pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 const TRACEFS: &str = "/sys/kernel/tracing";
 const DEBUGFS_TRACING: &str = "/sys/kernel/debug/tracing";
-
-/// Which deletions the kernel side captures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeleteMode {
-    /// Every deletion (costly on delete-heavy workloads: every call is walked).
-    All,
-    /// Only those that can be part of the race (the default): after an EBUSY
-    /// unmount by the same process, through id-mapped or subdirectory-bind
-    /// mounts, or crossing into another mount during a burst of deletions.
-    Race,
-}
-
-/// What to trace.
-#[derive(Clone, Debug)]
-pub struct TraceOptions {
-    pub deletes: DeleteMode,
-    /// Deletions by a process are captured this long after its EBUSY unmount.
-    pub busy_window: std::time::Duration,
-    /// Deletions by a thread closer than this belong to one burst.
-    pub burst_gap: std::time::Duration,
-    /// Kinds to attach; empty means all.
-    pub kinds: Vec<EventKind>,
-    /// Only these tgids (empty: all).
-    pub pids: Vec<u32>,
-    /// Only this command name (first 15 bytes, as the kernel keeps it).
-    pub comm: Option<Vec<u8>>,
-    pub failed_only: bool,
-    /// Ring buffer bytes (power of two, multiple of the page size).
-    pub ring_size: u32,
-}
-
-impl Default for TraceOptions {
-    fn default() -> Self {
-        TraceOptions {
-            deletes: DeleteMode::Race,
-            busy_window: std::time::Duration::from_secs(60),
-            burst_gap: std::time::Duration::from_secs(1),
-            kinds: Vec::new(),
-            pids: Vec::new(),
-            comm: None,
-            failed_only: false,
-            ring_size: 16 << 20,
-        }
-    }
-}
-
-/// Kernel-side drop counters, summed over CPUs: `[kind][reason]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Drops(pub [[u64; DROP_REASONS]; KIND_SLOTS]);
-
-impl Drops {
-    pub fn total(&self) -> u64 {
-        self.0.iter().flatten().sum()
-    }
-    pub fn get(&self, kind: EventKind, reason: DropReason) -> u64 {
-        self.0[kind as usize][reason as usize]
-    }
-    /// Non-zero counters.
-    pub fn nonzero(&self) -> impl Iterator<Item = (EventKind, DropReason, u64)> + '_ {
-        EventKind::ALL.into_iter().flat_map(move |k| {
-            DropReason::ALL
-                .into_iter()
-                .map(move |r| (k, r, self.get(k, r)))
-                .filter(|&(_, _, n)| n > 0)
-        })
-    }
-}
 
 /// Loaded and attached programs. Dropping it detaches everything.
 pub struct Tracer {
@@ -213,8 +147,8 @@ impl Tracer {
                 DeleteMode::Race => DELETES_RACE,
             },
             _pad: 0,
-            busy_window_ns: opts.busy_window.as_nanos().min(u64::MAX as u128) as u64,
-            burst_gap_ns: opts.burst_gap.as_nanos().min(u64::MAX as u128) as u64,
+            busy_window_ns: nanos(opts.busy_window),
+            burst_gap_ns: nanos(opts.burst_gap),
         };
         {
             let map = ebpf

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use clap::Parser;
 use mntrace::{
-    correlate::{roots::Roots, CorrelatorConfig},
+    config::{DeleteMode, RunConfig, TraceOptions},
     enrich::clock::BootClock,
     error::{exit, StartError},
     live,
-    loader::{DeleteMode, TraceOptions, Tracer},
+    loader::Tracer,
     pipeline::Pipeline,
     sink::{console::Console, jsonl::JsonLines, Sink},
 };
@@ -64,38 +64,16 @@ impl StopSignals {
     }
 }
 
-async fn sleep_opt(duration: Option<u64>) {
+async fn sleep_opt(duration: Option<Duration>) {
     match duration {
-        Some(s) => tokio::time::sleep(Duration::from_secs(s)).await,
+        Some(d) => tokio::time::sleep(d).await,
         None => std::future::pending().await,
     }
 }
 
-/// Everything `trace` and `watch` share: options, sink, correlator.
-struct Setup {
-    opts: TraceOptions,
-    sink: Box<dyn Sink>,
-    correlator: CorrelatorConfig,
-    /// Paths of interest (`--path`), unless every deletion was asked for.
-    delete_paths: Vec<bytes::Bytes>,
-}
-
-fn setup(args: &TraceArgs, default_out: Box<dyn Write>) -> Result<Setup, String> {
-    let opts = TraceOptions {
-        kinds: args.kinds.iter().flatten().copied().collect(),
-        pids: args.pids.clone(),
-        comm: args.comm.as_ref().map(|c| c.as_bytes().to_vec()),
-        failed_only: args.failed_only,
-        ring_size: args.ring_mib << 20,
-        deletes: if args.deletes == "all" || !args.paths.is_empty() {
-            DeleteMode::All
-        } else {
-            DeleteMode::Race
-        },
-        busy_window: Duration::from_secs(args.busy_window),
-        ..TraceOptions::default()
-    };
-    let out: Box<dyn Write> = match &args.output {
+/// Where `trace` and `watch` write: `-o FILE`, else their default.
+fn output(run: &RunConfig, default_out: Box<dyn Write>) -> Result<Box<dyn Sink>, String> {
+    let out: Box<dyn Write> = match &run.output {
         Some(path) => match std::fs::File::create(path) {
             Ok(f) => Box::new(BufWriter::new(f)),
             Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
@@ -103,37 +81,10 @@ fn setup(args: &TraceArgs, default_out: Box<dyn Write>) -> Result<Setup, String>
         None => default_out,
     };
     let clock = BootClock::now();
-    let sink: Box<dyn Sink> = if args.json {
+    Ok(if run.json {
         Box::new(JsonLines::new(out, clock))
     } else {
         Box::new(Console::new(out, clock))
-    };
-    let mut roots = if args.no_default_roots {
-        Roots::empty()
-    } else {
-        Roots::defaults()
-    };
-    for r in &args.roots {
-        roots.add(r, "configured root")?;
-    }
-    let correlator = CorrelatorConfig {
-        roots,
-        busy_window_ns: Duration::from_secs(args.busy_window).as_nanos() as u64,
-        ..CorrelatorConfig::default()
-    };
-    let delete_paths = if args.deletes == "all" {
-        Vec::new()
-    } else {
-        args.paths
-            .iter()
-            .map(|p| bytes::Bytes::copy_from_slice(p.as_os_str().as_encoded_bytes()))
-            .collect()
-    };
-    Ok(Setup {
-        opts,
-        sink,
-        correlator,
-        delete_paths,
     })
 }
 
@@ -154,9 +105,11 @@ fn start(opts: &TraceOptions, what: &str) -> Result<Tracer, i32> {
 }
 
 /// What `trace` and `watch` start from: signal handlers (first, so a signal
-/// at any point detaches cleanly), options and sink, attached probes.
+/// at any point detaches cleanly), the run's configuration, sink, pipeline
+/// and attached probes.
 struct Started {
     signals: StopSignals,
+    run: RunConfig,
     sink: Box<dyn Sink>,
     pipeline: Pipeline,
     tracer: Tracer,
@@ -172,20 +125,17 @@ fn prepare(
         eprintln!("mntrace: cannot install signal handlers");
         return Err(exit::FAILURE);
     };
-    let Setup {
-        opts,
-        sink,
-        correlator,
-        delete_paths,
-    } = setup(args, default_out).map_err(|e| {
+    let usage = |e: String| {
         eprintln!("mntrace: {e}");
         exit::USAGE
-    })?;
-    let tracer = start(&opts, what)?;
-    let mut pipeline = Pipeline::new(correlator, show_events);
-    pipeline.delete_paths = delete_paths;
+    };
+    let run = args.run_config(show_events).map_err(usage)?;
+    let sink = output(&run, default_out).map_err(usage)?;
+    let tracer = start(&run.kernel(), what)?;
+    let pipeline = Pipeline::new(run.correlator(), run.display());
     Ok(Started {
         signals,
+        run,
         sink,
         pipeline,
         tracer,
@@ -196,6 +146,7 @@ async fn trace(args: TraceArgs) -> i32 {
     let out = Box::new(BufWriter::new(io::stdout().lock()));
     let Started {
         signals,
+        run,
         mut sink,
         mut pipeline,
         mut tracer,
@@ -203,9 +154,15 @@ async fn trace(args: TraceArgs) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let stop = signals.wait_or(sleep_opt(args.duration));
-    let interval = Duration::from_secs(args.loss_interval.max(1));
-    let r = live::run(&mut tracer, &mut pipeline, sink.as_mut(), stop, interval).await;
+    let stop = signals.wait_or(sleep_opt(run.duration));
+    let r = live::run(
+        &mut tracer,
+        &mut pipeline,
+        sink.as_mut(),
+        stop,
+        run.loss_interval,
+    )
+    .await;
     drop(tracer); // detach every probe before exiting
     finish_code(r, exit::OK)
 }
@@ -214,6 +171,7 @@ async fn watch(args: WatchArgs) -> i32 {
     // The command owns stdout; mntrace writes to stderr unless -o is given.
     let Started {
         signals,
+        run,
         mut sink,
         mut pipeline,
         mut tracer,
@@ -239,8 +197,14 @@ async fn watch(args: WatchArgs) -> i32 {
     };
     let mut status = None;
     let stop = signals.wait_or(async { status = child.wait().await.ok() });
-    let interval = Duration::from_secs(args.common.loss_interval.max(1));
-    let r = live::run(&mut tracer, &mut pipeline, sink.as_mut(), stop, interval).await;
+    let r = live::run(
+        &mut tracer,
+        &mut pipeline,
+        sink.as_mut(),
+        stop,
+        run.loss_interval,
+    )
+    .await;
     drop(tracer);
     let status = match status {
         Some(s) => s,

@@ -5,12 +5,12 @@ use std::io;
 
 use tracer_common::event::CAP_ALL;
 
-use crate::correlate::crossing::is_under;
+use crate::config::Display;
 use crate::correlate::{Correlator, CorrelatorConfig, Incident};
-use crate::enrich::mount_table::resolve_arg;
 use crate::enrich::Enricher;
 use crate::model::Args;
 use crate::model::Event;
+use crate::path::{is_under, resolve_arg};
 use crate::sink::Sink;
 use crate::stats::Stats;
 
@@ -18,31 +18,22 @@ pub struct Pipeline {
     pub enricher: Enricher,
     pub correlator: Correlator,
     pub stats: Stats,
-    /// Incidents closed so far.
-    pub incidents: Vec<Incident>,
-    /// Send every event to the sink (off in `watch`, which shows incidents).
-    pub show_events: bool,
-    /// Paths of interest: when set, a deletion the kernel captured only
-    /// because every deletion is (`CAP_ALL`) is shown only if its path is at
-    /// or below one of them. Deletions captured for a race reason always are.
-    pub delete_paths: Vec<bytes::Bytes>,
+    pub display: Display,
 }
 
 impl Pipeline {
-    pub fn new(cfg: CorrelatorConfig, show_events: bool) -> Pipeline {
+    pub fn new(cfg: CorrelatorConfig, display: Display) -> Pipeline {
         Pipeline {
             enricher: Enricher::new(),
             correlator: Correlator::new(cfg),
             stats: Stats::default(),
-            incidents: Vec::new(),
-            show_events,
-            delete_paths: Vec::new(),
+            display,
         }
     }
 
     /// Whether `ev` is shown (events are always correlated).
     fn shown(&self, ev: &Event) -> bool {
-        if !self.show_events {
+        if !self.display.show_events {
             return false;
         }
         let Args::Delete {
@@ -54,14 +45,15 @@ impl Pipeline {
         else {
             return true;
         };
-        if self.delete_paths.is_empty() || capture & !CAP_ALL != 0 {
+        let paths = &self.display.delete_paths;
+        if paths.is_empty() || capture & !CAP_ALL != 0 {
             return true;
         }
         let Some(name) = pathname.value() else {
             return false;
         };
         let path = resolve_arg(&dir.path.bytes, name);
-        self.delete_paths.iter().any(|p| is_under(&path, p))
+        paths.iter().any(|p| is_under(&path, p))
     }
 
     pub fn event(&mut self, ev: &Event, sink: &mut dyn Sink) -> io::Result<()> {
@@ -85,7 +77,20 @@ impl Pipeline {
         self.correlator.losses(total);
     }
 
+    /// Join the holder scans that have answered to their busy mounts.
+    pub fn holders_ready(&mut self) {
+        for (id, scan) in self.enricher.scanner.ready() {
+            self.correlator.holders(id, &scan);
+        }
+    }
+
+    /// End of the stream: wait for the holder scans still running (each is
+    /// bounded by its budget), then close every open incident.
     pub fn finish(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
+        self.holders_ready();
+        for (id, scan) in self.enricher.scanner.wait_all() {
+            self.correlator.holders(id, &scan);
+        }
         let closed = self.correlator.finish();
         self.emit(closed, sink)
     }
@@ -94,7 +99,6 @@ impl Pipeline {
         for inc in closed {
             self.stats.incidents[inc.severity as usize] += 1;
             sink.incident(&inc)?;
-            self.incidents.push(inc);
         }
         Ok(())
     }
@@ -139,12 +143,18 @@ mod tests {
 
     #[test]
     fn paths_of_interest_select_plain_deletions_only() {
-        let mut p = Pipeline::new(CorrelatorConfig::default(), true);
+        let mut p = Pipeline::new(
+            CorrelatorConfig::default(),
+            Display {
+                show_events: true,
+                ..Default::default()
+            },
+        );
         assert!(
             p.shown(&del("/srv/other", "f", CAP_ALL)),
             "no paths: everything"
         );
-        p.delete_paths = vec![Bytes::from_static(b"/var/lib/containerd")];
+        p.display.delete_paths = vec![Bytes::from_static(b"/var/lib/containerd")];
         assert!(p.shown(&del("/var/lib/containerd/x", "f", CAP_ALL)));
         assert!(
             p.shown(&del("/var/lib", "containerd", CAP_ALL)),

@@ -2,7 +2,7 @@
 
 use tracer_common::{kind::KIND_SLOTS, EventKind};
 
-use crate::loader::Drops;
+use crate::drops::Drops;
 use crate::model::Event;
 
 #[derive(Clone, Debug, Default)]
@@ -30,6 +30,11 @@ impl Stats {
         if ev.kind == EventKind::Umount && ev.errno() == Some(16) {
             self.ebusy_unmounts += 1;
         }
+    }
+    /// A record that could not be decoded.
+    pub fn decode_error(&mut self, e: &crate::decode::DecodeError) {
+        self.decode_errors += 1;
+        self.last_decode_error = Some(e.to_string());
     }
     pub fn total_incidents(&self) -> u64 {
         self.incidents.iter().sum()

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use mntrace::{loader::TraceOptions, EventKind};
+use mntrace::{config::TraceOptions, EventKind};
 use tracer_common::counters::DropReason;
 
 #[test]

@@ -9,7 +9,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use common::*;
-use mntrace::{correlate::Severity, enrich::holders::Hold, loader::TraceOptions, model::Args};
+use mntrace::{config::TraceOptions, correlate::Severity, enrich::holders::Hold, model::Args};
 use tracer_common::event::CAP_BUSY;
 
 /// Files of the lower layer that the race destroys.

@@ -28,9 +28,9 @@ use serde_json::{json, Value};
 use mntrace::correlate::{
     Cause, Deletion, FailedUnmount, Incident, MountFacts, Process, Severity, Walk,
 };
+use mntrace::drops::Drops;
 use mntrace::enrich::clock::BootClock;
 use mntrace::enrich::holders::{Hold, Holder, HolderScan};
-use mntrace::loader::Drops;
 use mntrace::model::{Args, Dir, Event, MountAttr, Str};
 use mntrace::sink::console::{self, Console};
 use mntrace::sink::jsonl::JsonLines;

@@ -1,15 +1,21 @@
 //! The EBUSY-unmount → deletion correlation.
 //!
 //! An unmount of target T fails with EBUSY: the mount M at T is still there.
-//! Every later successful deletion whose starting directory is on a mount
-//! mounted at T, in the same mount namespace (both facts come from the kernel
-//! with the deletion: the mount's namespace, and `dir.path[..rel_off]`, the
-//! mountpoint of the directory's mount as the deleting process sees it), went
-//! through M. When the mount table knew M at the EBUSY, its mount id must
-//! match too (so a mount stacked under M is not mistaken for it).
+//! A later successful deletion went through M when:
+//! - its lookup started in a directory on a mount mounted at T, in the same
+//!   mount namespace (both facts come from the kernel with the deletion:
+//!   the mount's namespace, and `dir.path[..rel_off]`, the mountpoint of the
+//!   directory's mount as the deleting process sees it), with the mount id
+//!   the mount table saw at T at the EBUSY, when it saw one (so a mount
+//!   stacked under M is not mistaken for it); or
+//! - its path has several components (`unlink("/…/T/f")`, `rm -rf T/d`):
+//!   the entry's parent directory, made absolute and normalized lexically,
+//!   is T or below it, in the deleting process's namespace, and no other
+//!   mount the table saw below T at the EBUSY lies between T and it.
 //!
 //! Incidents stay open while deletions keep coming and close after
-//! `quiet_ns` without one, when M is finally unmounted, or at the end.
+//! `quiet_ns` without one (once the holder scan has answered), when M is
+//! finally unmounted, or at the end.
 
 use std::collections::BTreeMap;
 
@@ -17,12 +23,35 @@ use bytes::Bytes;
 use tracer_common::EventKind;
 
 use super::*;
-use crate::enrich::mount_table::{join, MountInfo};
+use crate::enrich::holders::ScanId;
+use crate::enrich::mount_table::MountInfo;
 use crate::enrich::Enrichment;
 use crate::model::{Args, Dir, Event};
+use crate::path::{is_under, join, normalize, parent, resolve_arg, strip_component_prefix};
 
 const EBUSY: i32 = 16;
 const AT_REMOVEDIR: u32 = 0x200;
+
+/// Busy mounts remembered at most (each for the busy window); beyond, the
+/// oldest without an open incident is forgotten first.
+pub const BUSY_MAX: usize = 4096;
+
+/// Who holds a busy mount: the scan runs off the event path.
+#[derive(Clone, Debug)]
+enum Holders {
+    NotScanned,
+    Pending(ScanId),
+    Done(HolderScan),
+}
+
+impl Holders {
+    fn scan(&self) -> Option<HolderScan> {
+        match self {
+            Holders::Done(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+}
 
 /// A mount whose unmount failed with EBUSY and that may still be there.
 #[derive(Clone, Debug)]
@@ -30,7 +59,10 @@ struct Busy {
     unmount: FailedUnmount,
     mount: Option<MountInfo>,
     backing_root: Option<Bytes>,
-    holders: Option<crate::enrich::holders::HolderScan>,
+    /// Mountpoints strictly below T at the EBUSY (a path below one of them
+    /// goes through that mount, not M).
+    submounts: Vec<Bytes>,
+    holders: Holders,
     open: Option<Incident>,
 }
 
@@ -50,6 +82,14 @@ pub(super) fn process(ev: &Event) -> Process {
         cgroup_id: ev.cgroup_id,
         mnt_ns: ev.mnt_ns,
     }
+}
+
+/// Where a deletion's entry is, as far as the busy rule needs it.
+struct Entry {
+    /// The entry as the deleting process saw it (absolute).
+    path: Bytes,
+    /// Its path inside the mount it went through.
+    rel: Bytes,
 }
 
 impl BusyUnmounts {
@@ -77,11 +117,23 @@ impl BusyUnmounts {
                 flags,
                 dir,
                 ..
-            } if ev.ret == 0 => (
-                self.delete(ev, en, &pathname.bytes, *flags, dir, next_id),
-                Vec::new(),
-            ),
+            } if ev.ret == 0 => match pathname.value() {
+                Some(name) => (self.delete(ev, en, name, *flags, dir, next_id), Vec::new()),
+                None => (false, Vec::new()),
+            },
             _ => (false, Vec::new()),
+        }
+    }
+
+    /// The holder scan `id` answered.
+    pub fn holders(&mut self, id: ScanId, scan: &HolderScan) {
+        for b in self.busy.values_mut() {
+            if matches!(b.holders, Holders::Pending(p) if p == id) {
+                b.holders = Holders::Done(scan.clone());
+                if let Some(inc) = b.open.as_mut() {
+                    inc.holders = Some(scan.clone());
+                }
+            }
         }
     }
 
@@ -101,18 +153,21 @@ impl BusyUnmounts {
                 },
                 mount: en.mount.clone(),
                 backing_root: en.backing_root.clone(),
-                holders: en.holders.clone(),
+                submounts: en.submounts.clone(),
+                holders: en.holder_scan.map_or(Holders::NotScanned, Holders::Pending),
                 open: None,
             };
+            let mut closed = Vec::new();
             match self.busy.get_mut(&key) {
                 // An incident is open for an earlier EBUSY: it stays about that one.
                 Some(b) if b.open.is_some() => {}
                 Some(b) => *b = fresh,
                 None => {
+                    closed.extend(self.make_room());
                     self.busy.insert(key, fresh);
                 }
             }
-            Vec::new()
+            closed
         } else if ev.ret == 0 {
             // The mount is gone: nothing can go through it any more.
             self.busy
@@ -125,50 +180,120 @@ impl BusyUnmounts {
         }
     }
 
+    /// Keep at most `BUSY_MAX` busy mounts: forget the oldest EBUSY,
+    /// preferring one without an open incident (an open one is closed).
+    fn make_room(&mut self) -> Option<Incident> {
+        if self.busy.len() < BUSY_MAX {
+            return None;
+        }
+        let oldest = |want_closed: bool| {
+            self.busy
+                .iter()
+                .filter(|(_, b)| !want_closed || b.open.is_none())
+                .min_by_key(|(_, b)| b.unmount.ts_ns)
+                .map(|(k, _)| k.clone())
+        };
+        let key = oldest(true).or_else(|| oldest(false))?;
+        self.busy.remove(&key).and_then(|b| b.open)
+    }
+
+    /// The busy mount a deletion went through, and where its entry is.
+    fn through(&self, ev: &Event, name: &[u8], dir: &Dir) -> Option<((u32, Bytes), Entry)> {
+        if !name.contains(&b'/') {
+            // A name in a directory the kernel resolved: the directory's
+            // mount is the one the deletion went through.
+            let mp = dir.mountpoint()?;
+            let key = (dir.mnt_ns, mp);
+            let b = self.busy.get(&key)?;
+            if b.mount.as_ref().is_some_and(|m| m.mnt_id != dir.mnt_id) {
+                return None; // another mount on the same mountpoint
+            }
+            let rel_dir = dir.rel_path().unwrap_or_else(|| Bytes::from_static(b"/"));
+            let entry = Entry {
+                path: join(&dir.path.bytes, name),
+                rel: join(&rel_dir, name),
+            };
+            return Some((key, entry));
+        }
+        // A path: which mount it goes through is decided by where its last
+        // component's parent is, among the busy targets of the namespace.
+        if !name.starts_with(b"/") && (!dir.resolved() || dir.truncated()) {
+            return None;
+        }
+        let full = normalize(&resolve_arg(&dir.path.bytes, name));
+        let parent = parent(&full);
+        let ns = ev.mnt_ns;
+        let (key, b) = self
+            .busy
+            .range((ns, Bytes::new())..)
+            .take_while(|((n, _), _)| *n == ns)
+            .filter(|((_, t), _)| is_under(&parent, t))
+            .max_by_key(|((_, t), _)| t.len())?;
+        let t = &key.1;
+        let below = |mp: &Bytes| is_under(&parent, mp) && mp != t;
+        if b.submounts.iter().any(below) {
+            return None; // through a mount below T, not M
+        }
+        let rel = strip_component_prefix(&full, t)?;
+        let rel = if rel.is_empty() { &b"/"[..] } else { rel };
+        let entry = Entry {
+            rel: Bytes::copy_from_slice(rel),
+            path: full,
+        };
+        Some((key.clone(), entry))
+    }
+
     fn delete(
         &mut self,
         ev: &Event,
         en: &Enrichment,
-        pathname: &[u8],
+        name: &[u8],
         flags: u32,
         dir: &Dir,
         next_id: &mut u64,
     ) -> bool {
-        let Some(mp) = dir.mountpoint() else {
+        let Some((key, entry)) = self.through(ev, name, dir) else {
             return false;
         };
-        let Some(b) = self.busy.get_mut(&(dir.mnt_ns, mp.clone())) else {
+        let window = self.cfg.busy_window_ns;
+        let max = self.cfg.max_deletions;
+        let Some(b) = self.busy.get_mut(&key) else {
             return false;
         };
-        if ev.ts_ns < b.unmount.ts_ns || ev.ts_ns - b.unmount.ts_ns > self.cfg.busy_window_ns {
+        if ev.ts_ns < b.unmount.ts_ns || ev.ts_ns - b.unmount.ts_ns > window {
             return false;
         }
-        if b.mount.as_ref().is_some_and(|m| m.mnt_id != dir.mnt_id) {
-            return false; // another mount on the same mountpoint
-        }
-        let rel_dir = dir.rel_path().unwrap_or_else(|| Bytes::from_static(b"/"));
-        let (path, rel) = if pathname.starts_with(b"/") {
-            let rel = pathname.strip_prefix(&mp[..]).map(Bytes::copy_from_slice);
-            (
-                Bytes::copy_from_slice(pathname),
-                rel.unwrap_or_else(|| Bytes::copy_from_slice(pathname)),
-            )
+        let via_path = name.contains(&b'/');
+        // A deletion by path reports nothing about M's directory: the
+        // mount table's facts are M's.
+        let en_mount = if via_path { None } else { en.mount.as_ref() };
+        let en_backing = if via_path {
+            None
         } else {
-            (join(&dir.path.bytes, pathname), join(&rel_dir, pathname))
+            en.backing_root.clone()
         };
-        let backing_root = b.backing_root.clone().or_else(|| en.backing_root.clone());
-        let d = deletion(ev, flags, dir, path, rel, backing_root.as_ref());
+        let backing_root = b.backing_root.clone().or(en_backing);
+        let d = deletion(ev, flags, dir, entry.path, entry.rel, backing_root.as_ref());
         let inc = b.open.get_or_insert_with(|| {
             let id = *next_id;
             *next_id += 1;
-            let mount = b.mount.as_ref().or(en.mount.as_ref());
+            let mount = b.mount.as_ref().or(en_mount);
+            let mountpoint = key.1.clone();
+            let mut facts = mount_facts(dir, mountpoint, mount, backing_root.clone());
+            if via_path {
+                // The directory the lookup started in is not on M.
+                facts.mnt_id = mount.map_or(0, |m| m.mnt_id);
+                facts.mnt_ns = key.0;
+                facts.idmapped = mount.is_some_and(|m| m.idmapped);
+                facts.subtree = mount.is_some_and(|m| m.root.as_ref() != b"/");
+            }
             Incident {
                 id,
                 severity: Severity::Warning,
                 root_label: None,
                 cause: Cause::BusyUnmount(b.unmount.clone()),
-                mount: mount_facts(dir, mp.clone(), mount, backing_root.clone()),
-                holders: b.holders.clone(),
+                mount: facts,
+                holders: b.holders.scan(),
                 deleters: Vec::new(),
                 deletions: Vec::new(),
                 count: 0,
@@ -177,12 +302,20 @@ impl BusyUnmounts {
                 lost_while_open: 0,
             }
         });
+        if !via_path && inc.mount.mnt_id == 0 {
+            inc.mount.mnt_id = dir.mnt_id;
+        }
+        if !via_path {
+            // The kernel's flags at a deletion through M are M's.
+            inc.mount.idmapped |= dir.flags & tracer_common::event::DIR_IDMAPPED != 0;
+            inc.mount.subtree |= dir.flags & tracer_common::event::DIR_SUBTREE != 0;
+        }
         if !inc.deleters.iter().any(|p| p.pid == ev.pid) {
             inc.deleters.push(process(ev));
         }
         inc.count += 1;
         inc.last_ts_ns = ev.ts_ns;
-        if inc.deletions.len() < self.cfg.max_deletions {
+        if inc.deletions.len() < max {
             inc.deletions.push(d);
         }
         true
@@ -196,15 +329,17 @@ impl BusyUnmounts {
         }
     }
 
-    /// Time passes (boot-time ns, never read here): close quiet incidents and
-    /// forget EBUSY unmounts older than the window.
+    /// Time passes (boot-time ns, never read here): close quiet incidents
+    /// whose holder scan has answered, and forget EBUSY unmounts older than
+    /// the window.
     pub fn tick(&mut self, now_ns: u64) -> Vec<Incident> {
         let mut closed = Vec::new();
         for b in self.busy.values_mut() {
-            if b.open
+            let quiet = b
+                .open
                 .as_ref()
-                .is_some_and(|i| now_ns.saturating_sub(i.last_ts_ns) >= self.cfg.quiet_ns)
-            {
+                .is_some_and(|i| now_ns.saturating_sub(i.last_ts_ns) >= self.cfg.quiet_ns);
+            if quiet && !matches!(b.holders, Holders::Pending(_)) {
                 if let Some(i) = b.open.take() {
                     closed.push(i);
                 }
@@ -438,6 +573,186 @@ mod tests {
         );
         assert_eq!(&i.deletions[0].path[..], [MP, b"/bin/sh"].concat());
         assert_eq!(i.deleters.len(), 1);
+    }
+
+    /// A deletion by path: lookup from `dir` (on mount 27, the root mount).
+    fn delete_by_path(ts: u64, pid: u32, dir: &[u8], name: &[u8], flags: u32) -> Event {
+        let from = if name.starts_with(b"/") {
+            tracer_common::event::DIR_FROM_ROOT
+        } else {
+            tracer_common::event::DIR_FROM_CWD
+        };
+        let d = Dir {
+            mnt_id: 27,
+            mnt_ns: NS,
+            flags: DIR_RESOLVED | from,
+            path: Str::new(Bytes::copy_from_slice(dir)),
+            rel_off: 0,
+            ..Default::default()
+        };
+        ev(
+            ts,
+            pid,
+            0,
+            Args::Delete {
+                dfd: -100,
+                pathname: Str::new(Bytes::copy_from_slice(name)),
+                flags,
+                dir: d,
+                capture: tracer_common::event::CAP_BUSY_PATH,
+                origin_mnt_id: 0,
+            },
+        )
+    }
+
+    #[test]
+    fn deletions_by_path_through_the_busy_mount_are_in_the_incident() {
+        let abs = [MP, b"/f0"].concat();
+        let rel_multi = [&MP[MP.len() - 1..], b"/rN"].concat(); // "0/rN"
+        let parent_dir = &MP[..MP.len() - 2]; // .../ovl-idmapped1
+        let evs = vec![
+            umount(1_000, MP, -16, 0),
+            // Another process, absolute path (xargs rm).
+            plain(delete_by_path(1_100, 200, b"/", &abs, 0)),
+            // Relative multi-component path from the parent (rm -rf 0/rN's
+            // last call).
+            plain(delete_by_path(
+                1_200,
+                201,
+                parent_dir,
+                &rel_multi,
+                AT_REMOVEDIR,
+            )),
+            // Not normalized, still inside.
+            plain(delete_by_path(
+                1_300,
+                200,
+                b"/",
+                &[MP, b"/./a//../f1"].concat(),
+                0,
+            )),
+            // Escapes T: not through M.
+            plain(delete_by_path(
+                1_400,
+                200,
+                b"/",
+                &[MP, b"/../other"].concat(),
+                0,
+            )),
+            // The mountpoint itself, by path, lives in the parent mount.
+            plain(delete_by_path(1_500, 200, b"/", MP, AT_REMOVEDIR)),
+        ];
+        let inc = run(&evs, 10_000_000_000);
+        assert_eq!(inc.len(), 1, "{inc:#?}");
+        let i = &inc[0];
+        assert_eq!((i.count, i.severity), (3, Severity::Critical));
+        let got: Vec<(&[u8], &[u8], &[u8], bool)> = i
+            .deletions
+            .iter()
+            .map(|d| {
+                (
+                    &d.path[..],
+                    &d.rel_path[..],
+                    d.backing_path.as_deref().unwrap_or_default(),
+                    d.is_dir,
+                )
+            })
+            .collect();
+        let f0 = [MP, b"/f0"].concat();
+        let rn = [MP, b"/rN"].concat();
+        let f1 = [MP, b"/f1"].concat();
+        let b0 = [ROOT, b"/f0"].concat();
+        let brn = [ROOT, b"/rN"].concat();
+        let b1 = [ROOT, b"/f1"].concat();
+        assert_eq!(
+            got,
+            vec![
+                (&f0[..], &b"/f0"[..], &b0[..], false),
+                (&rn[..], &b"/rN"[..], &brn[..], true),
+                (&f1[..], &b"/f1"[..], &b1[..], false),
+            ]
+        );
+        // The mount is M as the table saw it at the EBUSY, not the root
+        // mount the lookups started on.
+        assert_eq!(i.mount.mnt_id, 65);
+        assert_eq!(&i.mount.mountpoint[..], MP);
+        assert_eq!(
+            i.deleters.iter().map(|p| p.pid).collect::<Vec<_>>(),
+            [200, 201]
+        );
+    }
+
+    #[test]
+    fn a_path_into_a_mount_below_the_busy_one_is_not_through_it() {
+        let (e, mut en) = umount(1_000, MP, -16, 0);
+        en.submounts = vec![Bytes::from([MP, b"/sub"].concat())];
+        let evs = vec![
+            (e, en),
+            plain(delete_by_path(
+                1_100,
+                200,
+                b"/",
+                &[MP, b"/sub/f"].concat(),
+                0,
+            )),
+            plain(delete_by_path(
+                1_200,
+                200,
+                b"/",
+                &[MP, b"/subx/f"].concat(),
+                0,
+            )),
+        ];
+        let inc = run(&evs, 10_000_000_000);
+        assert_eq!(inc.len(), 1);
+        assert_eq!(inc[0].count, 1);
+        assert_eq!(&inc[0].deletions[0].rel_path[..], b"/subx/f");
+    }
+
+    #[test]
+    fn a_path_in_another_namespace_is_not_through_it() {
+        let mut d = delete_by_path(1_100, 200, b"/", &[MP, b"/f"].concat(), 0);
+        d.mnt_ns = NS + 1;
+        let evs = vec![umount(1_000, MP, -16, 0), plain(d)];
+        assert!(run(&evs, 10_000_000_000).is_empty());
+    }
+
+    #[test]
+    fn holders_scanned_off_the_event_path_join_the_incident() {
+        let mut c = Correlator::new(CorrelatorConfig::default());
+        let (e, mut en) = umount(1_000, MP, -16, 0);
+        en.holder_scan = Some(7);
+        c.event(&e, &en);
+        c.event(
+            &delete(1_100, 100, MP, b"", 65, b"a", 0),
+            &Enrichment::default(),
+        );
+        // Quiet long enough, but the scan has not answered: kept open.
+        assert!(c.tick(10_000_000_000).is_empty());
+        let scan = HolderScan {
+            holders: Vec::new(),
+            processes_scanned: 3,
+            complete: true,
+        };
+        c.holders(6, &scan); // another scan
+        assert!(c.tick(10_000_000_001).is_empty());
+        c.holders(7, &scan);
+        let closed = c.tick(10_000_000_002);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].holders.as_ref(), Some(&scan));
+    }
+
+    #[test]
+    fn busy_mounts_are_bounded() {
+        let mut c = BusyUnmounts::new(CorrelatorConfig::default());
+        let mut id = 1;
+        for n in 0..(BUSY_MAX as u64 + 100) {
+            let t = format!("/mnt/t{n}");
+            let (e, en) = umount(1_000 + n, t.as_bytes(), -16, 0);
+            c.event(&e, &en, &mut id);
+        }
+        assert_eq!(c.busy.len(), BUSY_MAX);
+        assert!(!c.busy.contains_key(&(NS, Bytes::from_static(b"/mnt/t0"))));
     }
 
     #[test]

@@ -21,15 +21,11 @@ use tracer_common::event::CAP_ALL;
 
 use super::busy_unmount::{deletion, is_dir_removal, mount_facts, process};
 use super::*;
-use crate::enrich::mount_table::{join, resolve_arg, strip_component_prefix, MountInfo};
+use crate::enrich::mount_table::MountInfo;
 use crate::model::{Args, Dir};
+use crate::path::{is_under, join, resolve_arg};
 
 const EBUSY: i32 = 16;
-
-/// Whether `path` is `root` or below it (component-wise).
-pub fn is_under(path: &[u8], root: &[u8]) -> bool {
-    strip_component_prefix(path, root).is_some()
-}
 
 fn depth(path: &[u8]) -> usize {
     path.split(|&c| c == b'/').filter(|c| !c.is_empty()).count()

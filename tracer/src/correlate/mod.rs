@@ -32,12 +32,7 @@ pub struct CorrelatorConfig {
 
 impl Default for CorrelatorConfig {
     fn default() -> Self {
-        CorrelatorConfig {
-            roots: Roots::defaults(),
-            busy_window_ns: 60_000_000_000,
-            quiet_ns: 2_000_000_000,
-            max_deletions: 100_000,
-        }
+        crate::config::RunConfig::default().correlator()
     }
 }
 
@@ -68,6 +63,11 @@ impl Correlator {
         let (claimed, mut closed) = self.busy.event(ev, en, &mut self.next_id);
         closed.extend(self.crossing.event(ev, en, claimed, &mut self.next_id));
         self.graded(closed)
+    }
+
+    /// The holder scan `id` answered (it ran off the event path).
+    pub fn holders(&mut self, id: crate::enrich::holders::ScanId, scan: &HolderScan) {
+        self.busy.holders(id, scan);
     }
 
     /// Kernel-side losses so far (cumulative): what was lost since the last
@@ -125,7 +125,7 @@ fn grade(roots: &Roots, mut inc: Incident) -> Incident {
     let outside_tree = match &inc.cause {
         Cause::Crossing(w) => match (&w.root, &inc.mount.backing_root) {
             (Some(root), Some(backing)) if inc.mount.subtree || inc.mount.idmapped => {
-                !crossing::is_under(backing, root)
+                !crate::path::is_under(backing, root)
             }
             // A bind whose source is unknown: it may live anywhere.
             (_, None) => inc.mount.subtree || inc.mount.idmapped,

@@ -12,6 +12,11 @@ fn now_ns(clock: libc::clockid_t) -> i128 {
     ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
 }
 
+/// `CLOCK_BOOTTIME` now, nanoseconds: the kernel's event clock.
+pub fn boot_ns() -> u64 {
+    now_ns(libc::CLOCK_BOOTTIME) as u64
+}
+
 /// The offset between boot time and wall time, measured once.
 #[derive(Clone, Copy, Debug)]
 pub struct BootClock {

@@ -76,6 +76,105 @@ pub fn find_holders(mnt_id: u32, budget: Duration) -> HolderScan {
     scan
 }
 
+/// Identifies one requested holder scan; results are joined by it.
+pub type ScanId = u64;
+
+/// Holder scans on a thread of their own: a scan reads all of /proc (up to
+/// its budget), which must never hold up the events behind the EBUSY that
+/// asked for it. Requests are answered in order; results are joined to the
+/// busy mount by [`ScanId`].
+pub struct HolderScanner {
+    budget: Duration,
+    worker: Option<Worker>,
+    /// Requests not answered yet.
+    pending: u64,
+}
+
+struct Worker {
+    requests: std::sync::mpsc::Sender<(ScanId, u32)>,
+    results: std::sync::mpsc::Receiver<(ScanId, HolderScan)>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl HolderScanner {
+    pub fn new(budget: Duration) -> HolderScanner {
+        HolderScanner {
+            budget,
+            worker: None,
+            pending: 0,
+        }
+    }
+
+    /// Scan for holders of `mnt_id`; the answer comes from [`Self::ready`]
+    /// or [`Self::wait_all`].
+    pub fn submit(&mut self, id: ScanId, mnt_id: u32) {
+        let budget = self.budget;
+        let w = self.worker.get_or_insert_with(|| {
+            let (req_tx, req_rx) = std::sync::mpsc::channel::<(ScanId, u32)>();
+            let (res_tx, res_rx) = std::sync::mpsc::channel();
+            let handle = std::thread::Builder::new()
+                .name("mntrace-holders".into())
+                .spawn(move || {
+                    for (id, mnt) in req_rx {
+                        if res_tx.send((id, find_holders(mnt, budget))).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .expect("spawn the holder-scan thread");
+            Worker {
+                requests: req_tx,
+                results: res_rx,
+                handle,
+            }
+        });
+        if w.requests.send((id, mnt_id)).is_ok() {
+            self.pending += 1;
+        }
+    }
+
+    /// Scans finished so far.
+    pub fn ready(&mut self) -> Vec<(ScanId, HolderScan)> {
+        let Some(w) = &self.worker else {
+            return Vec::new();
+        };
+        let v: Vec<_> = w.results.try_iter().collect();
+        self.pending -= v.len() as u64;
+        v
+    }
+
+    /// Every outstanding scan (each is bounded by the budget).
+    pub fn wait_all(&mut self) -> Vec<(ScanId, HolderScan)> {
+        let mut v = Vec::new();
+        let Some(w) = &self.worker else {
+            return v;
+        };
+        while self.pending > 0 {
+            match w.results.recv() {
+                Ok(r) => {
+                    v.push(r);
+                    self.pending -= 1;
+                }
+                Err(_) => break,
+            }
+        }
+        v
+    }
+
+    pub fn pending(&self) -> u64 {
+        self.pending
+    }
+}
+
+impl Drop for HolderScanner {
+    fn drop(&mut self) {
+        if let Some(w) = self.worker.take() {
+            drop(w.requests);
+            let _ = w.handle.join();
+        }
+    }
+}
+
 fn list_pids() -> std::io::Result<Vec<u32>> {
     let mut pids: Vec<u32> = fs::read_dir("/proc")?
         .filter_map(|e| e.ok())

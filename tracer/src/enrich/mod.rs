@@ -12,8 +12,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::model::{Args, Event};
-use holders::{find_holders, HolderScan};
-use mount_table::{resolve_arg, MountInfo, MountTable};
+use crate::path::resolve_arg;
+use holders::{HolderScanner, ScanId};
+use mount_table::{MountInfo, MountTable};
 
 /// What enrichment adds to one event.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -27,8 +28,13 @@ pub struct Enrichment {
     /// from the mount table: for a bind or clone of a directory, that
     /// directory.
     pub backing_root: Option<Bytes>,
-    /// umount that failed with EBUSY: who holds the mount.
-    pub holders: Option<HolderScan>,
+    /// umount that failed with EBUSY: the scan of who holds the mount,
+    /// running on its own thread (`None`: not scanned, over the rate limit
+    /// or the mount unknown). Its result is joined by this id.
+    pub holder_scan: Option<ScanId>,
+    /// umount that failed with EBUSY: mountpoints strictly below the
+    /// target in the caller's namespace, as the table has them now.
+    pub submounts: Vec<Bytes>,
     /// deletion whose path has several components (or is absolute): the
     /// mount of the directory that really holds the entry, from the table.
     pub parent_mnt_id: Option<u32>,
@@ -42,8 +48,8 @@ pub struct Enricher {
     /// `mount(MS_BIND)` binds by (namespace, mountpoint). Bounded.
     clones: Recent<u32>,
     binds: Recent<(u32, Bytes)>,
-    /// Budget of one holder scan.
-    pub holder_budget: Duration,
+    /// Holder scans, off the event path.
+    pub scanner: HolderScanner,
     /// Namespace → the pid whose /proc could not be read for it (gone):
     /// retried only with another process of that namespace.
     failed_ns: HashMap<u32, u32>,
@@ -52,8 +58,8 @@ pub struct Enricher {
     /// Last event time per namespace with a loaded table: the least recently
     /// used tables are dropped beyond `NS_MAX` (containers come and go).
     ns_seen: HashMap<u32, u64>,
-    /// Holder scans: per-mount cache and a rate limit (event time).
-    scans: HolderScans,
+    /// Holder scans: a rate limit (event time) and the next scan's id.
+    scans: ScanRate,
 }
 
 impl Default for Enricher {
@@ -66,11 +72,11 @@ impl Enricher {
     pub fn new() -> Enricher {
         Enricher {
             table: MountTable::new(),
-            holder_budget: Duration::from_millis(250),
+            scanner: HolderScanner::new(HOLDER_SCAN_BUDGET),
             failed_ns: HashMap::new(),
             missing_mnt: HashSet::new(),
             ns_seen: HashMap::new(),
-            scans: HolderScans::default(),
+            scans: ScanRate::default(),
             clones: Recent::new(RECENT_MAX),
             binds: Recent::new(RECENT_MAX),
         }
@@ -163,9 +169,13 @@ impl Enricher {
                 if ev.errno() == Some(16) {
                     // The mount is still there: see it as it is now.
                     self.reload(ev);
+                    out.submounts = self.table.submounts(ev.mnt_ns, &abs);
                     if let Some(m) = self.table.at_mountpoint(ev.mnt_ns, &abs).cloned() {
                         out.backing_root = self.table.backing_path(ev.mnt_ns, &m, b"/");
-                        out.holders = self.scans.scan(m.mnt_id, ev.ts_ns, self.holder_budget);
+                        if let Some(id) = self.scans.admit(ev.ts_ns) {
+                            self.scanner.submit(id, m.mnt_id);
+                            out.holder_scan = Some(id);
+                        }
                         out.mount = Some(m);
                     } else {
                         out.backing_root = self.binds.get(&(ev.mnt_ns, abs.clone())).cloned();
@@ -264,38 +274,33 @@ fn bounded_insert(set: &mut HashSet<u32>, v: u32) -> bool {
     set.insert(v)
 }
 
-/// Holder scans read all of /proc: a mount seen busy again within a second
-/// reuses its last scan, and at most `SCANS_PER_SEC` scans run per second of
-/// event time; beyond that an incident says the holders were not scanned.
+/// Holder scans read all of /proc: at most `SCANS_PER_SEC` start per second
+/// of event time; beyond that an incident says the holders were not scanned.
 #[derive(Default)]
-struct HolderScans {
-    last: HashMap<u32, (u64, HolderScan)>,
+struct ScanRate {
     window_start: u64,
     in_window: u32,
+    last_id: ScanId,
 }
 
 const SCANS_PER_SEC: u32 = 20;
 const SEC: u64 = 1_000_000_000;
+/// Time one holder scan may take before it stops, marked incomplete.
+pub const HOLDER_SCAN_BUDGET: Duration = Duration::from_millis(250);
 
-impl HolderScans {
-    fn scan(&mut self, mnt_id: u32, now: u64, budget: Duration) -> Option<HolderScan> {
-        if let Some((t, scan)) = self.last.get(&mnt_id) {
-            if now.saturating_sub(*t) < SEC {
-                return Some(scan.clone());
-            }
-        }
+impl ScanRate {
+    /// The id of a new scan, unless over the rate limit.
+    fn admit(&mut self, now: u64) -> Option<ScanId> {
         if now.saturating_sub(self.window_start) >= SEC {
             self.window_start = now;
             self.in_window = 0;
-            self.last.retain(|_, (t, _)| now.saturating_sub(*t) < SEC);
         }
         if self.in_window >= SCANS_PER_SEC {
             return None;
         }
         self.in_window += 1;
-        let scan = find_holders(mnt_id, budget);
-        self.last.insert(mnt_id, (now, scan.clone()));
-        Some(scan)
+        self.last_id += 1;
+        Some(self.last_id)
     }
 }
 
@@ -304,22 +309,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn holder_scans_are_cached_and_rate_limited() {
-        let mut h = HolderScans::default();
-        let budget = Duration::from_millis(50);
-        // u32::MAX is no mount: scans are quick and empty.
-        let first = h.scan(u32::MAX, SEC, budget).expect("first scan runs");
+    fn holder_scans_are_rate_limited_in_event_time() {
+        let mut r = ScanRate::default();
+        let ids: Vec<_> = (0..SCANS_PER_SEC)
+            .map(|i| r.admit(SEC + i as u64))
+            .collect();
+        assert!(ids.iter().all(Option::is_some));
+        assert_eq!(ids[0], Some(1));
+        assert_eq!(r.admit(SEC + 30), None, "over the rate limit");
         assert_eq!(
-            h.scan(u32::MAX, SEC + 10, budget),
-            Some(first),
-            "cached within a second"
+            r.admit(2 * SEC + 30),
+            Some(SCANS_PER_SEC as u64 + 1),
+            "next second"
         );
-        assert_eq!(h.in_window, 1);
-        for i in 1..SCANS_PER_SEC {
-            assert!(h.scan(u32::MAX - i, SEC + 20, budget).is_some());
-        }
-        assert_eq!(h.scan(1, SEC + 30, budget), None, "over the rate limit");
-        assert!(h.scan(1, 2 * SEC + 30, budget).is_some(), "next second");
     }
 
     #[test]

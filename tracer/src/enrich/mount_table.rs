@@ -13,6 +13,8 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 
 use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::path::{join, strip_component_prefix};
 use thiserror::Error;
 
 /// One line of `/proc/PID/mountinfo`.
@@ -188,60 +190,6 @@ fn unescape(b: &[u8]) -> Bytes {
     out.freeze()
 }
 
-/// Joins `base` and `rel` with exactly one `/` between them. Slashes are
-/// normalized at the join only: trailing slashes of `base` and leading and
-/// trailing slashes of `rel` are dropped. The result has no trailing `/`
-/// unless it is `/` itself (which is also what two empty inputs give).
-/// A path argument as a path: as is when absolute, else below `dir`, the
-/// directory its lookup started from.
-pub fn resolve_arg(dir: &[u8], arg: &[u8]) -> Bytes {
-    if arg.starts_with(b"/") {
-        Bytes::copy_from_slice(arg)
-    } else {
-        join(dir, arg)
-    }
-}
-
-pub fn join(base: &[u8], rel: &[u8]) -> Bytes {
-    let base = trim_end_slashes(base);
-    let rel = trim_end_slashes(trim_start_slashes(rel));
-    let mut out = BytesMut::with_capacity(base.len() + rel.len() + 1);
-    out.put_slice(base);
-    if !rel.is_empty() {
-        out.put_u8(b'/');
-        out.put_slice(rel);
-    }
-    if out.is_empty() {
-        out.put_u8(b'/');
-    }
-    out.freeze()
-}
-
-fn trim_end_slashes(mut b: &[u8]) -> &[u8] {
-    while let [rest @ .., b'/'] = b {
-        b = rest;
-    }
-    b
-}
-
-fn trim_start_slashes(mut b: &[u8]) -> &[u8] {
-    while let [b'/', rest @ ..] = b {
-        b = rest;
-    }
-    b
-}
-
-/// If `prefix` is a component-wise prefix of `path` ("/a" of "/a" and "/a/b",
-/// not of "/ab"; "/" of every absolute path), the rest of `path` after it.
-pub fn strip_component_prefix<'a>(path: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
-    let prefix = trim_end_slashes(prefix);
-    let rest = path.strip_prefix(prefix)?;
-    match rest.first() {
-        None | Some(b'/') => Some(rest),
-        Some(_) => None,
-    }
-}
-
 #[derive(Clone, Debug, Default)]
 struct NsMounts {
     mounts: Vec<MountInfo>,
@@ -338,20 +286,18 @@ impl MountTable {
             .find(|m| m.mountpoint.as_ref() == path)
     }
 
-    /// Where `rel` (absolute within mount `m`, `/` being the mount's root)
-    /// really lives, as a path in namespace `ns`.
-    ///
-    /// Candidates are the mounts of `ns` on the same device as `m` whose
-    /// root is a component-wise prefix of `m.root`. `m` itself (same
-    /// `mnt_id`) is set aside when some other candidate exists and `m`'s
-    /// root is strictly longer than every other candidate's; otherwise the
-    /// candidate with the longest root wins, ties going to the first in
-    /// mountinfo order. The result is the candidate's mountpoint, plus what
-    /// remains of `m.root` after the candidate's root, plus `rel`.
-    ///
-    /// So an idmapped or bind mount of `/var/lib/x` resolves through the
-    /// mount that shows `/var/lib/x` as an ordinary directory, while a mount
-    /// that is the only view of its filesystem resolves through itself.
+    /// Mountpoints strictly below `path` in namespace `ns`.
+    pub fn submounts(&self, ns: u32, path: &[u8]) -> Vec<Bytes> {
+        self.mounts(ns)
+            .iter()
+            .filter(|m| {
+                m.mountpoint.as_ref() != path
+                    && strip_component_prefix(&m.mountpoint, path).is_some()
+            })
+            .map(|m| m.mountpoint.clone())
+            .collect()
+    }
+
     /// The mount a path (absolute, in namespace `ns`) is on: the topmost
     /// mount whose mountpoint is the longest component-prefix of `path`.
     pub fn mount_of_path(&self, ns: u32, path: &[u8]) -> Option<&MountInfo> {
@@ -366,38 +312,49 @@ impl MountTable {
         best
     }
 
+    /// Where `rel` (absolute within mount `m`, `/` being the mount's root)
+    /// really lives, as a path in namespace `ns`.
+    ///
+    /// Candidates are the mounts of `ns` on the same device as `m` whose
+    /// root is a component-wise prefix of `m.root`. A mount whose root is a
+    /// strict prefix shows `m`'s root as an ordinary directory: the longest
+    /// such root wins (ties: first in mountinfo order). A mount with the
+    /// same root as `m` is another view of the same directory (another
+    /// pod's clone of the same layer, a second bind), never where its files
+    /// live: it is used only when nothing shows the directory itself (`m`
+    /// or a plain view, first in mountinfo order; another id-mapped clone
+    /// last). The result is the candidate's mountpoint, plus what
+    /// remains of `m.root` after the candidate's root, plus `rel`.
+    ///
+    /// So an id-mapped clone or a bind of `/var/lib/x` resolves through the
+    /// mount that shows `/var/lib/x` as a directory, whatever other clones
+    /// of it exist, while a mount that is the only view of its filesystem
+    /// resolves through itself.
     pub fn backing_path(&self, ns: u32, m: &MountInfo, rel: &[u8]) -> Option<Bytes> {
         let table = self.namespaces.get(&ns)?;
-        // (index in mountinfo order, rest of m.root after the candidate root)
-        let mut other: Option<(usize, &[u8])> = None;
-        let mut itself: Option<(usize, &[u8])> = None;
-        for (i, c) in table.mounts.iter().enumerate() {
+        // Lower rank is better; then a longer candidate root (shorter rest);
+        // then mountinfo order.
+        let mut best: Option<((u8, usize), &MountInfo, &[u8])> = None;
+        for c in &table.mounts {
             if c.dev != m.dev {
                 continue;
             }
             let Some(rest) = strip_component_prefix(&m.root, &c.root) else {
                 continue;
             };
-            let slot = if c.mnt_id == m.mnt_id {
-                &mut itself
+            let rank = if !rest.is_empty() && rest != b"/" {
+                0
+            } else if c.mnt_id == m.mnt_id || !c.idmapped {
+                1
             } else {
-                &mut other
+                2
             };
-            // A shorter rest means a longer candidate root; keep the first
-            // of equals.
-            if slot.is_none_or(|(_, best)| rest.len() < best.len()) {
-                *slot = Some((i, rest));
+            let key = (rank, rest.len());
+            if best.is_none_or(|(k, _, _)| key < k) {
+                best = Some((key, c, rest));
             }
         }
-        let (idx, rest) = match (other, itself) {
-            // Equal roots: the first in mountinfo order.
-            (Some(o), Some(s)) if s.1.len() == o.1.len() && s.0 < o.0 => s,
-            // Otherwise `m` is set aside in favour of any other candidate.
-            (Some(o), _) => o,
-            (None, Some(s)) => s,
-            (None, None) => return None,
-        };
-        let chosen = table.mounts.get(idx)?;
+        let (_, chosen, rest) = best?;
         Some(join(&join(&chosen.mountpoint, rest), rel))
     }
 }
@@ -630,12 +587,18 @@ mod tests {
 ";
         let mut t = MountTable::new();
         t.insert_ns(5, parse_mountinfo(text).unwrap());
-        // m = 34 (root /srv/data): 32 has the same root and comes first.
+        // m = 34 (root /srv/data): 32 has the same root (another view of
+        // the same directory); 31 shows /srv/data as a directory.
         let m34 = t.get(5, 34).unwrap().clone();
-        assert_eq!(t.backing_path(5, &m34, b"/f").unwrap().as_ref(), b"/data/f");
-        // m = 32: equal roots, 32 itself is first in order.
+        assert_eq!(
+            t.backing_path(5, &m34, b"/f").unwrap().as_ref(),
+            b"/srv2/data/f"
+        );
         let m32 = t.get(5, 32).unwrap().clone();
-        assert_eq!(t.backing_path(5, &m32, b"/f").unwrap().as_ref(), b"/data/f");
+        assert_eq!(
+            t.backing_path(5, &m32, b"/f").unwrap().as_ref(),
+            b"/srv2/data/f"
+        );
         // m = 31 (root /srv): "/srvx" is not a component prefix; the longest
         // other root is "/" (27, first of 27 and 30).
         let m31 = t.get(5, 31).unwrap().clone();
@@ -676,30 +639,46 @@ mod tests {
     }
 
     #[test]
-    fn component_prefix() {
-        assert_eq!(strip_component_prefix(b"/a/b", b"/a"), Some(&b"/b"[..]));
-        assert_eq!(strip_component_prefix(b"/a", b"/a"), Some(&b""[..]));
-        assert_eq!(strip_component_prefix(b"/ab", b"/a"), None);
-        assert_eq!(strip_component_prefix(b"/ab", b"/"), Some(&b"/ab"[..]));
-        assert_eq!(strip_component_prefix(b"/", b"/"), Some(&b"/"[..]));
-        assert_eq!(strip_component_prefix(b"/a/b", b"/a/"), Some(&b"/b"[..]));
-        assert_eq!(strip_component_prefix(b"/a", b"/a/b"), None);
+    fn backing_path_ignores_other_clones_of_the_same_layer() {
+        // Four pods, each with an id-mapped clone of layer 7; the clone of
+        // pod 3 is listed first. Every clone lives in the layer directory.
+        let text = b"\
+27 1 254:0 / / rw - ext4 /dev/vda rw
+93 27 254:0 /s/snapshots/7/fs /t/ovl-idmapped3/0 rw,idmapped - ext4 /dev/vda rw
+90 27 254:0 /s/snapshots/7/fs /t/ovl-idmapped0/0 rw,idmapped - ext4 /dev/vda rw
+91 27 254:0 /s/snapshots/7/fs /t/ovl-idmapped1/0 rw,idmapped - ext4 /dev/vda rw
+92 27 254:0 /s/snapshots/7/fs /t/ovl-idmapped2/0 rw,idmapped - ext4 /dev/vda rw
+";
+        let mut t = MountTable::new();
+        t.insert_ns(6, parse_mountinfo(text).unwrap());
+        for id in 90..=93 {
+            let m = t.get(6, id).unwrap().clone();
+            assert_eq!(
+                t.backing_path(6, &m, b"/bin/sh").unwrap().as_ref(),
+                b"/s/snapshots/7/fs/bin/sh",
+                "clone {id}"
+            );
+        }
+        // Without the host's view, a clone resolves through itself, never
+        // through another pod's clone.
+        t.insert_ns(6, parse_mountinfo(&text[37..]).unwrap());
+        let m = t.get(6, 91).unwrap().clone();
+        assert_eq!(
+            t.backing_path(6, &m, b"/f").unwrap().as_ref(),
+            b"/t/ovl-idmapped1/0/f"
+        );
     }
 
     #[test]
-    fn join_cases() {
-        assert_eq!(join(b"/", b"/a").as_ref(), b"/a");
-        assert_eq!(join(b"/mnt/t", b"/a").as_ref(), b"/mnt/t/a");
-        assert_eq!(join(b"/mnt/t/", b"a").as_ref(), b"/mnt/t/a");
-        assert_eq!(join(b"/mnt/t//", b"//a/").as_ref(), b"/mnt/t/a");
-        assert_eq!(join(b"/mnt/t", b"/").as_ref(), b"/mnt/t");
-        assert_eq!(join(b"/mnt/t", b"").as_ref(), b"/mnt/t");
-        assert_eq!(join(b"/", b"/").as_ref(), b"/");
-        assert_eq!(join(b"", b"").as_ref(), b"/");
-        assert_eq!(join(b"", b"a").as_ref(), b"/a");
-        // Only the join is normalized.
-        assert_eq!(join(b"/x//y", b"/a//b").as_ref(), b"/x//y/a//b");
-        assert_eq!(join(b"/caf\xe9", b"/\xff").as_ref(), b"/caf\xe9/\xff");
+    fn submounts_are_strictly_below() {
+        let t = sample_table();
+        let ns = 4026531841;
+        assert_eq!(
+            t.submounts(ns, b"/tmp/x"),
+            vec![Bytes::from_static(b"/tmp/x/0")]
+        );
+        assert!(t.submounts(ns, b"/tmp/x/0").is_empty());
+        assert_eq!(t.submounts(ns, b"/").len(), 7);
     }
 
     #[test]

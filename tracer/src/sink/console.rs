@@ -7,9 +7,9 @@ use tracer_common::event::*;
 
 use super::{quote, Sink};
 use crate::correlate::{Cause, Incident};
+use crate::drops::Drops;
 use crate::enrich::clock::BootClock;
 use crate::enrich::holders::Hold;
-use crate::loader::Drops;
 use crate::model::{Args, Dir, Event, Str};
 use crate::names;
 use crate::stats::Stats;

@@ -9,9 +9,9 @@ use tracer_common::event::*;
 
 use super::{hex, Sink};
 use crate::correlate::{Incident, Process};
+use crate::drops::Drops;
 use crate::enrich::clock::BootClock;
 use crate::enrich::holders::Hold;
-use crate::loader::Drops;
 use crate::model::{Args, Dir, DirFrom, Event, Str};
 use crate::names;
 use crate::stats::Stats;

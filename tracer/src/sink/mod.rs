@@ -4,7 +4,7 @@
 use std::io;
 
 use crate::correlate::Incident;
-use crate::loader::Drops;
+use crate::drops::Drops;
 use crate::model::Event;
 use crate::stats::Stats;
 

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 use aya::maps::{MapData, RingBuf};
 use bytes::BytesMut;
 use mntrace::{
-    loader::{Drops, TraceOptions, Tracer},
+    config::TraceOptions,
+    drops::Drops,
+    loader::Tracer,
     model::{Args, Dir, Event},
     reader::drain_ring,
     EventKind,
@@ -240,7 +242,7 @@ pub fn run_traced<S: AsRef<OsStr>>(ops: &[S]) -> Run {
 
 pub fn all_deletes() -> TraceOptions {
     TraceOptions {
-        deletes: mntrace::loader::DeleteMode::All,
+        deletes: mntrace::config::DeleteMode::All,
         ..Default::default()
     }
 }
@@ -339,7 +341,13 @@ impl Live {
     pub fn start(opts: TraceOptions) -> Live {
         Live {
             traced: Traced::start(opts),
-            pipeline: mntrace::pipeline::Pipeline::new(Default::default(), true),
+            pipeline: mntrace::pipeline::Pipeline::new(
+                Default::default(),
+                mntrace::config::Display {
+                    show_events: true,
+                    ..Default::default()
+                },
+            ),
             out: Collect::default(),
         }
     }
@@ -349,6 +357,7 @@ impl Live {
         for ev in self.traced.drain() {
             self.pipeline.event(&ev, &mut self.out).expect("pipeline");
         }
+        self.pipeline.holders_ready();
         self.pipeline.losses(self.traced.drops().total());
     }
 

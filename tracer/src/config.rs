@@ -1,0 +1,209 @@
+//! One run configuration, built once from the command line.
+//!
+//! Every setting has one definition and one default here; each stage gets
+//! its part derived from [`RunConfig`]: the kernel side ([`TraceOptions`],
+//! written into the `CONFIG` map), the correlator ([`CorrelatorConfig`]) and
+//! what the sinks are shown ([`Display`]). Adding an option touches the CLI,
+//! `RunConfig`, and the one stage that uses it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tracer_common::EventKind;
+
+use crate::correlate::roots::Roots;
+use crate::correlate::CorrelatorConfig;
+
+/// Which deletions the kernel side captures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeleteMode {
+    /// Only those that can be part of the race: after an EBUSY unmount by
+    /// the same process, path-carrying ones while an EBUSY is recent,
+    /// through id-mapped or subdirectory-bind mounts, or crossing into
+    /// another mount during a burst of deletions.
+    #[default]
+    Race,
+    /// Every deletion (costly on delete-heavy workloads: every call is
+    /// walked).
+    All,
+}
+
+/// Seconds after an EBUSY unmount during which deletions are captured and
+/// correlated.
+pub const DEFAULT_BUSY_WINDOW_SECS: u64 = 60;
+/// A thread's deletions closer than this form one burst (one recursive
+/// delete). The kernel splits bursts on it; userspace ends a burst, and
+/// closes a quiet incident, after [`QUIET_FACTOR`] times it, so records
+/// still in flight when the gap elapses are not cut off.
+pub const BURST_GAP: Duration = Duration::from_secs(1);
+/// See [`BURST_GAP`].
+pub const QUIET_FACTOR: u32 = 2;
+/// Ring buffer size, MiB.
+pub const DEFAULT_RING_MIB: u32 = 16;
+/// Seconds between loss reports.
+pub const DEFAULT_LOSS_INTERVAL_SECS: u64 = 5;
+/// Deletions kept per incident (all are counted).
+pub const DEFAULT_MAX_DELETIONS: usize = 100_000;
+
+/// Everything one `trace` or `watch` run is told.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub deletes: DeleteMode,
+    /// Paths of interest (absolute): every deletion at or below them is
+    /// recorded besides the race captures.
+    pub paths: Vec<Bytes>,
+    pub busy_window: Duration,
+    pub burst_gap: Duration,
+    /// Kinds to attach; empty means all.
+    pub kinds: Vec<EventKind>,
+    /// Only these tgids (empty: all).
+    pub pids: Vec<u32>,
+    /// Only this command name (first 15 bytes, as the kernel keeps it).
+    pub comm: Option<Vec<u8>>,
+    pub failed_only: bool,
+    /// Ring buffer bytes (power of two, multiple of the page size).
+    pub ring_size: u32,
+    pub roots: Roots,
+    pub max_deletions: usize,
+    /// Every captured event goes to the sink (`trace`, `watch --events`).
+    pub show_events: bool,
+    pub json: bool,
+    pub output: Option<PathBuf>,
+    pub loss_interval: Duration,
+    pub duration: Option<Duration>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            deletes: DeleteMode::default(),
+            paths: Vec::new(),
+            busy_window: Duration::from_secs(DEFAULT_BUSY_WINDOW_SECS),
+            burst_gap: BURST_GAP,
+            kinds: Vec::new(),
+            pids: Vec::new(),
+            comm: None,
+            failed_only: false,
+            ring_size: DEFAULT_RING_MIB << 20,
+            roots: Roots::defaults(),
+            max_deletions: DEFAULT_MAX_DELETIONS,
+            show_events: true,
+            json: false,
+            output: None,
+            loss_interval: Duration::from_secs(DEFAULT_LOSS_INTERVAL_SECS),
+            duration: None,
+        }
+    }
+}
+
+/// What the kernel side is configured with (the `CONFIG` map, the `PIDS`
+/// map, the ring size, which programs are attached).
+#[derive(Clone, Debug)]
+pub struct TraceOptions {
+    pub deletes: DeleteMode,
+    pub busy_window: Duration,
+    pub burst_gap: Duration,
+    pub kinds: Vec<EventKind>,
+    pub pids: Vec<u32>,
+    pub comm: Option<Vec<u8>>,
+    pub failed_only: bool,
+    pub ring_size: u32,
+}
+
+impl Default for TraceOptions {
+    fn default() -> Self {
+        RunConfig::default().kernel()
+    }
+}
+
+/// What the sinks are shown (events are always correlated).
+#[derive(Clone, Debug, Default)]
+pub struct Display {
+    /// Every event goes to the sink (off in `watch`, which shows incidents).
+    pub show_events: bool,
+    /// Paths of interest: when set, a deletion the kernel captured only
+    /// because every deletion is (`CAP_ALL`) is shown only if its path is
+    /// at or below one of them. Deletions captured for a race reason always
+    /// are.
+    pub delete_paths: Vec<Bytes>,
+}
+
+impl RunConfig {
+    /// The kernel side: paths of interest need every deletion walked (a
+    /// deletion's path is only known after the kernel's walk).
+    pub fn kernel(&self) -> TraceOptions {
+        TraceOptions {
+            deletes: if self.paths.is_empty() {
+                self.deletes
+            } else {
+                DeleteMode::All
+            },
+            busy_window: self.busy_window,
+            burst_gap: self.burst_gap,
+            kinds: self.kinds.clone(),
+            pids: self.pids.clone(),
+            comm: self.comm.clone(),
+            failed_only: self.failed_only,
+            ring_size: self.ring_size,
+        }
+    }
+
+    pub fn correlator(&self) -> CorrelatorConfig {
+        CorrelatorConfig {
+            roots: self.roots.clone(),
+            busy_window_ns: nanos(self.busy_window),
+            quiet_ns: nanos(self.burst_gap * QUIET_FACTOR),
+            max_deletions: self.max_deletions,
+        }
+    }
+
+    pub fn display(&self) -> Display {
+        Display {
+            show_events: self.show_events,
+            // With every deletion asked for, nothing is filtered by path.
+            delete_paths: match self.deletes {
+                DeleteMode::All => Vec::new(),
+                DeleteMode::Race => self.paths.clone(),
+            },
+        }
+    }
+}
+
+/// A duration in nanoseconds, saturating.
+pub fn nanos(d: Duration) -> u64 {
+    d.as_nanos().min(u64::MAX as u128) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_default_per_value() {
+        let run = RunConfig::default();
+        let k = TraceOptions::default();
+        let c = CorrelatorConfig::default();
+        assert_eq!(k.busy_window, run.busy_window);
+        assert_eq!(c.busy_window_ns, nanos(run.busy_window));
+        assert_eq!(k.burst_gap, BURST_GAP);
+        assert_eq!(c.quiet_ns, nanos(BURST_GAP) * QUIET_FACTOR as u64);
+        assert_eq!(k.deletes, DeleteMode::Race);
+        assert_eq!(c.max_deletions, DEFAULT_MAX_DELETIONS);
+    }
+
+    #[test]
+    fn paths_of_interest_walk_every_deletion_and_filter_the_display() {
+        let run = RunConfig {
+            paths: vec![Bytes::from_static(b"/var/lib/x")],
+            ..Default::default()
+        };
+        assert_eq!(run.kernel().deletes, DeleteMode::All);
+        assert_eq!(run.display().delete_paths, run.paths);
+        let all = RunConfig {
+            deletes: DeleteMode::All,
+            ..run
+        };
+        assert!(all.display().delete_paths.is_empty());
+    }
+}
