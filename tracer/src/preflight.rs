@@ -277,7 +277,10 @@ fn statfs_type(path: &Path) -> io::Result<i64> {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: statfs succeeded and filled it.
-    Ok(unsafe { s.assume_init() }.f_type as i64)
+    let f_type = unsafe { s.assume_init() }.f_type;
+    // Its type varies by architecture (i64 on x86_64, u32 or i32 elsewhere).
+    #[allow(clippy::unnecessary_cast)]
+    Ok(f_type as i64)
 }
 
 fn is_denied(e: &io::Error) -> bool {
