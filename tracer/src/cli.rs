@@ -16,7 +16,7 @@ use tracer_common::EventKind;
     version,
     about = "Trace mount, unmount and delete syscalls with the mount each one went through",
     after_help = "Exit codes: 0 ok, 1 runtime error, 2 usage, 3 incident (watch --fail-on-incident), \
-                  4 not permitted, 5 no kernel BTF, 6 no tracefs, 7 kernel refused a program."
+                  4 not permitted (a capability missing), 5 no kernel BTF, 6 no tracefs or syscall tracepoints, 7 kernel refused a program."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -12,11 +12,14 @@ pub mod exit {
     pub const USAGE: i32 = 2;
     /// `watch --fail-on-incident`: an incident was detected.
     pub const INCIDENT: i32 = 3;
-    /// Not root and missing CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN).
+    /// A required capability or permission is missing, for root and
+    /// non-root alike: CAP_BPF, CAP_PERFMON, or read access to tracefs
+    /// (CAP_DAC_READ_SEARCH when it is root's only). The message names them.
     pub const NOT_PERMITTED: i32 = 4;
     /// The kernel exposes no BTF (/sys/kernel/btf/vmlinux).
     pub const NO_BTF: i32 = 5;
-    /// tracefs is not mounted and could not be mounted.
+    /// No syscall tracepoints: tracefs is not mounted and could not be
+    /// mounted, or the kernel has none (CONFIG_FTRACE_SYSCALLS).
     pub const NO_TRACEFS: i32 = 6;
     /// The kernel refused to load or attach a program or map.
     pub const REFUSED: i32 = 7;
@@ -24,19 +27,16 @@ pub mod exit {
 
 #[derive(Debug, Error)]
 pub enum StartError {
-    #[error(
-        "not permitted: mntrace needs root, or CAP_BPF + CAP_PERFMON (or CAP_SYS_ADMIN); \
-         run it with sudo or grant those capabilities"
-    )]
-    NotPermitted,
+    /// What is missing and how to grant it (see [`crate::preflight`]).
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
     #[error(
         "this kernel exposes no BTF at {0}: mntrace reads kernel structures with CO-RE and \
          needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
     )]
     NoBtf(String),
-    #[error(
-        "tracefs is not available ({0}); mount it with `mount -t tracefs nodev /sys/kernel/tracing`"
-    )]
+    /// Why there are no syscall tracepoints, and what to do.
+    #[error("{0}")]
     NoTracefs(String),
     #[error("the kernel refused {what}: {detail}")]
     Refused { what: String, detail: String },
@@ -47,7 +47,7 @@ pub enum StartError {
 impl StartError {
     pub fn exit_code(&self) -> i32 {
         match self {
-            StartError::NotPermitted => exit::NOT_PERMITTED,
+            StartError::NotPermitted(_) => exit::NOT_PERMITTED,
             StartError::NoBtf(_) => exit::NO_BTF,
             StartError::NoTracefs(_) => exit::NO_TRACEFS,
             StartError::Refused { .. } => exit::REFUSED,

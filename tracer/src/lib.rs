@@ -1,6 +1,7 @@
 //! mntrace userspace. Data flow, one module per stage:
 //!
-//! kernel probes (`tracer-ebpf`) → [`loader`] (attach) → [`reader`] (ring
+//! [`preflight`] (capabilities, tracefs, BTF) first; then kernel probes
+//! (`tracer-ebpf`) → [`loader`] (attach) → [`reader`] (ring
 //! buffer) → [`decode`] (bytes → [`model`]) → [`enrich`] (mount table,
 //! holders, wall time) → [`correlate`] (incidents) → sinks ([`sink`]:
 //! console, JSON Lines). [`pipeline`] runs the stages after the reader;
@@ -18,6 +19,7 @@ pub mod model;
 pub mod names;
 pub mod path;
 pub mod pipeline;
+pub mod preflight;
 pub mod probes;
 pub mod reader;
 pub mod sink;

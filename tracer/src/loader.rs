@@ -1,7 +1,5 @@
-//! Pre-flight checks, loading and attaching. Each failure maps to a
-//! [`StartError`] that says what is wrong and what to do.
-
-use std::path::Path;
+//! Loading and attaching, after the [`preflight`] checks. Each failure maps
+//! to a [`StartError`] that says what is wrong and what to do.
 
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
@@ -17,67 +15,17 @@ use tracer_common::{
 use crate::config::{nanos, DeleteMode, TraceOptions};
 use crate::drops::Drops;
 use crate::error::StartError;
+use crate::preflight;
 use crate::probes::probes;
-
-pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
-const TRACEFS: &str = "/sys/kernel/tracing";
-const DEBUGFS_TRACING: &str = "/sys/kernel/debug/tracing";
 
 /// Loaded and attached programs. Dropping it detaches everything.
 pub struct Tracer {
     ebpf: Ebpf,
     drops: PerCpuArray<MapData, u64>,
     pub kinds: Vec<EventKind>,
-}
-
-fn has_caps() -> bool {
-    if unsafe { libc::geteuid() } == 0 {
-        return true;
-    }
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return false;
-    };
-    let eff = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapEff:"))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(0);
-    const CAP_SYS_ADMIN: u64 = 1 << 21;
-    const CAP_PERFMON: u64 = 1 << 38;
-    const CAP_BPF: u64 = 1 << 39;
-    eff & CAP_SYS_ADMIN != 0 || (eff & CAP_BPF != 0 && eff & CAP_PERFMON != 0)
-}
-
-/// Make sure the syscall tracepoints are visible, mounting tracefs if needed.
-pub fn ensure_tracefs() -> Result<(), StartError> {
-    let has = |root: &str| Path::new(root).join("events/syscalls").is_dir();
-    if has(TRACEFS) || has(DEBUGFS_TRACING) {
-        return Ok(());
-    }
-    let src = c"nodev";
-    let target = c"/sys/kernel/tracing";
-    let fstype = c"tracefs";
-    let r = unsafe {
-        libc::mount(
-            src.as_ptr(),
-            target.as_ptr(),
-            fstype.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if r != 0 {
-        let e = std::io::Error::last_os_error();
-        return Err(StartError::NoTracefs(format!(
-            "mounting it on {TRACEFS} failed: {e}"
-        )));
-    }
-    if !has(TRACEFS) {
-        return Err(StartError::NoTracefs(format!(
-            "{TRACEFS}/events/syscalls is missing: is CONFIG_FTRACE_SYSCALLS enabled?"
-        )));
-    }
-    Ok(())
+    /// What works only in part with this process's capabilities (for
+    /// stderr): see [`preflight::enrichment_warnings`].
+    pub warnings: Vec<String>,
 }
 
 fn refused<E>(what: impl Into<String>, e: E) -> StartError
@@ -116,13 +64,13 @@ fn program_error(e: &ProgramError) -> String {
 impl Tracer {
     /// Check the host, load the object, configure the filters, attach.
     pub fn start(opts: &TraceOptions) -> Result<Tracer, StartError> {
-        if !has_caps() {
-            return Err(StartError::NotPermitted);
-        }
-        ensure_tracefs()?;
-        if !Path::new(BTF_PATH).exists() {
-            return Err(StartError::NoBtf(BTF_PATH.into()));
-        }
+        let kinds = if opts.kinds.is_empty() {
+            EventKind::ALL.to_vec()
+        } else {
+            opts.kinds.clone()
+        };
+        let probes = probes(&kinds);
+        let warnings = preflight::check(probes.first().map(|p| p.tracepoint.as_str()))?;
         let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("EVENTS", opts.ring_size)
@@ -175,12 +123,7 @@ impl Tracer {
             .ok_or_else(|| anyhow::anyhow!("no DROPS map"))?;
         let drops = PerCpuArray::try_from(drops_map).map_err(anyhow::Error::from)?;
 
-        let kinds = if opts.kinds.is_empty() {
-            EventKind::ALL.to_vec()
-        } else {
-            opts.kinds.clone()
-        };
-        for p in probes(&kinds) {
+        for p in probes {
             let prog: &mut TracePoint = ebpf
                 .program_mut(&p.program)
                 .ok_or_else(|| anyhow::anyhow!("program {} missing from the object", p.program))?
@@ -199,7 +142,12 @@ impl Tracer {
                 )
             })?;
         }
-        Ok(Tracer { ebpf, drops, kinds })
+        Ok(Tracer {
+            ebpf,
+            drops,
+            kinds,
+            warnings,
+        })
     }
 
     /// Take the ring buffer (once).

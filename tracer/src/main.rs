@@ -98,6 +98,9 @@ fn start(opts: &TraceOptions, what: &str) -> Result<Tracer, i32> {
                 DeleteMode::Race => " (deletions that can be part of the race)",
             };
             eprintln!("mntrace: {what} {}{mode}", names.join(", "));
+            for w in &t.warnings {
+                eprintln!("mntrace: warning: {w}");
+            }
             Ok(t)
         }
         Err(e) => Err(report_start_error(&e)),
