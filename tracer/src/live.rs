@@ -53,6 +53,9 @@ pub async fn run(
                     pipeline.stats.decode_error(&e);
                 }
                 deliver(&mut batch, pipeline, sink)?;
+                for (mnt_id, ts) in pipeline.take_busy_mounts() {
+                    tracer.arm_busy_mount(mnt_id, ts)?;
+                }
                 sink.flush()?;
             }
             // Only when the queue is empty: everything emitted before `now`

@@ -159,6 +159,19 @@ impl Tracer {
         Ok(RingBuf::try_from(map)?)
     }
 
+    /// Tell the kernel that mount `mnt_id` was found busy (an unmount of it
+    /// failed with EBUSY at `ts_ns`): while the EBUSY is recent, every
+    /// deletion through it is captured, whoever deletes (`CAP_BUSY_MOUNT`).
+    pub fn arm_busy_mount(&mut self, mnt_id: u32, ts_ns: u64) -> anyhow::Result<()> {
+        let map = self
+            .ebpf
+            .map_mut("BUSY_MNTS")
+            .ok_or_else(|| anyhow::anyhow!("no BUSY_MNTS map"))?;
+        let mut busy: HashMap<_, u32, u64> = HashMap::try_from(map)?;
+        busy.insert(mnt_id, ts_ns, 0)?;
+        Ok(())
+    }
+
     /// Current kernel-side drop counters.
     pub fn drops(&self) -> anyhow::Result<Drops> {
         let mut d = Drops::default();

@@ -13,12 +13,22 @@ use crate::model::Event;
 use crate::path::{is_under, resolve_arg};
 use crate::sink::Sink;
 use crate::stats::Stats;
+use crate::EventKind;
+
+const EBUSY: i32 = 16;
+/// Busy mounts waiting to be told to the kernel at most (they are taken
+/// after every chunk of events).
+const BUSY_MOUNTS_MAX: usize = 4096;
 
 pub struct Pipeline {
     pub enricher: Enricher,
     pub correlator: Correlator,
     pub stats: Stats,
     pub display: Display,
+    /// Mounts found busy (mount id, EBUSY time) since the last
+    /// [`Pipeline::take_busy_mounts`]: the kernel is told, so other
+    /// processes' deletions through them are captured too.
+    busy_mounts: Vec<(u32, u64)>,
 }
 
 impl Pipeline {
@@ -28,6 +38,7 @@ impl Pipeline {
             correlator: Correlator::new(cfg),
             stats: Stats::default(),
             display,
+            busy_mounts: Vec::new(),
         }
     }
 
@@ -59,6 +70,11 @@ impl Pipeline {
     pub fn event(&mut self, ev: &Event, sink: &mut dyn Sink) -> io::Result<()> {
         self.stats.record(ev);
         let en = self.enricher.enrich(ev);
+        if let (EventKind::Umount, Some(m)) = (ev.kind, &en.mount) {
+            if ev.errno() == Some(EBUSY) && self.busy_mounts.len() < BUSY_MOUNTS_MAX {
+                self.busy_mounts.push((m.mnt_id, ev.ts_ns));
+            }
+        }
         if self.shown(ev) {
             sink.event(ev)?;
         }
@@ -75,6 +91,11 @@ impl Pipeline {
     /// Cumulative kernel-side losses.
     pub fn losses(&mut self, total: u64) {
         self.correlator.losses(total);
+    }
+
+    /// Mounts found busy since the last call.
+    pub fn take_busy_mounts(&mut self) -> Vec<(u32, u64)> {
+        std::mem::take(&mut self.busy_mounts)
     }
 
     /// Join the holder scans that have answered to their busy mounts.

@@ -304,31 +304,13 @@ fn ten_crossings_in_parallel_are_ten_incidents() {
     }
 }
 
-/// Build a program calling Go's real `os.RemoveAll` (Debian's Go, no
-/// modules needed).
+/// A program calling Go's real `os.RemoveAll`.
 fn go_removeall(dir: &Path) -> PathBuf {
-    let src = dir.join("main.go");
-    std::fs::write(
-        &src,
+    go_build(
+        dir,
+        "removeall",
         "package main\nimport (\"fmt\"; \"os\")\nfunc main() { fmt.Println(\"removeall:\", os.RemoveAll(os.Args[1])) }\n",
     )
-    .expect("write main.go");
-    let bin = dir.join("removeall");
-    let out = Command::new("go")
-        .args(["build", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .env("GOCACHE", dir.join("gocache"))
-        .env("HOME", dir)
-        .env("GO111MODULE", "off")
-        .output()
-        .expect("run go build (golang-go is installed by cargo xtask setup)");
-    assert!(
-        out.status.success(),
-        "go build: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    bin
 }
 
 #[test]

@@ -304,7 +304,7 @@ fn event_cases() -> Vec<Case> {
                     flags: 0,
                     dir: dir(DIR_FROM_CWD, 30, b"/tmp/x", 4, DIR_IDMAPPED | DIR_SUBTREE),
                     // Every reason at once.
-                    capture: CAP_ALL | CAP_BUSY | CAP_IDMAPPED | CAP_SUBTREE | CAP_CROSSING,
+                    capture: CAP_ALL | CAP_BUSY | CAP_IDMAPPED | CAP_SUBTREE | CAP_CROSSING | CAP_BUSY_PATH | CAP_BUSY_MOUNT,
                     origin_mnt_id: 29,
                 },
             ),
@@ -378,7 +378,7 @@ fn event_cases() -> Vec<Case> {
                             DIR_OUTSIDE_ROOT | DIR_NOT_DIR | DIR_READ_ERR,
                         )
                     },
-                    capture: CAP_ALL | CAP_CROSSING,
+                    capture: CAP_ALL | CAP_CROSSING | CAP_BUSY_PATH | CAP_BUSY_MOUNT,
                     origin_mnt_id: 41,
                 },
             ),
@@ -405,7 +405,7 @@ fn event_cases() -> Vec<Case> {
                             DIR_IDMAPPED | DIR_SUBTREE | DIR_TRUNC_LEN | DIR_TRUNC_DEPTH,
                         )
                     },
-                    capture: CAP_ALL | CAP_BUSY | CAP_IDMAPPED | CAP_SUBTREE | CAP_CROSSING,
+                    capture: CAP_ALL | CAP_BUSY | CAP_IDMAPPED | CAP_SUBTREE | CAP_CROSSING | CAP_BUSY_PATH | CAP_BUSY_MOUNT,
                     origin_mnt_id: 40,
                 },
             ),
@@ -1362,7 +1362,7 @@ fn json_byte_strings() {
         v["args"]["dir"].get("mnt_id_unique").is_none(),
         "0: omitted"
     );
-    assert_eq!(v["args"]["capture"], json!(["all", "crossing"]));
+    assert_eq!(v["args"]["capture"], json!(["all", "crossing", "path_after_ebusy", "on_busy_mount"]));
 
     let v = get("fsopen_null_comm_not_utf8");
     assert_eq!(v["comm"], json!("fs\u{fffd}open"));

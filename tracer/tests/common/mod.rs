@@ -358,6 +358,12 @@ impl Live {
             self.pipeline.event(&ev, &mut self.out).expect("pipeline");
         }
         self.pipeline.holders_ready();
+        for (mnt_id, ts) in self.pipeline.take_busy_mounts() {
+            self.traced
+                .tracer
+                .arm_busy_mount(mnt_id, ts)
+                .expect("arm a busy mount");
+        }
         self.pipeline.losses(self.traced.drops().total());
     }
 
@@ -378,4 +384,27 @@ pub fn make_tree(dir: &Path, files: &[&str]) {
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
         std::fs::write(&p, b"layer data").expect("write");
     }
+}
+
+/// Build the Go program `source` (Debian's Go 1.19, no modules) into
+/// `dir/name`.
+pub fn go_build(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let src = dir.join(format!("{name}.go"));
+    std::fs::write(&src, source).expect("write the Go source");
+    let bin = dir.join(name);
+    let out = Command::new("go")
+        .args(["build", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .env("GOCACHE", dir.join("gocache"))
+        .env("HOME", dir)
+        .env("GO111MODULE", "off")
+        .output()
+        .expect("run go build (golang-go is installed by cargo xtask setup)");
+    assert!(
+        out.status.success(),
+        "go build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bin
 }
