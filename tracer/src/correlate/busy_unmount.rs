@@ -646,7 +646,9 @@ mod tests {
         assert_eq!(inc.len(), 1, "{inc:#?}");
         let i = &inc[0];
         assert_eq!((i.count, i.severity), (3, Severity::Critical));
-        let got: Vec<(&[u8], &[u8], &[u8], bool)> = i
+        // (path, rel_path, backing_path, is_dir)
+        type Row<'a> = (&'a [u8], &'a [u8], &'a [u8], bool);
+        let got: Vec<Row> = i
             .deletions
             .iter()
             .map(|d| {
