@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Trace live, one line (or JSON object) per call and incident blocks,
-    /// until Ctrl-C.
+    /// until Ctrl-C (or SIGTERM, SIGHUP).
     Trace(TraceArgs),
     /// Trace while COMMAND runs (its output passes through), show incidents
     /// and a summary; exit with COMMAND's status, or 3 with
@@ -54,7 +54,10 @@ pub struct TraceArgs {
     /// JSON Lines (schema: docs/json-schema.md) instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Write events to FILE instead of stdout.
+    /// Write events, incidents and the summary to FILE instead of stdout
+    /// (`watch`: stderr). Whole records only: those that cannot be written
+    /// (a full disk) are dropped whole, counted in the summary, and writing
+    /// resumes when it can.
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Only these processes (tgid); repeatable.

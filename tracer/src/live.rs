@@ -75,6 +75,9 @@ pub async fn run(
     report_losses(tracer, pipeline, sink, &mut reported)?;
     pipeline.finish(sink)?;
     pipeline.stats.drops = reported;
+    // Everything but the summary is out (or counted as not written).
+    sink.flush()?;
+    pipeline.stats.unwritten = sink.unwritten();
     sink.finish(&pipeline.stats)?;
     Ok(())
 }

@@ -14,7 +14,7 @@ use mntrace::{
     live,
     loader::Tracer,
     pipeline::Pipeline,
-    sink::{console::Console, jsonl::JsonLines, Sink},
+    sink::{console::Console, jsonl::JsonLines, output::OutputFile, Sink},
 };
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
@@ -39,11 +39,15 @@ fn main() -> ExitCode {
     ExitCode::from(code.clamp(0, 255) as u8)
 }
 
-/// SIGINT and SIGTERM handlers, installed before anything is attached so a
-/// signal at any point leads to a clean detach.
+/// SIGINT, SIGTERM and SIGHUP handlers, installed before anything is
+/// attached so a signal at any point leads to a clean stop: final summary,
+/// every probe detached, exit 0 (`watch`: the command's status). SIGHUP (the
+/// terminal or the ssh session went away) is a request to stop like the
+/// others, not a crash.
 struct StopSignals {
     int: Signal,
     term: Signal,
+    hup: Signal,
 }
 
 impl StopSignals {
@@ -51,14 +55,16 @@ impl StopSignals {
         Ok(StopSignals {
             int: signal(SignalKind::interrupt())?,
             term: signal(SignalKind::terminate())?,
+            hup: signal(SignalKind::hangup())?,
         })
     }
 
-    /// Resolves on SIGINT, SIGTERM, or when `other` does.
+    /// Resolves on SIGINT, SIGTERM, SIGHUP, or when `other` does.
     async fn wait_or<F: std::future::Future>(mut self, other: F) {
         tokio::select! {
             _ = self.int.recv() => {}
             _ = self.term.recv() => {}
+            _ = self.hup.recv() => {}
             _ = other => {}
         }
     }
@@ -71,20 +77,24 @@ async fn sleep_opt(duration: Option<Duration>) {
     }
 }
 
-/// Where `trace` and `watch` write: `-o FILE`, else their default.
+/// Where `trace` and `watch` write: `-o FILE` (everything but loss lines
+/// and warnings, summary included; whole records only, see
+/// [`OutputFile`]), else their default (the summary then on stderr).
 fn output(run: &RunConfig, default_out: Box<dyn Write>) -> Result<Box<dyn Sink>, String> {
-    let out: Box<dyn Write> = match &run.output {
-        Some(path) => match std::fs::File::create(path) {
-            Ok(f) => Box::new(BufWriter::new(f)),
-            Err(e) => return Err(format!("cannot create {}: {e}", path.display())),
-        },
-        None => default_out,
-    };
     let clock = BootClock::now();
+    let Some(path) = &run.output else {
+        return Ok(if run.json {
+            Box::new(JsonLines::new(default_out, clock))
+        } else {
+            Box::new(Console::new(default_out, clock))
+        });
+    };
+    let out =
+        OutputFile::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     Ok(if run.json {
         Box::new(JsonLines::new(out, clock))
     } else {
-        Box::new(Console::new(out, clock))
+        Box::new(Console::new(out, clock).summary_in_output())
     })
 }
 
@@ -191,7 +201,13 @@ async fn watch(args: WatchArgs) -> i32 {
         Some(x) => x,
         None => return exit::USAGE,
     };
-    let mut child = match tokio::process::Command::new(program).args(rest).spawn() {
+    let mut command = tokio::process::Command::new(program);
+    command.args(rest);
+    tie_to_mntrace(&mut command);
+    // Spawned from the thread that runs `watch` (the main thread: the
+    // runtime is current-thread and this future is `block_on`'s), which
+    // lives as long as mntrace: the parent-death signal is tied to it.
+    let mut child = match command.spawn() {
         Ok(c) => c,
         Err(e) => {
             eprintln!("mntrace: cannot run {}: {e}", program.to_string_lossy());
@@ -233,6 +249,46 @@ async fn watch(args: WatchArgs) -> i32 {
         cmd_code
     };
     finish_code(r, code)
+}
+
+/// The command of `watch` dies with mntrace: SIGTERM when mntrace dies,
+/// even by SIGKILL (`PR_SET_PDEATHSIG`, set in the child before exec; it
+/// exits at once if mntrace is already gone). And it gets none of mntrace's
+/// ambient capabilities (a non-root mntrace given `CAP_BPF` etc. as ambient
+/// capabilities would otherwise hand them on).
+fn tie_to_mntrace(command: &mut tokio::process::Command) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes async-signal-safe calls (prctl, getppid, _exit).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGTERM as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                // mntrace died before the death signal was set.
+                libc::_exit(128 + libc::SIGTERM);
+            }
+            if libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 fn finish_code(r: anyhow::Result<()>, ok: i32) -> i32 {

@@ -1,5 +1,7 @@
 //! Run totals shown at exit (and in `watch` summaries).
 
+use std::path::PathBuf;
+
 use tracer_common::{kind::KIND_SLOTS, EventKind};
 
 use crate::drops::Drops;
@@ -19,6 +21,31 @@ pub struct Stats {
     pub ebusy_unmounts: u64,
     /// Incidents by severity (`Severity as usize`: warning, critical).
     pub incidents: [u64; 2],
+    /// Records the output file (`-o FILE`) could not take, when any.
+    pub unwritten: Option<Unwritten>,
+}
+
+/// Records that could not be written to the output file (a full disk, a
+/// quota, an I/O error): each was dropped whole, and writing went on with
+/// the next one.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Unwritten {
+    pub file: PathBuf,
+    pub events: u64,
+    pub incidents: u64,
+    /// Loss reports (`loss` records).
+    pub losses: u64,
+    /// The final summary itself (seen only by the sink that writes it).
+    pub summary: u64,
+    /// The operating system's message for the first failure.
+    pub error: String,
+}
+
+impl Unwritten {
+    /// Events, incidents and loss reports not written (the summary aside).
+    pub fn records(&self) -> u64 {
+        self.events + self.incidents + self.losses
+    }
 }
 
 impl Stats {

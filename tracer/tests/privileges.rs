@@ -321,6 +321,34 @@ fn non_root_with_the_required_set_traces_and_watches_with_warnings() {
     assert!(err.starts_with("mntrace: watching rmdir"), "{err}");
 }
 
+/// `watch` does not hand mntrace's ambient capabilities to its command: a
+/// non-root mntrace given CAP_BPF etc. runs the command with none.
+#[test]
+fn non_root_watch_gives_its_command_no_capabilities() {
+    require_root();
+    let out = run(
+        &as_nobody(REQUIRED),
+        &[
+            "watch",
+            "--kind",
+            "rmdir",
+            "--",
+            "sh",
+            "-c",
+            "grep -E '^Cap(Prm|Eff|Amb):' /proc/self/status",
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let caps = String::from_utf8_lossy(&out.stdout);
+    for set in ["CapPrm", "CapEff", "CapAmb"] {
+        assert!(
+            caps.contains(&format!("{set}:\t0000000000000000")),
+            "{set} of the command:\n{caps}"
+        );
+    }
+}
+
 #[test]
 fn non_root_with_the_recommended_set_traces_without_warnings() {
     require_root();

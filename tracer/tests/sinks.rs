@@ -35,7 +35,7 @@ use mntrace::model::{Args, Dir, Event, MountAttr, Str};
 use mntrace::sink::console::{self, Console};
 use mntrace::sink::jsonl::JsonLines;
 use mntrace::sink::Sink;
-use mntrace::stats::Stats;
+use mntrace::stats::{Stats, Unwritten};
 use mntrace::EventKind;
 use tracer_common::event::*;
 use tracer_common::DropReason;
@@ -304,7 +304,13 @@ fn event_cases() -> Vec<Case> {
                     flags: 0,
                     dir: dir(DIR_FROM_CWD, 30, b"/tmp/x", 4, DIR_IDMAPPED | DIR_SUBTREE),
                     // Every reason at once.
-                    capture: CAP_ALL | CAP_BUSY | CAP_IDMAPPED | CAP_SUBTREE | CAP_CROSSING | CAP_BUSY_PATH | CAP_BUSY_MOUNT,
+                    capture: CAP_ALL
+                        | CAP_BUSY
+                        | CAP_IDMAPPED
+                        | CAP_SUBTREE
+                        | CAP_CROSSING
+                        | CAP_BUSY_PATH
+                        | CAP_BUSY_MOUNT,
                     origin_mnt_id: 29,
                 },
             ),
@@ -328,7 +334,7 @@ fn event_cases() -> Vec<Case> {
                         8,
                         DIR_IDMAPPED | DIR_SUBTREE,
                     ),
-                    capture: CAP_BUSY | CAP_IDMAPPED | CAP_SUBTREE,
+                    capture: CAP_BUSY | CAP_IDMAPPED | CAP_SUBTREE | CAP_BUSY_MOUNT,
                     origin_mnt_id: 66,
                 },
             ),
@@ -378,7 +384,7 @@ fn event_cases() -> Vec<Case> {
                             DIR_OUTSIDE_ROOT | DIR_NOT_DIR | DIR_READ_ERR,
                         )
                     },
-                    capture: CAP_ALL | CAP_CROSSING | CAP_BUSY_PATH | CAP_BUSY_MOUNT,
+                    capture: CAP_ALL | CAP_CROSSING,
                     origin_mnt_id: 41,
                 },
             ),
@@ -405,7 +411,13 @@ fn event_cases() -> Vec<Case> {
                             DIR_IDMAPPED | DIR_SUBTREE | DIR_TRUNC_LEN | DIR_TRUNC_DEPTH,
                         )
                     },
-                    capture: CAP_ALL | CAP_BUSY | CAP_IDMAPPED | CAP_SUBTREE | CAP_CROSSING | CAP_BUSY_PATH | CAP_BUSY_MOUNT,
+                    capture: CAP_ALL
+                        | CAP_BUSY
+                        | CAP_IDMAPPED
+                        | CAP_SUBTREE
+                        | CAP_CROSSING
+                        | CAP_BUSY_PATH
+                        | CAP_BUSY_MOUNT,
                     origin_mnt_id: 40,
                 },
             ),
@@ -424,7 +436,7 @@ fn event_cases() -> Vec<Case> {
                     flags: 0,
                     // No DIR_FROM_* bit (the kernel always sets one): from "unknown".
                     dir: dir(0, 12, b"/", 0, DIR_REL_UNKNOWN),
-                    capture: CAP_BUSY,
+                    capture: CAP_BUSY | CAP_BUSY_PATH,
                     origin_mnt_id: 12,
                 },
             ),
@@ -875,7 +887,7 @@ fn incident_cases() -> Vec<Case> {
     unmount   08:00:40.123456 containerd[300] umount2("/run/c/0", 0) = -EBUSY
     mount     mnt 66 on "/run/c/0" (ext4, idmapped, bind of a subdirectory)
     lives at  "/var/lib/ctr/snapshots/7/fs"
-    deleted   2 files, 1 directories by containerd[300] (ppid 299, uid 0, cgroup 1), rm[305] (ppid 300, uid 0, cgroup 1), first 405µs after the EBUSY
+    deleted   2 files, 1 directory by containerd[300] (ppid 299, uid 0, cgroup 1), rm[305] (ppid 300, uid 0, cgroup 1), first 405µs after the EBUSY
       file "/var/lib/ctr/snapshots/7/fs/etc/passwd"  (seen as "/run/c/0/etc/passwd")
       dir  "/var/lib/ctr/snapshots/7/fs/etc"  (seen as "/run/c/0/etc")
       file "/var/lib/ctr/snapshots/7/fs/caf\xe9"  (seen as "/run/c/0/caf\xe9")
@@ -897,11 +909,11 @@ fn incident_cases() -> Vec<Case> {
                     complete: false,
                 }),
             ),
-            r#"!!! INCIDENT #2 WARNING: 1 entries deleted through a mount whose unmount failed with EBUSY
+            r#"!!! INCIDENT #2 WARNING: 1 entry deleted through a mount whose unmount failed with EBUSY
     unmount   08:00:42.123456 containerd[300] umount2("/mnt/t", UMOUNT_NOFOLLOW) = -EBUSY
     mount     mnt 70 on "/mnt/t" (tmpfs)
     root      "/" (within its filesystem)
-    deleted   1 files, 0 directories by containerd[300] (ppid 299, uid 0, cgroup 1), first 2.5ms after the EBUSY
+    deleted   1 file, 0 directories by containerd[300] (ppid 299, uid 0, cgroup 1), first 2.5ms after the EBUSY
       file "/mnt/t/f"  (seen as "/mnt/t/f")
     held by   bash[400]: cwd "/mnt/t"
     held by   (scan incomplete: time budget exceeded)
@@ -917,11 +929,11 @@ fn incident_cases() -> Vec<Case> {
                     complete: false,
                 }),
             ),
-            r#"!!! INCIDENT #3 WARNING: 1 entries deleted through a mount whose unmount failed with EBUSY
+            r#"!!! INCIDENT #3 WARNING: 1 entry deleted through a mount whose unmount failed with EBUSY
     unmount   08:00:42.123456 containerd[300] umount2("/mnt/t", UMOUNT_NOFOLLOW) = -EBUSY
     mount     mnt 70 on "/mnt/t" (tmpfs)
     root      "/" (within its filesystem)
-    deleted   1 files, 0 directories by containerd[300] (ppid 299, uid 0, cgroup 1), first 2.5ms after the EBUSY
+    deleted   1 file, 0 directories by containerd[300] (ppid 299, uid 0, cgroup 1), first 2.5ms after the EBUSY
       file "/mnt/t/f"  (seen as "/mnt/t/f")
     held by   nobody found (scanned 812 processes, incomplete)
 "#,
@@ -939,11 +951,11 @@ fn incident_cases() -> Vec<Case> {
                 lost_while_open: 1200,
                 ..small_busy(4, None)
             },
-            r#"!!! INCIDENT #4 WARNING: 1 entries deleted through a mount whose unmount failed with EBUSY
+            r#"!!! INCIDENT #4 WARNING: 1 entry deleted through a mount whose unmount failed with EBUSY
     unmount   08:00:42.123456 containerd[300] umount2("/mnt/t", UMOUNT_NOFOLLOW) = -EBUSY
     mount     mnt 70 on "/mnt/t" (fs ?)
     lives at  ? (mount not in the mount table)
-    deleted   1 files, 0 directories by containerd[300] (ppid 299, uid 0, cgroup 1), first 2.5ms after the EBUSY
+    deleted   1 file, 0 directories by containerd[300] (ppid 299, uid 0, cgroup 1), first 2.5ms after the EBUSY
       file "/mnt/t/f"  (seen as "/mnt/t/f")
     held by   ? (not scanned: mount not in the table at the EBUSY, or scan rate limit)
     WARNING   1200 events were lost in the kernel while this incident was open: the list may be incomplete
@@ -1012,7 +1024,7 @@ fn incident_cases() -> Vec<Case> {
     then      08:00:51.123456 removing the mountpoint failed with EBUSY
     mount     mnt 66 on "/var/lib/k/pods/0b3f/vol/0" (fs ?, bind of a subdirectory)
     lives at  "/var/lib/k/disks/pv1"
-    deleted   1 files, 1 directories by kubelet[500] (ppid 1, uid 0, cgroup 1), first 0µs after the walk's first captured deletion
+    deleted   1 file, 1 directory by kubelet[500] (ppid 1, uid 0, cgroup 1), first 0µs after the walk's first captured deletion
       file "/var/lib/k/disks/pv1/db"  (seen as "/var/lib/k/pods/0b3f/vol/0/db")
       dir  "/var/lib/k/disks/pv1/d"  (seen as "/var/lib/k/pods/0b3f/vol/0/d")
 "#,
@@ -1052,11 +1064,11 @@ fn incident_cases() -> Vec<Case> {
                 lost_while_open: 7,
                 ..small_busy(0, None)
             },
-            r#"!!! INCIDENT #7 WARNING: 1 entries deleted by a recursive delete that crossed into another mount
+            r#"!!! INCIDENT #7 WARNING: 1 entry deleted by a recursive delete that crossed into another mount
     walk      08:00:52.123456 rm[501] removing ? (its top directory was not seen), from mnt 44
     mount     mnt 70 on "/mnt/t" (tmpfs)
     root      "/" (within its filesystem)
-    deleted   0 files, 1 directories by rm[501] (ppid 1, uid 0, cgroup 1), first 999µs after the walk's first captured deletion
+    deleted   0 files, 1 directory by rm[501] (ppid 1, uid 0, cgroup 1), first 999µs after the walk's first captured deletion
       dir  "/t/m/x"  (seen as "/t/m/x")
     WARNING   7 events were lost in the kernel while this incident was open: the list may be incomplete
 "#,
@@ -1068,7 +1080,7 @@ fn incident_cases() -> Vec<Case> {
     unmount   08:00:42.123456 containerd[300] umount2("/mnt/t", UMOUNT_NOFOLLOW) = -EBUSY
     mount     mnt 70 on "/mnt/t" (tmpfs)
     lives at  "/data/t"
-    deleted   25 files, 0 directories by containerd[300] (ppid 299, uid 0, cgroup 1), first 1234.6ms after the EBUSY
+    deleted   30 entries, the first 25 kept (25 files, 0 directories) by containerd[300] (ppid 299, uid 0, cgroup 1), first 1234.6ms after the EBUSY
       file "/data/t/f00"  (seen as "/mnt/t/f00")
       file "/data/t/f01"  (seen as "/mnt/t/f01")
       file "/data/t/f02"  (seen as "/mnt/t/f02")
@@ -1089,7 +1101,8 @@ fn incident_cases() -> Vec<Case> {
       file "/data/t/f17"  (seen as "/mnt/t/f17")
       file "/data/t/f18"  (seen as "/mnt/t/f18")
       file "/data/t/f19"  (seen as "/mnt/t/f19")
-      ... and 10 more (all in --json)
+      ... and 5 more (in --json)
+      ... and 5 more not kept (only the first 25 are kept)
     held by   nobody found (scanned 97 processes)
 "#,
         ),
@@ -1126,6 +1139,14 @@ fn other_cases() -> Vec<Case> {
     full.drops = loss_total();
     full.decode_errors = 2;
     full.last_decode_error = Some("record too short".into());
+    full.unwritten = Some(Unwritten {
+        file: "/var/log/mntrace/out.jsonl".into(),
+        events: 55,
+        incidents: 2,
+        losses: 0,
+        summary: 0,
+        error: "No space left on device (os error 28)".into(),
+    });
     vec![
         Case {
             name: "loss",
@@ -1136,8 +1157,9 @@ fn other_cases() -> Vec<Case> {
             name: "stats",
             item: Item::Stats(full),
             console: "mntrace: 26 events: mount 3 (2 failed), umount 2 (2 failed), unlink 1, unlinkat 4 (2 failed), rmdir 1 (1 failed), open_tree 2 (1 failed), move_mount 1, mount_setattr 3 (1 failed), fsopen 2 (1 failed), fsconfig 5 (2 failed), fsmount 2 (1 failed)
-mntrace: 1 unmounts failed with EBUSY; incidents: 3 critical, 4 warning
+mntrace: 1 unmount failed with EBUSY; incidents: 3 critical, 4 warning
 mntrace: LOST 1204 events in the kernel (mount:scratch=1 unlinkat:ring_full=1200 rmdir:slot_full=3)
+mntrace: 57 records not written to \"/var/log/mntrace/out.jsonl\" (events 55, incidents 2): No space left on device (os error 28)
 mntrace: 2 malformed records skipped (last: record too short)",
         },
         Case {
@@ -1282,6 +1304,38 @@ fn console_sink_writes_lines_and_blocks() {
     assert_eq!(String::from_utf8(buf).unwrap(), want);
 }
 
+/// With `-o FILE` (`summary_in_output`), the summary goes to the writer too,
+/// after the lines and blocks, each followed by a newline; loss reports
+/// still go to stderr.
+#[test]
+fn console_summary_goes_to_the_output_file() {
+    let mut buf = Vec::new();
+    let mut want = String::new();
+    {
+        let mut sink = Console::new(&mut buf, clock()).summary_in_output();
+        for c in all_cases() {
+            match &c.item {
+                Item::Event(ev) => {
+                    sink.event(ev).unwrap();
+                    want.push_str(c.console);
+                    want.push('\n');
+                }
+                Item::Incident(inc) => {
+                    sink.incident(inc).unwrap();
+                    want.push_str(c.console);
+                }
+                Item::Loss(delta, total) => sink.losses(delta, total).unwrap(),
+                Item::Stats(st) => {
+                    sink.finish(st).unwrap();
+                    want.push_str(c.console);
+                    want.push('\n');
+                }
+            }
+        }
+    }
+    assert_eq!(String::from_utf8(buf).unwrap(), want);
+}
+
 // ---- JSON --------------------------------------------------------------------
 
 #[test]
@@ -1362,7 +1416,7 @@ fn json_byte_strings() {
         v["args"]["dir"].get("mnt_id_unique").is_none(),
         "0: omitted"
     );
-    assert_eq!(v["args"]["capture"], json!(["all", "crossing", "path_after_ebusy", "on_busy_mount"]));
+    assert_eq!(v["args"]["capture"], json!(["all", "crossing"]));
 
     let v = get("fsopen_null_comm_not_utf8");
     assert_eq!(v["comm"], json!("fs\u{fffd}open"));
@@ -2078,6 +2132,10 @@ fn schema_doc_parses() {
     assert_eq!(
         names(&doc.stats["incidents"].children),
         ["critical", "warning"]
+    );
+    assert_eq!(
+        names(&doc.stats["unwritten"].children),
+        ["error", "events", "file", "incidents", "losses", "records"]
     );
     assert_eq!(
         names(&doc.incident["kind"].children),

@@ -1,10 +1,14 @@
-//! `mntrace watch`: the load-test mode, through the real binary. One test
-//! function: watch traces the whole machine, and cargo runs test binaries
-//! one at a time, so nothing else produces incidents meanwhile.
+//! `mntrace watch`: the load-test mode, through the real binary. The
+//! incident checks are one test function: watch traces the whole machine,
+//! and cargo runs test binaries one at a time, so nothing else produces
+//! incidents meanwhile (the other tests here run commands that delete
+//! nothing).
 
 mod common;
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
@@ -161,4 +165,89 @@ fn watch_fails_on_incident_passes_output_through_and_propagates_exit_codes() {
     assert_eq!(out.status.code(), Some(7));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("incidents: 0 critical, 0 warning"));
+}
+
+/// SIGHUP (the terminal or session went away) stops `watch` like SIGTERM:
+/// the summary, then the command's own status once it ends.
+#[test]
+fn sighup_stops_watch_with_the_summary_and_the_command_status() {
+    require_root();
+    let out = Command::new(MNTRACE)
+        .args(["watch", "--kind", "rmdir", "--comm", "no-such-comm-w", "--"])
+        .args(["sh", "-c", "kill -HUP $PPID; sleep 0.5; exit 5"])
+        .output()
+        .expect("run mntrace watch");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{:?}\n{stderr}", out.status);
+    assert!(
+        stderr.contains("mntrace: 0 events\nmntrace: 0 unmounts failed with EBUSY"),
+        "{stderr}"
+    );
+}
+
+/// The processes whose parent is `ppid`.
+fn children(ppid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`; comm may hold spaces and parens.
+        let after = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
+        if after.split_whitespace().nth(1) == Some(&ppid.to_string()) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// `pid` still runs as `comm` (not gone, not a zombie).
+fn running(pid: u32, comm: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        let after = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
+        stat.contains(&format!("({comm})")) && after.split_whitespace().next() != Some("Z")
+    })
+}
+
+/// SIGKILL of mntrace takes the command with it (parent-death signal): it
+/// is not left running, reparented to init.
+#[test]
+fn sigkill_of_watch_ends_the_command() {
+    require_root();
+    let mut watch = Command::new(MNTRACE)
+        .args(["watch", "--kind", "rmdir", "--comm", "no-such-comm-k", "--"])
+        .args(["sleep", "60"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn mntrace watch");
+    let mut err = BufReader::new(watch.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    err.read_line(&mut line).expect("read stderr");
+    assert!(line.starts_with("mntrace: watching"), "{line:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sleep = loop {
+        if let Some(&pid) = children(watch.id()).first() {
+            if running(pid, "sleep") {
+                break pid;
+            }
+        }
+        assert!(Instant::now() < deadline, "the command did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // (Its stderr is not read to the end: the command holds it too.)
+    drop(err);
+    watch.kill().expect("SIGKILL mntrace");
+    watch.wait().expect("wait mntrace");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while running(sleep, "sleep") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let left = running(sleep, "sleep");
+    if left {
+        unsafe { libc::kill(sleep as i32, libc::SIGKILL) };
+    }
+    assert!(!left, "the command outlived mntrace's SIGKILL");
 }

@@ -1,10 +1,12 @@
 //! Human-readable lines, strace style:
 //! `10:04:05.123456 rm[812/812] unlinkat(3, "f", 0) = 0  dir="/srv/a" mnt=41 rel="/a"`.
 
-use std::io::{self, Write};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
 
 use tracer_common::event::*;
 
+use super::output::{Record, RecordWrite};
 use super::{quote, Sink};
 use crate::correlate::{Cause, Incident};
 use crate::drops::Drops;
@@ -12,17 +14,36 @@ use crate::enrich::clock::BootClock;
 use crate::enrich::holders::Hold;
 use crate::model::{Args, Dir, Event, Str};
 use crate::names;
-use crate::stats::Stats;
+use crate::stats::{Stats, Unwritten};
 
-pub struct Console<W: Write> {
+pub struct Console<W: RecordWrite> {
     out: W,
     clock: BootClock,
+    /// The summary goes to `out` (an `-o FILE`), not to stderr.
+    summary_in_output: bool,
 }
 
-impl<W: Write> Console<W> {
+impl<W: RecordWrite> Console<W> {
+    /// Event lines and incident blocks to `out`; loss reports and the
+    /// summary to stderr.
     pub fn new(out: W, clock: BootClock) -> Self {
-        Console { out, clock }
+        Console {
+            out,
+            clock,
+            summary_in_output: false,
+        }
     }
+
+    /// The summary to `out` too (`-o FILE`); loss reports stay on stderr.
+    pub fn summary_in_output(mut self) -> Self {
+        self.summary_in_output = true;
+        self
+    }
+}
+
+/// `1 file`, `2 files`.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// A string argument: quoted, `NULL`, `<fault>`, with `...` after a cut.
@@ -282,8 +303,9 @@ fn proc_label(comm: &[u8], pid: u32) -> String {
 pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
     let mut s = String::new();
     let m = &inc.mount;
-    let files = inc.deletions.iter().filter(|d| !d.is_dir).count();
-    let dirs = inc.deletions.iter().filter(|d| d.is_dir).count();
+    let files = inc.deletions.iter().filter(|d| !d.is_dir).count() as u64;
+    let dirs = inc.deletions.iter().filter(|d| d.is_dir).count() as u64;
+    let kept = inc.deletions.len() as u64;
     let sev = inc.severity.name().to_uppercase();
     let label = inc
         .root_label
@@ -295,8 +317,9 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
         Cause::Crossing(_) => "deleted by a recursive delete that crossed into another mount",
     };
     s.push_str(&format!(
-        "!!! INCIDENT #{} {sev}{label}: {} entries {what}\n",
-        inc.id, inc.count
+        "!!! INCIDENT #{} {sev}{label}: {} {what}\n",
+        inc.id,
+        count(inc.count, "entry", "entries")
     ));
     let at = |ns: u64| {
         clock
@@ -367,8 +390,23 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
             )
         })
         .collect();
+    // Past the correlator's cap, only the first deletions are kept: the
+    // kinds are known for those only.
+    let kinds = format!(
+        "{}, {}",
+        count(files, "file", "files"),
+        count(dirs, "directory", "directories")
+    );
+    let what = if kept < inc.count {
+        format!(
+            "{}, the first {kept} kept ({kinds})",
+            count(inc.count, "entry", "entries")
+        )
+    } else {
+        kinds
+    };
     s.push_str(&format!(
-        "    deleted   {files} files, {dirs} directories by {}, first {} after the {}\n",
+        "    deleted   {what} by {}, first {} after the {}\n",
         who.join(", "),
         ms(inc.first_delay_ns),
         if inc.unmount().is_some() {
@@ -387,10 +425,16 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
             quote(&d.path)
         ));
     }
-    if inc.count as usize > SHOWN {
+    if inc.deletions.len() > SHOWN {
         s.push_str(&format!(
-            "      ... and {} more (all in --json)\n",
-            inc.count as usize - SHOWN
+            "      ... and {} more (in --json)\n",
+            inc.deletions.len() - SHOWN
+        ));
+    }
+    if kept < inc.count {
+        s.push_str(&format!(
+            "      ... and {} more not kept (only the first {kept} are kept)\n",
+            inc.count - kept
         ));
     }
     match &inc.holders {
@@ -435,13 +479,16 @@ fn hold_text(h: &Hold) -> String {
     }
 }
 
-impl<W: Write> Sink for Console<W> {
+impl<W: RecordWrite> Sink for Console<W> {
     fn event(&mut self, ev: &Event) -> io::Result<()> {
-        writeln!(self.out, "{}", line(ev, &self.clock))
+        let mut l = line(ev, &self.clock);
+        l.push('\n');
+        self.out.record(Record::Event, l.as_bytes())
     }
 
     fn incident(&mut self, inc: &Incident) -> io::Result<()> {
-        write!(self.out, "{}", incident_block(inc, &self.clock))
+        let block = incident_block(inc, &self.clock);
+        self.out.record(Record::Incident, block.as_bytes())
     }
 
     fn losses(&mut self, delta: &Drops, total: &Drops) -> io::Result<()> {
@@ -451,29 +498,65 @@ impl<W: Write> Sink for Console<W> {
     }
 
     fn finish(&mut self, stats: &Stats) -> io::Result<()> {
+        let text = summary(stats);
+        if !self.summary_in_output {
+            self.out.flush()?;
+            eprintln!("{text}");
+            return Ok(());
+        }
+        self.out
+            .record(Record::Summary, format!("{text}\n").as_bytes())?;
         self.out.flush()?;
-        eprintln!("{}", summary(stats));
+        super::report_unwritten(self.out.unwritten(), stats);
         Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+
+    fn unwritten(&self) -> Option<Unwritten> {
+        self.out.unwritten()
+    }
 }
 
 /// The loss report (stderr): `delta` since the last report, `total` so far.
 pub fn loss_line(delta: &Drops, total: &Drops) -> String {
     format!(
-        "mntrace: LOST {} events in the kernel ({}); total {}",
-        delta.total(),
+        "mntrace: LOST {} in the kernel ({}); total {}",
+        count(delta.total(), "event", "events"),
         drops_line(delta),
         total.total()
     )
 }
 
-/// The end-of-run summary (stderr).
+/// What the output file could not take: `mntrace: 57 records not written
+/// to "/x/out" (events 55, incidents 2): No space left on device (os error 28)`.
+pub fn unwritten_line(u: &Unwritten) -> String {
+    let kinds: Vec<String> = [
+        ("events", u.events),
+        ("incidents", u.incidents),
+        ("loss reports", u.losses),
+    ]
+    .iter()
+    .filter(|&&(_, n)| n > 0)
+    .map(|(k, n)| format!("{k} {n}"))
+    .collect();
+    format!(
+        "mntrace: {} not written to {} ({}): {}",
+        count(u.records(), "record", "records"),
+        quote(u.file.as_os_str().as_bytes()),
+        kinds.join(", "),
+        u.error
+    )
+}
+
+/// The end-of-run summary (stderr, or the `-o FILE`).
 pub fn summary(stats: &Stats) -> String {
-    let mut s = format!("mntrace: {} events", stats.total_events());
+    let mut s = format!(
+        "mntrace: {}",
+        count(stats.total_events(), "event", "events")
+    );
     let kinds: Vec<String> = stats
         .by_kind()
         .map(|(k, n, f)| {
@@ -488,22 +571,29 @@ pub fn summary(stats: &Stats) -> String {
         s.push_str(&format!(": {}", kinds.join(", ")));
     }
     s.push_str(&format!(
-        "\nmntrace: {} unmounts failed with EBUSY; incidents: {} critical, {} warning",
-        stats.ebusy_unmounts, stats.incidents[1], stats.incidents[0]
+        "\nmntrace: {} failed with EBUSY; incidents: {} critical, {} warning",
+        count(stats.ebusy_unmounts, "unmount", "unmounts"),
+        stats.incidents[1],
+        stats.incidents[0]
     ));
     let lost = stats.drops.total();
     if lost > 0 {
         s.push_str(&format!(
-            "\nmntrace: LOST {lost} events in the kernel ({})",
+            "\nmntrace: LOST {} in the kernel ({})",
+            count(lost, "event", "events"),
             drops_line(&stats.drops)
         ));
     } else {
         s.push_str("\nmntrace: no events lost");
     }
+    if let Some(u) = &stats.unwritten {
+        s.push('\n');
+        s.push_str(&unwritten_line(u));
+    }
     if stats.decode_errors > 0 {
         s.push_str(&format!(
-            "\nmntrace: {} malformed records skipped",
-            stats.decode_errors
+            "\nmntrace: {} skipped",
+            count(stats.decode_errors, "malformed record", "malformed records")
         ));
         if let Some(e) = &stats.last_decode_error {
             s.push_str(&format!(" (last: {e})"));

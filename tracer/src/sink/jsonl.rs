@@ -2,11 +2,13 @@
 //! exact: valid UTF-8 as a JSON string; otherwise a lossy string plus the
 //! exact bytes in `<field>_hex`.
 
-use std::io::{self, Write};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
 
 use serde_json::{json, Map, Value};
 use tracer_common::event::*;
 
+use super::output::{Record, RecordWrite};
 use super::{hex, Sink};
 use crate::correlate::{Incident, Process};
 use crate::drops::Drops;
@@ -14,22 +16,24 @@ use crate::enrich::clock::BootClock;
 use crate::enrich::holders::Hold;
 use crate::model::{Args, Dir, DirFrom, Event, Str};
 use crate::names;
-use crate::stats::Stats;
+use crate::stats::{Stats, Unwritten};
 
 pub const SCHEMA: u32 = 1;
 
-pub struct JsonLines<W: Write> {
+pub struct JsonLines<W: RecordWrite> {
     out: W,
     clock: BootClock,
 }
 
-impl<W: Write> JsonLines<W> {
+impl<W: RecordWrite> JsonLines<W> {
     pub fn new(out: W, clock: BootClock) -> Self {
         JsonLines { out, clock }
     }
-    fn write(&mut self, v: &Value) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, v)?;
-        self.out.write_all(b"\n")
+    /// One record, one line.
+    fn write(&mut self, kind: Record, v: &Value) -> io::Result<()> {
+        let mut line = serde_json::to_vec(v)?;
+        line.push(b'\n');
+        self.out.record(kind, &line)
     }
 }
 
@@ -476,15 +480,28 @@ pub fn incident_json(inc: &Incident, clock: &BootClock) -> Value {
     Value::Object(m)
 }
 
-impl<W: Write> Sink for JsonLines<W> {
+/// The `unwritten` object of the stats record (null when all was written).
+pub fn unwritten_json(u: Option<&Unwritten>) -> Value {
+    let Some(u) = u else { return Value::Null };
+    let mut m = Map::new();
+    put_bytes(&mut m, "file", u.file.as_os_str().as_bytes());
+    m.insert("records".into(), json!(u.records()));
+    m.insert("events".into(), json!(u.events));
+    m.insert("incidents".into(), json!(u.incidents));
+    m.insert("losses".into(), json!(u.losses));
+    m.insert("error".into(), json!(u.error));
+    Value::Object(m)
+}
+
+impl<W: RecordWrite> Sink for JsonLines<W> {
     fn event(&mut self, ev: &Event) -> io::Result<()> {
         let v = event_json(ev, &self.clock);
-        self.write(&v)
+        self.write(Record::Event, &v)
     }
 
     fn incident(&mut self, inc: &Incident) -> io::Result<()> {
         let v = incident_json(inc, &self.clock);
-        self.write(&v)
+        self.write(Record::Incident, &v)
     }
 
     fn losses(&mut self, delta: &Drops, total: &Drops) -> io::Result<()> {
@@ -495,7 +512,7 @@ impl<W: Write> Sink for JsonLines<W> {
             "lost": drops_json(delta),
             "lost_total": total.total(),
         });
-        self.write(&v)
+        self.write(Record::Loss, &v)
     }
 
     fn finish(&mut self, stats: &Stats) -> io::Result<()> {
@@ -515,12 +532,19 @@ impl<W: Write> Sink for JsonLines<W> {
             "decode_errors": stats.decode_errors,
             "ebusy_unmounts": stats.ebusy_unmounts,
             "incidents": {"critical": stats.incidents[1], "warning": stats.incidents[0]},
+            "unwritten": unwritten_json(stats.unwritten.as_ref()),
         });
-        self.write(&v)?;
-        self.out.flush()
+        self.write(Record::Summary, &v)?;
+        self.out.flush()?;
+        super::report_unwritten(self.out.unwritten(), stats);
+        Ok(())
     }
 
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+
+    fn unwritten(&self) -> Option<Unwritten> {
+        self.out.unwritten()
     }
 }

@@ -6,19 +6,41 @@ use std::io;
 use crate::correlate::Incident;
 use crate::drops::Drops;
 use crate::model::Event;
-use crate::stats::Stats;
+use crate::stats::{Stats, Unwritten};
 
 pub mod console;
 pub mod jsonl;
+pub mod output;
 
 pub trait Sink {
     fn event(&mut self, ev: &Event) -> io::Result<()>;
     fn incident(&mut self, inc: &Incident) -> io::Result<()>;
     /// Kernel-side drops grew: `delta` since the last report, `total` so far.
     fn losses(&mut self, delta: &Drops, total: &Drops) -> io::Result<()>;
-    /// End of the run.
+    /// End of the run: the summary. `stats.unwritten` is what
+    /// [`Sink::unwritten`] said after the last flush.
     fn finish(&mut self, stats: &Stats) -> io::Result<()>;
     fn flush(&mut self) -> io::Result<()>;
+    /// Records the output could not take (see [`output::OutputFile`]).
+    fn unwritten(&self) -> Option<Unwritten> {
+        None
+    }
+}
+
+/// After the summary went to `out`: when `out` (an output file) missed
+/// records, say so on stderr too; when it missed the summary itself, the
+/// summary goes there.
+fn report_unwritten(out: Option<Unwritten>, stats: &Stats) {
+    match out {
+        Some(u) if u.summary > 0 => eprintln!(
+            "mntrace: the summary could not be written to {}: {}; here it is:\n{}",
+            u.file.display(),
+            u.error,
+            console::summary(stats)
+        ),
+        Some(u) => eprintln!("{}", console::unwritten_line(&u)),
+        None => {}
+    }
 }
 
 /// A byte string as a C-like quoted literal: printable UTF-8 as is, `\"`,
