@@ -16,16 +16,11 @@ use tracer_common::{
 };
 
 use crate::core_access::{Dentry, FsPath, KPath, Mount, Task};
-use crate::emit::REGION;
 use crate::maps::WALKBUF;
+use crate::types::REGION;
 
 pub const AT_FDCWD: i32 = -100;
 const S_IFDIR: u32 = 0o040000;
-
-#[repr(C)]
-pub struct WalkBuf {
-    pub buf: [u8; WALK_PATH_MAX + NAME_MAX + 1],
-}
 
 /// Where a lookup starts.
 #[derive(Clone, Copy)]

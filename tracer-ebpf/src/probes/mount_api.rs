@@ -17,8 +17,9 @@ use tracer_common::{
 
 use super::{arg, ret};
 use crate::core_access::Task;
-use crate::emit::{begin, finish, payload, read_user_str};
+use crate::emit::read_user_str;
 use crate::maps::{SLOTS2, SLOTS5};
+use crate::slot::{begin, finish, payload};
 use crate::walk::{fd_ino, resolve, DirSource};
 
 const ABSENT: StrRef = StrRef {
