@@ -13,14 +13,12 @@ use core::ffi::c_void;
 use tracer_common::{
     event::*,
     limits::{NAME_MAX, WALK_MAX_COMPONENTS, WALK_PATH_MAX},
+    uapi::{AT_FDCWD, S_IFDIR},
 };
 
 use crate::core_access::{Dentry, FsPath, KPath, Mount, Task};
 use crate::maps::WALKBUF;
 use crate::types::REGION;
-
-pub const AT_FDCWD: i32 = -100;
-const S_IFDIR: u32 = 0o040000;
 
 /// Where a lookup starts.
 #[derive(Clone, Copy)]

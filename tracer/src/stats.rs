@@ -1,6 +1,6 @@
 //! Run totals shown at exit (and in `watch` summaries).
 
-use tracer_common::{kind::KIND_SLOTS, EventKind};
+use tracer_common::{kind::KIND_SLOTS, uapi::EBUSY, EventKind};
 
 use crate::loader::Drops;
 use crate::model::Event;
@@ -27,7 +27,7 @@ impl Stats {
         if ev.failed() {
             self.failed[ev.kind as usize] += 1;
         }
-        if ev.kind == EventKind::Umount && ev.errno() == Some(16) {
+        if ev.kind == EventKind::Umount && ev.errno() == Some(EBUSY) {
             self.ebusy_unmounts += 1;
         }
     }

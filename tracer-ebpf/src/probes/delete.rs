@@ -16,7 +16,7 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use core::ffi::c_void;
-use tracer_common::{config::DELETES_RACE, event::*, EventKind};
+use tracer_common::{config::DELETES_RACE, event::*, uapi::AT_FDCWD, EventKind};
 
 use super::{arg, ret};
 use crate::burst;
@@ -25,7 +25,7 @@ use crate::emit::read_user_str;
 use crate::maps::{BUSY, CONFIG, LAST_BUSY, SLOTS2};
 use crate::slot::{fill_header, finish, payload, take_slot};
 use crate::types::Slot;
-use crate::walk::{resolve_at, start_path, DirSource, AT_FDCWD};
+use crate::walk::{resolve_at, start_path, DirSource};
 
 /// First byte of a user string (0 when unreadable): decides absolute vs
 /// relative before the string is copied.

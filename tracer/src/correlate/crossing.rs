@@ -17,14 +17,12 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use tracer_common::event::CAP_ALL;
+use tracer_common::{event::CAP_ALL, uapi::EBUSY};
 
 use super::busy_unmount::{deletion, is_dir_removal, mount_facts, process};
 use super::*;
 use crate::enrich::mount_table::{join, resolve_arg, strip_component_prefix, MountInfo};
 use crate::model::{Args, Dir};
-
-const EBUSY: i32 = 16;
 
 /// Whether `path` is `root` or below it (component-wise).
 pub fn is_under(path: &[u8], root: &[u8]) -> bool {
@@ -284,7 +282,7 @@ mod tests {
     use tracer_common::event::{
         CAP_CROSSING, CAP_SUBTREE, DIR_FROM_FD, DIR_FROM_ROOT, DIR_RESOLVED, DIR_SUBTREE,
     };
-    use tracer_common::EventKind;
+    use tracer_common::{uapi::AT_REMOVEDIR, EventKind};
 
     const NS: u32 = 4026531840;
     const POD: &str = "/var/lib/kubelet/pods/u1";
@@ -367,7 +365,6 @@ mod tests {
     }
 
     const SUB: u32 = CAP_SUBTREE | CAP_CROSSING;
-    const AT_REMOVEDIR: u32 = 0x200;
 
     /// coreutils rm -rf: enters the bind first, fails on the mountpoint,
     /// then deletes the rest from the pod directory; never retries the top.
@@ -388,7 +385,7 @@ mod tests {
                     44,
                     "0",
                     AT_REMOVEDIR,
-                    -16,
+                    -i64::from(EBUSY),
                     CAP_CROSSING,
                     44,
                 ),
@@ -477,7 +474,7 @@ mod tests {
                     44,
                     "scratch",
                     AT_REMOVEDIR,
-                    -16,
+                    -i64::from(EBUSY),
                     CAP_CROSSING,
                     44,
                 ),
@@ -539,7 +536,7 @@ mod tests {
                     44,
                     "scratch",
                     AT_REMOVEDIR,
-                    -16,
+                    -i64::from(EBUSY),
                     CAP_CROSSING,
                     70,
                 ),
@@ -559,7 +556,7 @@ mod tests {
                 flags: 0,
                 cwd: Dir::default(),
             },
-            ret: -16,
+            ret: -i64::from(EBUSY),
             ts_ns: 5,
             ..del(5, MP, MP, 65, "x", 0, 0, 0, 0)
         };
