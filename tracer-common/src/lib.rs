@@ -16,6 +16,7 @@ pub mod counters;
 pub mod event;
 pub mod kind;
 pub mod limits;
+pub mod uapi;
 
 pub use config::Config;
 pub use counters::DropReason;

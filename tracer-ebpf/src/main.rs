@@ -3,16 +3,35 @@
 //! fds inside the kernel into a per-thread slot; exit adds the result and
 //! emits one variable-size record into the ring buffer.
 //!
-//! Layout: `core` (typed kernel pointers over the CO-RE shim in `c/core.c`),
-//! `maps`, `walk` (directory resolution and path walk), `emit` (slots, record
-//! assembly, drop counters), `probes/` (one file per syscall family).
+//! Layout: each module imports only modules listed below it (and
+//! `tracer_common`), so dependencies run one way, from the probes down to
+//! plain types:
+//!
+//! ```text
+//! probes/      one file per syscall family (mount, mount_api, delete)
+//! slot         a thread's slot: taken and filled at entry, finished at exit
+//! burst        a thread's burst of deletions (for the delete capture decision)
+//! filter       the pid/comm filter
+//! walk         directory resolution and the dentry path walk
+//! emit         record assembly, ring output, drop counters, user strings
+//! maps         every map
+//! types        plain buffer and state types the maps hold
+//! core_access  typed kernel pointers over the CO-RE shim in `c/core.c`
+//! ```
+//!
+//! `slot` → `emit`, `filter`; `burst` → `walk`; `walk`, `emit`, `filter` →
+//! `maps` → `types`; `types` and `core_access` import nothing from the crate.
 #![no_std]
 #![no_main]
 
+mod burst;
 mod core_access;
 mod emit;
+mod filter;
 mod maps;
 mod probes;
+mod slot;
+mod types;
 mod walk;
 
 #[cfg(not(test))]

@@ -6,8 +6,7 @@ use aya_ebpf::{
 };
 use tracer_common::{counters::DROP_SLOTS, Config};
 
-use crate::emit::{Scratch, Slot};
-use crate::walk::WalkBuf;
+use crate::types::{Scratch, Slot, WalkBuf};
 
 /// Records to userspace. Sized by userspace at load time (`--ring-size`).
 #[map]

@@ -13,19 +13,12 @@ use core::ffi::c_void;
 use tracer_common::{
     event::*,
     limits::{NAME_MAX, WALK_MAX_COMPONENTS, WALK_PATH_MAX},
+    uapi::{AT_FDCWD, S_IFDIR},
 };
 
 use crate::core_access::{Dentry, FsPath, KPath, Mount, Task};
-use crate::emit::REGION;
 use crate::maps::WALKBUF;
-
-pub const AT_FDCWD: i32 = -100;
-const S_IFDIR: u32 = 0o040000;
-
-#[repr(C)]
-pub struct WalkBuf {
-    pub buf: [u8; WALK_PATH_MAX + NAME_MAX + 1],
-}
+use crate::types::REGION;
 
 /// Where a lookup starts.
 #[derive(Clone, Copy)]

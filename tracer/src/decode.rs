@@ -280,6 +280,7 @@ fn as_bytes<T>(v: &T) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracer_common::uapi::{AT_REMOVEDIR, EBUSY};
 
     fn hdr(kind: EventKind) -> Header {
         let mut comm = [0u8; 16];
@@ -288,7 +289,7 @@ mod tests {
             kind: kind as u32,
             ts_ns: 1_000,
             duration_ns: 5,
-            ret: -16,
+            ret: -i64::from(EBUSY),
             pid: 10,
             tid: 11,
             ppid: 1,
@@ -301,7 +302,7 @@ mod tests {
     fn delete_record() -> Vec<u8> {
         let args = DeleteArgs {
             dfd: 3,
-            flags: 0x200,
+            flags: AT_REMOVEDIR,
             capture: CAP_BUSY,
             origin_mnt_id: 0,
             dir: DirRef {
@@ -322,7 +323,7 @@ mod tests {
     fn decodes_a_delete_exactly() {
         let ev = decode(Bytes::from(delete_record())).expect("valid record");
         assert_eq!(ev.kind, EventKind::Unlinkat);
-        assert_eq!(ev.errno(), Some(16));
+        assert_eq!(ev.errno(), Some(EBUSY));
         assert_eq!(&ev.comm[..], b"rm");
         let Args::Delete {
             dfd,
@@ -335,7 +336,7 @@ mod tests {
         else {
             panic!("wrong args {:?}", ev.args)
         };
-        assert_eq!((dfd, flags, capture), (3, 0x200, CAP_BUSY));
+        assert_eq!((dfd, flags, capture), (3, AT_REMOVEDIR, CAP_BUSY));
         assert_eq!(&pathname.bytes[..], b"f\xff\nx");
         assert_eq!(dir.mnt_id, 42);
         assert_eq!(&dir.path.bytes[..], b"/mnt/a b");

@@ -4,38 +4,13 @@
 //! order (`MS_BIND|MS_REC`), with any bits this module does not know appended
 //! as one hex literal (`MNT_DETACH|0x100`) and a zero word rendered as `0`.
 //! All values are the Linux x86_64 UAPI ones (asm-generic/errno*.h,
-//! linux/mount.h, linux/fcntl.h); the module is pure and uses only `std`.
+//! linux/mount.h, linux/fcntl.h); those used by name elsewhere come from
+//! `tracer_common::uapi`. The module is pure and uses only `std`.
 
-/// `AT_FDCWD`: the "current working directory" dirfd.
-pub const AT_FDCWD: i32 = -100;
-/// `AT_REMOVEDIR` for unlinkat(2).
-pub const AT_REMOVEDIR: u64 = 0x200;
-/// `AT_EMPTY_PATH`: operate on the dirfd itself when the path is empty.
-pub const AT_EMPTY_PATH: u64 = 0x1000;
-/// `MNT_DETACH` for umount2(2): lazy unmount.
-pub const MNT_DETACH: u64 = 2;
-/// `MS_BIND` for mount(2).
-pub const MS_BIND: u64 = 4096;
-/// `MS_REC` for mount(2): apply recursively.
-pub const MS_REC: u64 = 16384;
-/// `MS_MOVE` for mount(2).
-pub const MS_MOVE: u64 = 8192;
-/// `MS_REMOUNT` for mount(2).
-pub const MS_REMOUNT: u64 = 32;
-/// `OPEN_TREE_CLONE` for open_tree(2).
-pub const OPEN_TREE_CLONE: u64 = 1;
-/// `MOUNT_ATTR_IDMAP` for mount_setattr(2).
-pub const MOUNT_ATTR_IDMAP: u64 = 0x10_0000;
-/// `EBUSY`: device or resource busy.
-pub const EBUSY: i32 = 16;
-/// `FSCONFIG_SET_STRING` command of fsconfig(2).
-pub const FSCONFIG_SET_STRING: u32 = 1;
-/// `FSCONFIG_SET_PATH` command of fsconfig(2).
-pub const FSCONFIG_SET_PATH: u32 = 3;
-/// `FSCONFIG_SET_PATH_EMPTY` command of fsconfig(2).
-pub const FSCONFIG_SET_PATH_EMPTY: u32 = 4;
-/// `FSCONFIG_SET_FD` command of fsconfig(2).
-pub const FSCONFIG_SET_FD: u32 = 5;
+use tracer_common::uapi::{
+    AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, MNT_DETACH, MOUNT_ATTR_IDMAP, MS_BIND, MS_MOVE, MS_REC,
+    MS_REMOUNT, OPEN_TREE_CLONE,
+};
 
 /// Errno names indexed by number (asm-generic). Empty strings mark numbers
 /// with no primary name: 0, 41 (`EWOULDBLOCK` is an alias of `EAGAIN`) and
@@ -264,27 +239,27 @@ const MOUNT_FLAGS: &[Flag] = &[
 
 const UMOUNT_FLAGS: &[Flag] = &[
     bit(1, "MNT_FORCE"),
-    bit(MNT_DETACH, "MNT_DETACH"),
+    bit(MNT_DETACH as u64, "MNT_DETACH"),
     bit(4, "MNT_EXPIRE"),
     bit(8, "UMOUNT_NOFOLLOW"),
 ];
 
 const AT_FLAGS: &[Flag] = &[
     bit(0x100, "AT_SYMLINK_NOFOLLOW"),
-    bit(AT_REMOVEDIR, "AT_REMOVEDIR"),
+    bit(AT_REMOVEDIR as u64, "AT_REMOVEDIR"),
     bit(0x400, "AT_SYMLINK_FOLLOW"),
     bit(0x800, "AT_NO_AUTOMOUNT"),
-    bit(AT_EMPTY_PATH, "AT_EMPTY_PATH"),
+    bit(AT_EMPTY_PATH as u64, "AT_EMPTY_PATH"),
     bit(0x8000, "AT_RECURSIVE"),
 ];
 
 const OPEN_TREE_FLAGS: &[Flag] = &[
-    bit(OPEN_TREE_CLONE, "OPEN_TREE_CLONE"),
+    bit(OPEN_TREE_CLONE as u64, "OPEN_TREE_CLONE"),
     bit(0x100, "AT_SYMLINK_NOFOLLOW"),
-    bit(AT_REMOVEDIR, "AT_REMOVEDIR"),
+    bit(AT_REMOVEDIR as u64, "AT_REMOVEDIR"),
     bit(0x400, "AT_SYMLINK_FOLLOW"),
     bit(0x800, "AT_NO_AUTOMOUNT"),
-    bit(AT_EMPTY_PATH, "AT_EMPTY_PATH"),
+    bit(AT_EMPTY_PATH as u64, "AT_EMPTY_PATH"),
     bit(0x8000, "AT_RECURSIVE"),
     // O_CLOEXEC == 02000000 on x86_64.
     bit(0x8_0000, "OPEN_TREE_CLOEXEC"),
@@ -489,11 +464,13 @@ pub fn capture_reasons(bits: u32) -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracer_common::uapi::{
+        EBUSY, FSCONFIG_SET_FD, FSCONFIG_SET_PATH, FSCONFIG_SET_PATH_EMPTY, FSCONFIG_SET_STRING,
+    };
 
     #[test]
     fn mount_flags_render() {
         assert_eq!(mount_flags(MS_BIND | MS_REC), "MS_BIND|MS_REC");
-        assert_eq!(mount_flags(4096 | 16384), "MS_BIND|MS_REC");
         assert_eq!(mount_flags(0), "0");
         assert_eq!(mount_flags(0xC0ED_0000 | 1), "MS_MGC_VAL|MS_RDONLY");
         assert_eq!(mount_flags(0xC0ED_0000), "MS_MGC_VAL");
@@ -516,8 +493,10 @@ mod tests {
 
     #[test]
     fn umount_flags_render() {
-        assert_eq!(umount_flags(2 | 0x100), "MNT_DETACH|0x100");
-        assert_eq!(umount_flags(MNT_DETACH), "MNT_DETACH");
+        assert_eq!(
+            umount_flags(u64::from(MNT_DETACH) | 0x100),
+            "MNT_DETACH|0x100"
+        );
         assert_eq!(
             umount_flags(1 | 2 | 4 | 8),
             "MNT_FORCE|MNT_DETACH|MNT_EXPIRE|UMOUNT_NOFOLLOW"
@@ -527,9 +506,9 @@ mod tests {
 
     #[test]
     fn at_flags_render() {
-        assert_eq!(at_flags(AT_REMOVEDIR), "AT_REMOVEDIR");
+        assert_eq!(at_flags(u64::from(AT_REMOVEDIR)), "AT_REMOVEDIR");
         assert_eq!(
-            at_flags(0x100 | AT_EMPTY_PATH | 0x8000),
+            at_flags(0x100 | u64::from(AT_EMPTY_PATH) | 0x8000),
             "AT_SYMLINK_NOFOLLOW|AT_EMPTY_PATH|AT_RECURSIVE"
         );
         assert_eq!(at_flags(0x400 | 0x800), "AT_SYMLINK_FOLLOW|AT_NO_AUTOMOUNT");
@@ -539,15 +518,16 @@ mod tests {
 
     #[test]
     fn open_tree_flags_render() {
+        let clone = u64::from(OPEN_TREE_CLONE);
         assert_eq!(
-            open_tree_flags(1 | 0x80000),
+            open_tree_flags(clone | 0x80000),
             "OPEN_TREE_CLONE|OPEN_TREE_CLOEXEC"
         );
         assert_eq!(
-            open_tree_flags(OPEN_TREE_CLONE | 0x8000 | 0x80000),
+            open_tree_flags(clone | 0x8000 | 0x80000),
             "OPEN_TREE_CLONE|AT_RECURSIVE|OPEN_TREE_CLOEXEC"
         );
-        assert_eq!(open_tree_flags(AT_EMPTY_PATH), "AT_EMPTY_PATH");
+        assert_eq!(open_tree_flags(u64::from(AT_EMPTY_PATH)), "AT_EMPTY_PATH");
         assert_eq!(open_tree_flags(0), "0");
     }
 
@@ -566,7 +546,7 @@ mod tests {
 
     #[test]
     fn mount_attr_render() {
-        assert_eq!(mount_attr(0x100000), "MOUNT_ATTR_IDMAP");
+        assert_eq!(mount_attr(MOUNT_ATTR_IDMAP), "MOUNT_ATTR_IDMAP");
         assert_eq!(mount_attr(0x10 | 1), "MOUNT_ATTR_RDONLY|MOUNT_ATTR_NOATIME");
         assert_eq!(mount_attr(0x20), "MOUNT_ATTR_STRICTATIME");
         assert_eq!(
@@ -618,7 +598,6 @@ mod tests {
 
     #[test]
     fn dirfd_render() {
-        assert_eq!(dirfd(-100), "AT_FDCWD");
         assert_eq!(dirfd(AT_FDCWD), "AT_FDCWD");
         assert_eq!(dirfd(3), "3");
         assert_eq!(dirfd(-1), "-1");
@@ -626,7 +605,6 @@ mod tests {
 
     #[test]
     fn ret_render() {
-        assert_eq!(ret(-16), "-EBUSY");
         assert_eq!(ret(-i64::from(EBUSY)), "-EBUSY");
         assert_eq!(ret(3), "3");
         assert_eq!(ret(0), "0");
@@ -642,7 +620,7 @@ mod tests {
 
     #[test]
     fn errno_names() {
-        assert_eq!(errno_name(16), Some("EBUSY"));
+        assert_eq!(errno_name(EBUSY), Some("EBUSY"));
         let expected = [
             (1, "EPERM"),
             (2, "ENOENT"),
@@ -680,7 +658,7 @@ mod tests {
             assert_eq!(errno_from_name(name), Some(n), "{name}");
         }
         assert_eq!(errno_name(0), None);
-        assert_eq!(errno_name(-16), None);
+        assert_eq!(errno_name(-EBUSY), None);
         assert_eq!(errno_name(134), None);
         assert_eq!(errno_name(i32::MAX), None);
         assert_eq!(errno_name(i32::MIN), None);

@@ -14,8 +14,8 @@ use crate::path::{is_under, resolve_arg};
 use crate::sink::Sink;
 use crate::stats::Stats;
 use crate::EventKind;
+use tracer_common::uapi::EBUSY;
 
-const EBUSY: i32 = 16;
 /// Busy mounts waiting to be told to the kernel at most (they are taken
 /// after every chunk of events).
 const BUSY_MOUNTS_MAX: usize = 4096;

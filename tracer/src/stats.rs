@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use tracer_common::{kind::KIND_SLOTS, EventKind};
+use tracer_common::{kind::KIND_SLOTS, uapi::EBUSY, EventKind};
 
 use crate::drops::Drops;
 use crate::model::Event;
@@ -54,7 +54,7 @@ impl Stats {
         if ev.failed() {
             self.failed[ev.kind as usize] += 1;
         }
-        if ev.kind == EventKind::Umount && ev.errno() == Some(16) {
+        if ev.kind == EventKind::Umount && ev.errno() == Some(EBUSY) {
             self.ebusy_unmounts += 1;
         }
     }

@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 
 use common::*;
 use serde_json::Value;
+use tracer_common::uapi::EBUSY;
 
 /// Start `mntrace trace ARGS`, wait until it says it is tracing.
 fn start(args: &[&str]) -> std::process::Child {
@@ -91,7 +92,7 @@ fn json_lines_live_then_clean_exit_on_sigint() {
         .find(|r| r["syscall"] == "umount")
         .expect("umount event");
     assert_eq!(umount["schema"], 1);
-    assert_eq!(umount["ret"], -16);
+    assert_eq!(umount["ret"], -i64::from(EBUSY));
     assert_eq!(umount["errno"], "EBUSY");
     assert_eq!(umount["comm"], "mntrace-fixture");
     assert_eq!(umount["args"]["flags"], 0);

@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 
 use common::*;
 use mntrace::correlate::{Incident, Severity};
+use tracer_common::uapi::EBUSY;
 
 /// Files of the local PV, relative to it.
 const PV_FILES: &[&str] = &["c", "data/a", "data/b"];
@@ -268,7 +269,7 @@ fn a_recursive_delete_over_an_empty_mount_raises_nothing() {
     let lines = fx.wait();
     assert_eq!(
         op(&lines, 5)["errno"],
-        16,
+        EBUSY,
         "RemoveAll ends on the busy mountpoint: {}",
         op(&lines, 5)
     );

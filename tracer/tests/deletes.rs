@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use mntrace::{model::DirFrom, EventKind};
-use tracer_common::event::*;
+use tracer_common::{event::*, uapi::AT_REMOVEDIR};
 
 #[test]
 fn unlinkat_through_a_dirfd_inside_a_nested_mount() {
@@ -15,6 +15,7 @@ fn unlinkat_through_a_dirfd_inside_a_nested_mount() {
     let d2 = p(&[b(s.path()), b"/outer/inner/d1/d2"]);
     let f = p(&[b(s.path()), b"/outer/inner/d1/d2/f"]);
     let sub = p(&[b(s.path()), b"/outer/inner/d1/d2/sub"]);
+    let removedir = format!("{AT_REMOVEDIR:#x}");
     let run = run_traced(&[
         "unshare-mntns".as_ref(), // 1
         "mkdirs".as_ref(),        // 2
@@ -40,7 +41,7 @@ fn unlinkat_through_a_dirfd_inside_a_nested_mount() {
         "unlinkat".as_ref(), // 11
         "@8".as_ref(),
         "sub".as_ref(),
-        "0x200".as_ref(),
+        removedir.as_ref(),
         "unlinkat".as_ref(), // 12: already gone
         "@8".as_ref(),
         "f".as_ref(),
@@ -100,8 +101,6 @@ fn unlinkat_through_a_dirfd_inside_a_nested_mount() {
         );
     }
 }
-
-const AT_REMOVEDIR: u32 = 0x200;
 
 #[test]
 fn rmdir_and_unlink_from_cwd_and_root() {

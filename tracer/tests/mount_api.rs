@@ -7,6 +7,10 @@ mod common;
 use common::*;
 use mntrace::{model::Args, EventKind};
 use tracer_common::event::*;
+use tracer_common::uapi::{
+    AT_EMPTY_PATH, AT_FDCWD, FSCONFIG_SET_STRING, MOUNT_ATTR_IDMAP, MOUNT_ATTR_SIZE_VER0,
+    OPEN_TREE_CLONE,
+};
 
 #[test]
 fn idmapped_clone_of_a_layer() {
@@ -14,6 +18,8 @@ fn idmapped_clone_of_a_layer() {
     let layer = p(&[b(s.path()), b"/snapshots/1/fs"]);
     let f = p(&[b(s.path()), b"/snapshots/1/fs/bin"]);
     let clone = p(&[b(s.path()), b"/tmpmounts/ovl-idmapped1/0"]);
+    let empty_path = format!("{AT_EMPTY_PATH:#x}");
+    let idmap = format!("{MOUNT_ATTR_IDMAP:#x}");
     let run = run_traced(&[
         "unshare-mntns".as_ref(), // 1
         "mkdirs".as_ref(),        // 2
@@ -32,8 +38,8 @@ fn idmapped_clone_of_a_layer() {
         "mount-setattr".as_ref(), // 8: AT_EMPTY_PATH, MOUNT_ATTR_IDMAP
         "@6".as_ref(),
         "".as_ref(),
-        "0x1000".as_ref(),
-        "0x100000".as_ref(),
+        empty_path.as_ref(),
+        idmap.as_ref(),
         "0".as_ref(),
         "0".as_ref(),
         "@7".as_ref(),
@@ -80,7 +86,12 @@ fn idmapped_clone_of_a_layer() {
     };
     assert_eq!(
         (*dfd, &pathname.bytes[..], *flags, ot.ret),
-        (-100, layer.as_encoded_bytes(), 0x80001, tree_fd)
+        (
+            AT_FDCWD,
+            layer.as_encoded_bytes(),
+            u64::from(OPEN_TREE_CLONE) | 0x8_0000, // | OPEN_TREE_CLOEXEC
+            tree_fd
+        )
     );
     // An absolute path: the lookup starts at the caller's root.
     assert_eq!(
@@ -108,12 +119,12 @@ fn idmapped_clone_of_a_layer() {
     };
     assert_eq!(
         (*dfd as i64, &pathname.bytes[..], *at_flags, *size, sa.ret),
-        (tree_fd, &b""[..], 0x1000, 32, 0)
+        (tree_fd, &b""[..], AT_EMPTY_PATH, MOUNT_ATTR_SIZE_VER0, 0)
     );
     let attr = attr.as_ref().expect("mount_attr read");
     assert_eq!(
         (attr.attr_set, attr.attr_clr, attr.propagation),
-        (0x100000, 0, 0)
+        (MOUNT_ATTR_IDMAP, 0, 0)
     );
     assert_eq!((attr.userns_fd, attr.userns_ino), (userns_fd, userns_ino));
     assert_eq!(dir.mnt_id, clone_mnt);
@@ -140,7 +151,7 @@ fn idmapped_clone_of_a_layer() {
             *flags,
             mm.ret
         ),
-        (tree_fd, &b""[..], -100, clone.as_encoded_bytes(), 4, 0)
+        (tree_fd, &b""[..], AT_FDCWD, clone.as_encoded_bytes(), 4, 0)
     );
     assert_eq!(from.mnt_id, clone_mnt);
     assert_eq!(
@@ -159,6 +170,7 @@ fn idmapped_clone_of_a_layer() {
 fn fsopen_fsconfig_fsmount() {
     let s = scratch();
     let target = p(&[b(s.path()), b"/fs"]);
+    let set_string = FSCONFIG_SET_STRING.to_string();
     let run = run_traced(&[
         "unshare-mntns".as_ref(), // 1
         "mkdirs".as_ref(),        // 2
@@ -168,7 +180,7 @@ fn fsopen_fsconfig_fsmount() {
         "1".as_ref(),
         "fsconfig".as_ref(), // 4: FSCONFIG_SET_STRING size=1m
         "@3".as_ref(),
-        "1".as_ref(),
+        set_string.as_ref(),
         "size".as_ref(),
         "1m".as_ref(),
         "0".as_ref(),
@@ -233,7 +245,7 @@ fn fsopen_fsconfig_fsmount() {
         vec![
             (
                 fs_fd,
-                1,
+                FSCONFIG_SET_STRING,
                 Some(b"size".to_vec()),
                 Some(b"1m".to_vec()),
                 0,

@@ -4,6 +4,7 @@ mod common;
 
 use common::*;
 use mntrace::{model::Args, EventKind};
+use tracer_common::uapi::{EBUSY, EINVAL, MNT_DETACH, MS_BIND};
 
 /// source (or `<null>`), target, fstype, flags, data.
 type MountView<'a> = (&'a [u8], &'a [u8], Option<&'a [u8]>, u64, Option<&'a [u8]>);
@@ -100,7 +101,7 @@ fn bind_mount() {
             src.as_encoded_bytes(),
             dst.as_encoded_bytes(),
             None,
-            4096,
+            MS_BIND,
             None
         )
     );
@@ -112,6 +113,7 @@ fn umount_success_ebusy_and_detach() {
     let s = scratch();
     let m = p(&[b(s.path()), b"/m"]);
     let f = p(&[b(s.path()), b"/m/f"]);
+    let detach = MNT_DETACH.to_string();
     let run = run_traced(&[
         "unshare-mntns".as_ref(), // 1
         "mkdirs".as_ref(),        // 2
@@ -127,7 +129,7 @@ fn umount_success_ebusy_and_detach() {
         "0".as_ref(),
         "umount".as_ref(), // 7: MNT_DETACH succeeds while busy
         m.as_os_str(),
-        "2".as_ref(),
+        detach.as_ref(),
         "mount-tmpfs".as_ref(), // 8
         m.as_os_str(),
         "umount".as_ref(), // 9: plain success
@@ -138,7 +140,7 @@ fn umount_success_ebusy_and_detach() {
         "0".as_ref(),
     ]);
     run.assert_no_drops();
-    assert_eq!(op(&run.lines, 6)["errno"], 16);
+    assert_eq!(op(&run.lines, 6)["errno"], EBUSY);
     let got: Vec<(Vec<u8>, u64, i64)> = run
         .of(EventKind::Umount)
         .iter()
@@ -151,10 +153,10 @@ fn umount_success_ebusy_and_detach() {
     assert_eq!(
         got,
         vec![
-            (t.clone(), 0, -16),
-            (t.clone(), 2, 0),
+            (t.clone(), 0, -i64::from(EBUSY)),
+            (t.clone(), u64::from(MNT_DETACH), 0),
             (t.clone(), 0, 0),
-            (t, 0, -22)
+            (t, 0, -i64::from(EINVAL))
         ]
     );
 }

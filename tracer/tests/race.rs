@@ -10,7 +10,10 @@ use std::path::PathBuf;
 
 use common::*;
 use mntrace::{config::TraceOptions, correlate::Severity, enrich::holders::Hold, model::Args};
-use tracer_common::event::CAP_BUSY;
+use tracer_common::{
+    event::CAP_BUSY,
+    uapi::{AT_EMPTY_PATH, EBUSY, MOUNT_ATTR_IDMAP},
+};
 
 /// Files of the lower layer that the race destroys.
 const LAYER1: &[&str] = &[
@@ -85,6 +88,8 @@ impl Layout {
             self.upper.display(),
             self.work.display()
         );
+        let empty_path = format!("{AT_EMPTY_PATH:#x}");
+        let idmap = format!("{MOUNT_ATTR_IDMAP:#x}");
         let mut ops: Vec<OsString> = Vec::new();
         let mut push = |v: &[&std::ffi::OsStr]| ops.extend(v.iter().map(|s| s.to_os_string()));
         push(&["unshare-mntns".as_ref()]); // 1
@@ -99,8 +104,8 @@ impl Layout {
             "mount-setattr".as_ref(),
             "@2".as_ref(),
             "".as_ref(),
-            "0x1000".as_ref(),
-            "0x100000".as_ref(),
+            empty_path.as_ref(),
+            idmap.as_ref(),
             "0".as_ref(),
             "0".as_ref(),
             "@3".as_ref(),
@@ -124,8 +129,8 @@ impl Layout {
             "mount-setattr".as_ref(),
             "@7".as_ref(),
             "".as_ref(),
-            "0x1000".as_ref(),
-            "0x100000".as_ref(),
+            empty_path.as_ref(),
+            idmap.as_ref(),
             "0".as_ref(),
             "0".as_ref(),
             "@3".as_ref(),
@@ -285,7 +290,7 @@ fn containerd_idmapped_lowerdir_race_is_one_critical_incident() {
     fx.release();
     let holder = u64_of(&fx.wait_for_op(13), "pid") as u32;
     let busy = fx.wait_for_op(14);
-    assert_eq!(busy["errno"], 16, "umount of the held clone: EBUSY");
+    assert_eq!(busy["errno"], EBUSY, "umount of the held clone");
     assert_eq!(
         fx.wait_for_op(15)["errno"],
         0,
@@ -411,7 +416,7 @@ fn ebusy_on_one_mount_and_deletions_on_another_raise_nothing() {
     });
     fx.release();
     let lines = fx.wait();
-    assert_eq!(op(&lines, 11)["errno"], 16);
+    assert_eq!(op(&lines, 11)["errno"], EBUSY);
     assert_eq!(
         u64_of(op(&lines, 12), "ret"),
         4,

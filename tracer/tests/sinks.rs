@@ -38,6 +38,10 @@ use mntrace::sink::Sink;
 use mntrace::stats::{Stats, Unwritten};
 use mntrace::EventKind;
 use tracer_common::event::*;
+use tracer_common::uapi::{
+    AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, EBUSY, EINVAL, FSCONFIG_SET_FD, FSCONFIG_SET_PATH,
+    FSCONFIG_SET_STRING, MNT_DETACH, MOUNT_ATTR_IDMAP, MS_BIND, MS_REC, OPEN_TREE_CLONE,
+};
 use tracer_common::DropReason;
 
 // ---- fixed time --------------------------------------------------------------
@@ -211,7 +215,7 @@ fn event_cases() -> Vec<Case> {
                     target: s(b"/mnt/data"),
                     fstype: null(),
                     data: null(),
-                    flags: 4096 | 16384,
+                    flags: MS_BIND | MS_REC,
                     cwd: dir(DIR_FROM_ROOT, 1, b"/", 0, 0),
                 },
             ),
@@ -260,7 +264,7 @@ fn event_cases() -> Vec<Case> {
             event(
                 Umount,
                 at(4),
-                -16,
+                -i64::from(EBUSY),
                 b"umount",
                 Args::Umount {
                     target: s(b"/mnt/data"),
@@ -275,11 +279,11 @@ fn event_cases() -> Vec<Case> {
             event(
                 Umount,
                 at(5),
-                -22,
+                -i64::from(EINVAL),
                 b"umount",
                 Args::Umount {
                     target: s(b"m"),
-                    flags: 2 | 8,
+                    flags: u64::from(MNT_DETACH) | 8,
                     // The kernel could not read the cwd.
                     cwd: Dir {
                         flags: DIR_FROM_CWD | DIR_READ_ERR,
@@ -299,7 +303,7 @@ fn event_cases() -> Vec<Case> {
                 0,
                 b"rm",
                 Args::Delete {
-                    dfd: -100,
+                    dfd: AT_FDCWD,
                     pathname: s(b"a\nb\xff.txt"),
                     flags: 0,
                     dir: dir(DIR_FROM_CWD, 30, b"/tmp/x", 4, DIR_IDMAPPED | DIR_SUBTREE),
@@ -326,7 +330,7 @@ fn event_cases() -> Vec<Case> {
                 Args::Delete {
                     dfd: 7,
                     pathname: s(b"etc"),
-                    flags: 0x200,
+                    flags: AT_REMOVEDIR,
                     dir: dir(
                         DIR_FROM_FD,
                         66,
@@ -398,7 +402,7 @@ fn event_cases() -> Vec<Case> {
                 -39,
                 b"rm",
                 Args::Delete {
-                    dfd: -100,
+                    dfd: AT_FDCWD,
                     pathname: s(b"deep"),
                     flags: 0,
                     dir: Dir {
@@ -431,7 +435,7 @@ fn event_cases() -> Vec<Case> {
                 -512,
                 b"rm",
                 Args::Delete {
-                    dfd: -100,
+                    dfd: AT_FDCWD,
                     pathname: s(b"/f"),
                     flags: 0,
                     // No DIR_FROM_* bit (the kernel always sets one): from "unknown".
@@ -451,9 +455,9 @@ fn event_cases() -> Vec<Case> {
                 3,
                 b"containerd",
                 Args::OpenTree {
-                    dfd: -100,
+                    dfd: AT_FDCWD,
                     pathname: s(b"/var/lib/x/snapshots/7/fs"),
-                    flags: 1 | 0x8000 | 0x8_0000,
+                    flags: u64::from(OPEN_TREE_CLONE) | 0x8000 | 0x8_0000,
                     dir: dir(DIR_FROM_ROOT, 44, b"/", 0, 0),
                     result: Some(detached(DIR_FROM_FD, 66, 0)),
                 },
@@ -470,7 +474,7 @@ fn event_cases() -> Vec<Case> {
                 Args::OpenTree {
                     dfd: 4,
                     pathname: s(b""),
-                    flags: 0x1000,
+                    flags: u64::from(AT_EMPTY_PATH),
                     // The fd is a mount's root: rel "/".
                     dir: dir(DIR_FROM_FD, 50, b"/mnt/a", 6, 0),
                     result: None,
@@ -488,7 +492,7 @@ fn event_cases() -> Vec<Case> {
                 Args::MoveMount {
                     from_dfd: 3,
                     from_path: s(b""),
-                    to_dfd: -100,
+                    to_dfd: AT_FDCWD,
                     to_path: s(b"/mnt/t"),
                     flags: 0x4,
                     from: detached(DIR_FROM_FD, 66, DIR_IDMAPPED),
@@ -507,10 +511,10 @@ fn event_cases() -> Vec<Case> {
                 Args::MountSetattr {
                     dfd: 3,
                     pathname: s(b""),
-                    at_flags: 0x1000 | 0x8000,
+                    at_flags: AT_EMPTY_PATH | 0x8000,
                     size: 32,
                     attr: Some(MountAttr {
-                        attr_set: 1 | 0x10_0000,
+                        attr_set: 1 | MOUNT_ATTR_IDMAP,
                         attr_clr: 2,
                         propagation: 1 << 18,
                         userns_fd: 4,
@@ -529,7 +533,7 @@ fn event_cases() -> Vec<Case> {
                 0,
                 b"mount",
                 Args::MountSetattr {
-                    dfd: -100,
+                    dfd: AT_FDCWD,
                     pathname: s(b"/mnt/a"),
                     at_flags: 0,
                     size: 32,
@@ -553,7 +557,7 @@ fn event_cases() -> Vec<Case> {
                 -14,
                 b"mount",
                 Args::MountSetattr {
-                    dfd: -100,
+                    dfd: AT_FDCWD,
                     pathname: s(b"/mnt/a"),
                     at_flags: 0,
                     size: 32,
@@ -600,7 +604,7 @@ fn event_cases() -> Vec<Case> {
                 b"mount",
                 Args::Fsconfig {
                     fd: 5,
-                    cmd: 1,
+                    cmd: FSCONFIG_SET_STRING,
                     key: s(b"size"),
                     value: s(b"1m"),
                     aux: 0,
@@ -636,7 +640,7 @@ fn event_cases() -> Vec<Case> {
                 b"mount",
                 Args::Fsconfig {
                     fd: 5,
-                    cmd: 5,
+                    cmd: FSCONFIG_SET_FD,
                     key: s(b"source"),
                     value: absent(),
                     aux: 7,
@@ -655,10 +659,10 @@ fn event_cases() -> Vec<Case> {
                 b"mount",
                 Args::Fsconfig {
                     fd: 5,
-                    cmd: 3,
+                    cmd: FSCONFIG_SET_PATH,
                     key: s(b"lowerdir"),
                     value: s(b"rel/lower"),
-                    aux: -100,
+                    aux: AT_FDCWD,
                     aux_dir: Some(dir(DIR_FROM_CWD, 30, b"/work", 0, 0)),
                 },
             ),
@@ -704,7 +708,7 @@ fn event_cases() -> Vec<Case> {
             event(
                 Fsmount,
                 at(26),
-                -22,
+                -i64::from(EINVAL),
                 b"mount",
                 Args::Fsmount {
                     fs_fd: 5,

@@ -16,13 +16,16 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use core::ffi::c_void;
-use tracer_common::{config::DELETES_RACE, event::*, EventKind};
+use tracer_common::{config::DELETES_RACE, event::*, uapi::AT_FDCWD, EventKind};
 
 use super::{arg, ret};
+use crate::burst;
 use crate::core_access::{KPath, Task};
-use crate::emit::{fill_header, finish, payload, read_user_str, take_slot, Slot};
+use crate::emit::read_user_str;
 use crate::maps::{BUSY, CONFIG, LAST_BUSY, SLOTS2};
-use crate::walk::{mount_class, resolve_at, start_path, DirSource, AT_FDCWD};
+use crate::slot::{fill_header, finish, payload, take_slot};
+use crate::types::Slot;
+use crate::walk::{resolve_at, start_path, DirSource};
 
 /// First byte of a user string (0 when unreadable): decides absolute vs
 /// relative before the string is copied.
@@ -35,7 +38,9 @@ fn first_byte(ptr: u64) -> u8 {
     c
 }
 
-/// Why this deletion must be captured (`CAP_*`), 0 when it need not be.
+/// Why this deletion must be captured (`CAP_*`), 0 when it need not be:
+/// the delete mode, the process's EBUSY mark, and what the thread's burst
+/// (see `burst`) says about the mount the lookup starts on.
 #[inline(always)]
 fn capture_reasons(slot: &mut Slot<2>, start: Option<KPath>) -> u32 {
     let Some(cfg) = CONFIG.get(0) else {
@@ -61,40 +66,7 @@ fn capture_reasons(slot: &mut Slot<2>, start: Option<KPath>) -> u32 {
     let Some(start) = start else {
         return cap;
     };
-    let d = &mut slot.del;
-    let id = start.mnt.id();
-    let new_burst = d.origin_mnt == 0 || now.wrapping_sub(d.last_ns) > cfg.burst_gap_ns;
-    let other_mount = d.last_mnt != start.mnt.0 || d.last_mnt_id != id;
-    if other_mount {
-        d.last_mnt = start.mnt.0;
-        d.last_mnt_id = id;
-        d.last_class = mount_class(start.mnt);
-    }
-    cap |= d.last_class;
-    if new_burst {
-        // The walk began where the thread started listing directories, if
-        // it has been listing: a post-order delete's first deletion can be
-        // deep inside a mount below its top.
-        let listing = d.listed_mnt != 0 && now.wrapping_sub(d.listed_ns) <= cfg.burst_gap_ns;
-        if listing {
-            d.origin_mnt = d.listed_mnt;
-            d.origin_mnt_id = d.listed_mnt_id;
-        } else {
-            d.origin_mnt = start.mnt.0;
-            d.origin_mnt_id = id;
-        }
-        d.crossed = (d.origin_mnt != start.mnt.0) as u32;
-    } else if other_mount {
-        // The burst moved into another mount (or back out of one): from now
-        // on every deletion of the burst is captured, so the walk's end
-        // (the EBUSY rmdir of the mountpoint, the top directory) is seen.
-        d.crossed = 1;
-    }
-    d.last_ns = now;
-    if d.crossed != 0 {
-        cap |= CAP_CROSSING;
-    }
-    cap
+    cap | burst::on_deletion(&mut slot.del, start.mnt, now, cfg.burst_gap_ns)
 }
 
 #[inline(always)]
@@ -170,7 +142,7 @@ pub fn exit_rmdir(ctx: TracePointContext) -> u32 {
 }
 
 /// `getdents64(fd, ...)`: no event; remembers the first mount of the
-/// thread's current sequence of directory listings (see `DeleteState`).
+/// thread's current sequence of directory listings (see `burst`).
 /// Listings are rare next to deletions (one per directory walked).
 #[tracepoint]
 pub fn enter_getdents64(ctx: TracePointContext) -> u32 {
@@ -180,18 +152,6 @@ pub fn enter_getdents64(ctx: TracePointContext) -> u32 {
     let Some(slot) = take_slot(&SLOTS2, EventKind::Unlinkat) else {
         return 0;
     };
-    let now = unsafe { bpf_ktime_get_boot_ns() };
-    let d = &mut slot.del;
-    if d.listed_mnt != 0 && now.wrapping_sub(d.listed_ns) <= cfg.burst_gap_ns {
-        d.listed_ns = now;
-        return 0;
-    }
-    let fd = arg(&ctx, 0) as i32;
-    let Some(p) = start_path(Task::current(), DirSource::Fd(fd)) else {
-        return 0;
-    };
-    d.listed_mnt = p.mnt.0;
-    d.listed_mnt_id = p.mnt.id();
-    d.listed_ns = now;
+    burst::on_listing(&mut slot.del, arg(&ctx, 0) as i32, cfg.burst_gap_ns);
     0
 }

@@ -11,14 +11,16 @@ use aya_ebpf::{
 };
 use tracer_common::{
     event::{MountArgs, UmountArgs},
+    uapi::{AT_FDCWD, EBUSY},
     EventKind,
 };
 
 use super::{arg, ret};
 use crate::core_access::Task;
-use crate::emit::{begin, finish, payload, read_user_str};
+use crate::emit::read_user_str;
 use crate::maps::{BUSY, LAST_BUSY, SLOTS2, SLOTS5};
-use crate::walk::{resolve, DirSource, AT_FDCWD};
+use crate::slot::{begin, finish, payload};
+use crate::walk::{resolve, DirSource};
 
 #[tracepoint]
 pub fn enter_mount(ctx: TracePointContext) -> u32 {
@@ -59,12 +61,10 @@ pub fn enter_umount(ctx: TracePointContext) -> u32 {
     0
 }
 
-const EBUSY: i64 = 16;
-
 #[tracepoint]
 pub fn exit_umount(ctx: TracePointContext) -> u32 {
     let ret = ret(&ctx);
-    if ret == -EBUSY {
+    if ret == -i64::from(EBUSY) {
         // Arm deletion capture for this process before it can delete
         // anything: independent of the filters and of userspace.
         let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;

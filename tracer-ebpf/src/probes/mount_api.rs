@@ -12,25 +12,24 @@ use tracer_common::{
         FsconfigArgs, FsmountArgs, FsopenArgs, MountSetattrArgs, MoveMountArgs, OpenTreeArgs,
         StrRef, STR_ABSENT,
     },
+    uapi::{
+        EINVAL, FSCONFIG_SET_FD, FSCONFIG_SET_PATH, FSCONFIG_SET_PATH_EMPTY, FSCONFIG_SET_STRING,
+        MOUNT_ATTR_IDMAP, MOUNT_ATTR_SIZE_VER0,
+    },
     EventKind,
 };
 
 use super::{arg, ret};
 use crate::core_access::Task;
-use crate::emit::{begin, finish, payload, read_user_str};
+use crate::emit::read_user_str;
 use crate::maps::{SLOTS2, SLOTS5};
+use crate::slot::{begin, finish, payload};
 use crate::walk::{fd_ino, resolve, DirSource};
 
 const ABSENT: StrRef = StrRef {
     len: 0,
     flags: STR_ABSENT,
 };
-const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
-const MOUNT_ATTR_SIZE_VER0: u64 = 32;
-const FSCONFIG_SET_STRING: u32 = 1;
-const FSCONFIG_SET_PATH: u32 = 3;
-const FSCONFIG_SET_PATH_EMPTY: u32 = 4;
-const FSCONFIG_SET_FD: u32 = 5;
 
 // ---- open_tree(dfd, filename, flags) -------------------------------------
 
@@ -123,7 +122,7 @@ pub fn enter_mount_setattr(ctx: TracePointContext) -> u32 {
     slot.strs[1] = resolve(task, src, &mut dir, &mut slot.bufs[1]);
     let mut attr = MountAttr::default();
     let status = if usize_ < MOUNT_ATTR_SIZE_VER0 || uattr == 0 {
-        -22 // what the kernel answers: EINVAL
+        -i64::from(EINVAL) // what the kernel answers
     } else {
         unsafe {
             bpf_probe_read_user(

@@ -20,7 +20,10 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use tracer_common::EventKind;
+use tracer_common::{
+    uapi::{AT_REMOVEDIR, EBUSY},
+    EventKind,
+};
 
 use super::*;
 use crate::enrich::holders::ScanId;
@@ -28,9 +31,6 @@ use crate::enrich::mount_table::MountInfo;
 use crate::enrich::Enrichment;
 use crate::model::{Args, Dir, Event};
 use crate::path::{is_under, join, normalize, parent, resolve_arg, strip_component_prefix};
-
-const EBUSY: i32 = 16;
-const AT_REMOVEDIR: u32 = 0x200;
 
 /// Busy mounts remembered at most (each for the busy window); beyond, the
 /// oldest without an open incident is forgotten first.
@@ -457,8 +457,8 @@ mod tests {
         );
         let en = Enrichment {
             umount_target: Some(Bytes::copy_from_slice(target)),
-            mount: (ret == -16).then(|| mount_info(65)),
-            backing_root: (ret == -16).then(|| Bytes::from_static(ROOT)),
+            mount: (ret == -i64::from(EBUSY)).then(|| mount_info(65)),
+            backing_root: (ret == -i64::from(EBUSY)).then(|| Bytes::from_static(ROOT)),
             ..Default::default()
         };
         (e, en)
@@ -534,7 +534,7 @@ mod tests {
     #[test]
     fn ebusy_then_deletions_through_the_mount_is_one_critical_incident() {
         let evs = vec![
-            umount(1_000, MP, -16, 0),
+            umount(1_000, MP, -i64::from(EBUSY), 0),
             plain(delete(1_150, 100, MP, b"/bin", 65, b"sh", 0)),
             plain(delete(1_160, 100, MP, b"/bin", 65, b"busybox", 0)),
             plain(delete(1_170, 100, MP, b"", 65, b"bin", AT_REMOVEDIR)),
@@ -777,7 +777,7 @@ mod tests {
     fn deletions_on_another_mount_are_no_incident() {
         let other: &[u8] = b"/var/lib/containerd/tmpmounts/ovl-idmapped1/1";
         let evs = vec![
-            umount(1_000, MP, -16, 0),
+            umount(1_000, MP, -i64::from(EBUSY), 0),
             plain(delete(1_100, 100, other, b"", 66, b"f", 0)),
         ];
         assert!(run(&evs, 10_000_000_000).is_empty());
@@ -787,7 +787,7 @@ mod tests {
     fn a_mount_stacked_under_the_busy_one_is_not_it() {
         // Same mountpoint, but the mount table said the EBUSY hit mount 65.
         let evs = vec![
-            umount(1_000, MP, -16, 0),
+            umount(1_000, MP, -i64::from(EBUSY), 0),
             plain(delete(1_100, 100, MP, b"", 64, b"f", 0)),
         ];
         assert!(run(&evs, 10_000_000_000).is_empty());
@@ -797,7 +797,7 @@ mod tests {
     fn deletions_before_the_ebusy_or_after_the_window_do_not_count() {
         let evs = vec![
             plain(delete(500, 100, MP, b"", 65, b"early", 0)),
-            umount(1_000, MP, -16, 0),
+            umount(1_000, MP, -i64::from(EBUSY), 0),
             plain(delete(1_000 + 61_000_000_000, 100, MP, b"", 65, b"late", 0)),
         ];
         assert!(run(&evs, 200_000_000_000).is_empty());
@@ -806,7 +806,7 @@ mod tests {
     #[test]
     fn a_successful_unmount_closes_the_incident_and_later_deletions_are_not_it() {
         let mut c = Correlator::new(CorrelatorConfig::default());
-        let (e, en) = umount(1_000, MP, -16, 0);
+        let (e, en) = umount(1_000, MP, -i64::from(EBUSY), 0);
         assert!(c.event(&e, &en).is_empty());
         assert!(c
             .event(
@@ -830,7 +830,7 @@ mod tests {
     #[test]
     fn quiet_incidents_close_on_tick_and_a_later_burst_is_a_new_incident() {
         let mut c = Correlator::new(CorrelatorConfig::default());
-        let (e, en) = umount(1_000, MP, -16, 0);
+        let (e, en) = umount(1_000, MP, -i64::from(EBUSY), 0);
         c.event(&e, &en);
         c.event(
             &delete(2_000, 100, MP, b"", 65, b"a", 0),
@@ -852,7 +852,7 @@ mod tests {
 
     #[test]
     fn outside_known_roots_is_a_warning() {
-        let mut e = umount(1_000, MP, -16, 0);
+        let mut e = umount(1_000, MP, -i64::from(EBUSY), 0);
         e.1.backing_root = Some(Bytes::from_static(b"/srv/data"));
         let inc = run(
             &[e, plain(delete(1_100, 100, MP, b"", 65, b"f", 0))],
@@ -872,7 +872,7 @@ mod tests {
     fn losses_while_open_are_reported_on_the_incident() {
         let mut c = Correlator::new(CorrelatorConfig::default());
         c.losses(5); // before: not this incident's business
-        let (e, en) = umount(1_000, MP, -16, 0);
+        let (e, en) = umount(1_000, MP, -i64::from(EBUSY), 0);
         c.event(&e, &en);
         c.event(
             &delete(1_100, 100, MP, b"", 65, b"a", 0),
@@ -887,7 +887,7 @@ mod tests {
     fn parallel_replicas_in_their_own_namespaces_stay_apart() {
         let mut c = Correlator::new(CorrelatorConfig::default());
         for n in 0..50u32 {
-            let (mut e, en) = umount(1_000 + n as u64, MP, -16, 0);
+            let (mut e, en) = umount(1_000 + n as u64, MP, -i64::from(EBUSY), 0);
             e.mnt_ns = NS + n;
             c.event(&e, &en);
         }

@@ -17,15 +17,13 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use tracer_common::event::CAP_ALL;
+use tracer_common::{event::CAP_ALL, uapi::EBUSY};
 
 use super::busy_unmount::{deletion, is_dir_removal, mount_facts, process};
 use super::*;
 use crate::enrich::mount_table::MountInfo;
 use crate::model::{Args, Dir};
 use crate::path::{is_under, join, resolve_arg};
-
-const EBUSY: i32 = 16;
 
 fn depth(path: &[u8]) -> usize {
     path.split(|&c| c == b'/').filter(|c| !c.is_empty()).count()
@@ -280,7 +278,7 @@ mod tests {
     use tracer_common::event::{
         CAP_CROSSING, CAP_SUBTREE, DIR_FROM_FD, DIR_FROM_ROOT, DIR_RESOLVED, DIR_SUBTREE,
     };
-    use tracer_common::EventKind;
+    use tracer_common::{uapi::AT_REMOVEDIR, EventKind};
 
     const NS: u32 = 4026531840;
     const POD: &str = "/var/lib/kubelet/pods/u1";
@@ -363,7 +361,6 @@ mod tests {
     }
 
     const SUB: u32 = CAP_SUBTREE | CAP_CROSSING;
-    const AT_REMOVEDIR: u32 = 0x200;
 
     /// coreutils rm -rf: enters the bind first, fails on the mountpoint,
     /// then deletes the rest from the pod directory; never retries the top.
@@ -384,7 +381,7 @@ mod tests {
                     44,
                     "0",
                     AT_REMOVEDIR,
-                    -16,
+                    -i64::from(EBUSY),
                     CAP_CROSSING,
                     44,
                 ),
@@ -473,7 +470,7 @@ mod tests {
                     44,
                     "scratch",
                     AT_REMOVEDIR,
-                    -16,
+                    -i64::from(EBUSY),
                     CAP_CROSSING,
                     44,
                 ),
@@ -535,7 +532,7 @@ mod tests {
                     44,
                     "scratch",
                     AT_REMOVEDIR,
-                    -16,
+                    -i64::from(EBUSY),
                     CAP_CROSSING,
                     70,
                 ),
@@ -555,7 +552,7 @@ mod tests {
                 flags: 0,
                 cwd: Dir::default(),
             },
-            ret: -16,
+            ret: -i64::from(EBUSY),
             ts_ns: 5,
             ..del(5, MP, MP, 65, "x", 0, 0, 0, 0)
         };

@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use bytes::Bytes;
+use tracer_common::uapi::{EBUSY, MS_BIND, OPEN_TREE_CLONE};
 
 use crate::model::{Args, Event};
 use crate::path::resolve_arg;
@@ -94,7 +95,7 @@ impl Enricher {
                 dir,
                 result: Some(r),
                 ..
-            } if flags & OPEN_TREE_CLONE != 0 => {
+            } if flags & u64::from(OPEN_TREE_CLONE) != 0 => {
                 if let Some(src) = absolute(pathname.value(), dir) {
                     self.clones.insert(r.mnt_id, src);
                 }
@@ -166,7 +167,7 @@ impl Enricher {
                 };
                 let abs = resolve_arg(&cwd.path.bytes, t);
                 out.umount_target = Some(abs.clone());
-                if ev.errno() == Some(16) {
+                if ev.errno() == Some(EBUSY) {
                     // The mount is still there: see it as it is now.
                     self.reload(ev);
                     out.submounts = self.table.submounts(ev.mnt_ns, &abs);
@@ -221,8 +222,6 @@ impl Enricher {
 }
 
 const RECENT_MAX: usize = 16_384;
-const OPEN_TREE_CLONE: u64 = 1;
-const MS_BIND: u64 = 4096;
 
 /// A path argument made absolute with the directory its lookup started from.
 fn absolute(path: Option<&[u8]>, dir: &crate::model::Dir) -> Option<Bytes> {

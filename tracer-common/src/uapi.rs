@@ -1,0 +1,89 @@
+//! Linux UAPI values used by name on both sides (x86_64), grouped under the
+//! kernel header that defines them. Defined here once: the kernel programs
+//! compare against them, userspace renders and correlates with them, and the
+//! tests use them instead of bare numbers.
+//!
+//! Each has the type of the syscall argument or field it is used with:
+//! `int` flag words as `u32`, `unsigned long` and `__u64` ones as `u64`,
+//! `int` dirfds as `i32`, errnos as positive `i32` (a syscall returns
+//! `-errno`).
+
+// ---- asm-generic/errno-base.h ----
+
+/// Device or resource busy: an unmount of a mount still in use.
+pub const EBUSY: i32 = 16;
+/// Invalid argument.
+pub const EINVAL: i32 = 22;
+
+// ---- linux/fcntl.h: the *at() calls ----
+
+/// The "current working directory" dirfd.
+pub const AT_FDCWD: i32 = -100;
+/// unlinkat(2): remove a directory instead of a file.
+pub const AT_REMOVEDIR: u32 = 0x200;
+/// Operate on the dirfd itself when the path is empty.
+pub const AT_EMPTY_PATH: u32 = 0x1000;
+
+// ---- linux/stat.h ----
+
+/// Directory, in the `S_IFMT` bits of a mode.
+pub const S_IFDIR: u32 = 0o040000;
+
+// ---- linux/mount.h ----
+
+/// mount(2) (`unsigned long` flags): remount an existing mount.
+pub const MS_REMOUNT: u64 = 32;
+/// mount(2): bind mount.
+pub const MS_BIND: u64 = 4096;
+/// mount(2): move a mount.
+pub const MS_MOVE: u64 = 8192;
+/// mount(2): apply recursively (with `MS_BIND` or a propagation change).
+pub const MS_REC: u64 = 16384;
+/// open_tree(2): clone the tree into a new detached mount.
+pub const OPEN_TREE_CLONE: u32 = 1;
+/// `struct mount_attr` `attr_set`/`attr_clr` (`__u64`): id-mapped mount.
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+/// Size of the first version of `struct mount_attr` (mount_setattr(2)'s
+/// `size` argument, a `size_t`).
+pub const MOUNT_ATTR_SIZE_VER0: u64 = 32;
+/// fsconfig(2) `cmd`: set a parameter to a string value.
+pub const FSCONFIG_SET_STRING: u32 = 1;
+/// fsconfig(2) `cmd`: set a parameter to a path (`aux` is its dirfd).
+pub const FSCONFIG_SET_PATH: u32 = 3;
+/// fsconfig(2) `cmd`: like `FSCONFIG_SET_PATH`, an empty path allowed.
+pub const FSCONFIG_SET_PATH_EMPTY: u32 = 4;
+/// fsconfig(2) `cmd`: set a parameter to the object behind fd `aux`.
+pub const FSCONFIG_SET_FD: u32 = 5;
+
+// ---- linux/fs.h (not exported to UAPI; glibc's sys/mount.h) ----
+
+/// umount2(2): lazy unmount.
+pub const MNT_DETACH: u32 = 2;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Checked against libc's definitions, independently of this file.
+    #[test]
+    fn values_match_libc() {
+        assert_eq!(EBUSY, libc::EBUSY);
+        assert_eq!(EINVAL, libc::EINVAL);
+        assert_eq!(AT_FDCWD, libc::AT_FDCWD);
+        assert_eq!(AT_REMOVEDIR as libc::c_int, libc::AT_REMOVEDIR);
+        assert_eq!(AT_EMPTY_PATH as libc::c_int, libc::AT_EMPTY_PATH);
+        assert_eq!(S_IFDIR, libc::S_IFDIR);
+        assert_eq!(MS_REMOUNT, libc::MS_REMOUNT);
+        assert_eq!(MS_BIND, libc::MS_BIND);
+        assert_eq!(MS_MOVE, libc::MS_MOVE);
+        assert_eq!(MS_REC, libc::MS_REC);
+        assert_eq!(MNT_DETACH as libc::c_int, libc::MNT_DETACH);
+        assert_eq!(OPEN_TREE_CLONE, libc::OPEN_TREE_CLONE);
+        assert_eq!(MOUNT_ATTR_IDMAP, libc::MOUNT_ATTR_IDMAP);
+        assert_eq!(MOUNT_ATTR_SIZE_VER0, libc::MOUNT_ATTR_SIZE_VER0 as u64);
+        assert_eq!(FSCONFIG_SET_STRING, libc::FSCONFIG_SET_STRING);
+        assert_eq!(FSCONFIG_SET_PATH, libc::FSCONFIG_SET_PATH);
+        assert_eq!(FSCONFIG_SET_PATH_EMPTY, libc::FSCONFIG_SET_PATH_EMPTY);
+        assert_eq!(FSCONFIG_SET_FD, libc::FSCONFIG_SET_FD);
+    }
+}

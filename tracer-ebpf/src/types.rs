@@ -1,0 +1,89 @@
+//! Plain buffer and state types held in the maps: per-thread slots and their
+//! deletion-burst state, the record assembly buffer, the dentry walk's
+//! buffer. Data only: this module imports nothing from the crate, so `maps`
+//! (and everything above it) can depend on it without a cycle.
+
+use tracer_common::{
+    event::{Header, StrRef, PAYLOAD_MAX},
+    limits::{NAME_MAX, RECORD_MAX, STR_MAX, WALK_PATH_MAX},
+};
+
+/// One string region of a slot: a user string (at offset 0) or a walked path.
+pub const REGION: usize = STR_MAX + NAME_MAX + 1;
+
+/// Per-thread deletion state, kept in the slot between calls (updated by
+/// `burst`).
+#[repr(C)]
+pub struct DeleteState {
+    /// `struct mount *` and id of the last deletion's mount, and its
+    /// `CAP_IDMAPPED | CAP_SUBTREE` class (mounts never change either once
+    /// attached: the id-mapping can only be set on a detached mount).
+    pub last_mnt: u64,
+    pub last_mnt_id: u32,
+    pub last_class: u32,
+    /// Mount the current burst of deletions started on.
+    pub origin_mnt: u64,
+    pub origin_mnt_id: u32,
+    /// The burst has moved between mounts: capture the rest of it.
+    pub crossed: u32,
+    /// Time of the last deletion.
+    pub last_ns: u64,
+    /// First mount the thread listed (`getdents64`) in its current sequence
+    /// of listings, and the time of its last listing: a recursive delete
+    /// lists a directory before deleting in it, so this is where a walk
+    /// began even when its first deletion is deep inside another mount.
+    pub listed_mnt: u64,
+    pub listed_mnt_id: u32,
+    pub _pad2: u32,
+    pub listed_ns: u64,
+}
+
+impl DeleteState {
+    pub const EMPTY: DeleteState = DeleteState {
+        last_mnt: 0,
+        last_mnt_id: 0,
+        last_class: 0,
+        origin_mnt: 0,
+        origin_mnt_id: 0,
+        crossed: 0,
+        last_ns: 0,
+        listed_mnt: 0,
+        listed_mnt_id: 0,
+        _pad2: 0,
+        listed_ns: 0,
+    };
+}
+
+/// A thread's call between entry and exit: the record's header, payload and
+/// strings (each in its own fixed region), plus the thread's deletion state.
+#[repr(C)]
+pub struct Slot<const N: usize> {
+    pub hdr: Header,
+    pub start_ns: u64,
+    pub del: DeleteState,
+    pub payload: [u8; PAYLOAD_MAX],
+    pub strs: [StrRef; N],
+    pub bufs: [[u8; REGION]; N],
+}
+
+const SCRATCH_LEN: usize = RECORD_MAX + STR_MAX;
+
+/// A CPU's record assembly buffer (also the seed of a new slot).
+#[repr(C)]
+pub struct Scratch {
+    pub buf: [u8; SCRATCH_LEN],
+}
+
+const _: () = {
+    // A new slot is seeded from the scratch buffer: it must be large enough.
+    assert!(core::mem::size_of::<Slot<5>>() <= SCRATCH_LEN);
+    assert!(RECORD_MAX.is_power_of_two());
+};
+
+/// A CPU's dentry walk buffer: the path is written backwards, ending at
+/// `WALK_PATH_MAX`; the extra `NAME_MAX + 1` bytes let the verifier see that
+/// a masked offset plus one name stays inside.
+#[repr(C)]
+pub struct WalkBuf {
+    pub buf: [u8; WALK_PATH_MAX + NAME_MAX + 1],
+}
