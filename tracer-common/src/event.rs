@@ -92,7 +92,9 @@ pub const DIR_FROM_ROOT: u32 = 1 << 3;
 pub const DIR_BAD_FD: u32 = 1 << 4;
 /// The path was longer than [`crate::limits::WALK_PATH_MAX`]: its head is cut.
 pub const DIR_TRUNC_LEN: u32 = 1 << 5;
-/// The directory is deeper than [`crate::limits::WALK_MAX_COMPONENTS`]: its head is cut.
+/// The directory is deeper than [`crate::limits::WALK_MAX_COMPONENTS`], or
+/// below more than [`crate::limits::WALK_MAX_MOUNTS`] mount boundaries: its
+/// head is cut.
 pub const DIR_TRUNC_DEPTH: u32 = 1 << 6;
 /// The walk ended at a mount attached nowhere (an `open_tree` clone or an
 /// `fsmount` result before `move_mount`): the path is relative to it.

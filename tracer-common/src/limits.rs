@@ -5,14 +5,28 @@
 /// [`crate::STR_TRUNCATED`].
 pub const STR_MAX: usize = 4096;
 
-/// Bytes kept of a path built by the in-kernel dentry walk. A deeper or longer
-/// path keeps its last components (those nearest the directory) and is flagged
+/// Bytes kept of a path built by the in-kernel dentry walk. A longer path
+/// keeps its last components (those nearest the directory) and is flagged
 /// [`crate::DIR_TRUNC_LEN`].
 pub const WALK_PATH_MAX: usize = 4096;
 
-/// Path components the in-kernel walk visits at most (mount crossings
-/// included). A deeper directory is flagged [`crate::DIR_TRUNC_DEPTH`].
+/// Path components the in-kernel walk keeps at most, counted from the task's
+/// root as the path is shown: a directory exactly this deep comes back whole
+/// and unflagged; a deeper one keeps this many components (those nearest the
+/// directory) and is flagged [`crate::DIR_TRUNC_DEPTH`]. Mount boundaries on
+/// the way do not count here: they have their own limit,
+/// [`WALK_MAX_MOUNTS`]. `/` has no component; the path-length limit
+/// ([`WALK_PATH_MAX`]) can cut a path of fewer, longer components first.
 pub const WALK_MAX_COMPONENTS: u32 = 1024;
+
+/// Mount boundaries the in-kernel walk crosses at most: each mount between
+/// the directory and the task's root takes one step of the walk and adds no
+/// component (a stack of mounts on one mountpoint takes one each). A
+/// directory below more is flagged [`crate::DIR_TRUNC_DEPTH`] and keeps the
+/// components below the last boundary crossed. With [`WALK_MAX_COMPONENTS`]
+/// this bounds the walk's loop at `WALK_MAX_COMPONENTS + WALK_MAX_MOUNTS + 1`
+/// steps (the last finds the root).
+pub const WALK_MAX_MOUNTS: u32 = 256;
 
 /// Longest dentry name the kernel allows (`NAME_MAX`).
 pub const NAME_MAX: usize = 255;

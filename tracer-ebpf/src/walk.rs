@@ -4,15 +4,16 @@
 //! The path is built like the kernel's `d_path`: from the dentry up through
 //! `d_parent`, crossing to `mnt_parent` at each mount root (via
 //! `mnt_mountpoint`), until the task's root. Components are written
-//! backwards into a per-CPU buffer. The walk is a `bpf_loop` of at most
-//! `WALK_MAX_COMPONENTS` steps and `WALK_PATH_MAX` bytes; hitting either
-//! limit keeps the components nearest the directory and flags the result.
+//! backwards into a per-CPU buffer. The walk keeps at most
+//! `WALK_MAX_COMPONENTS` components in `WALK_PATH_MAX` bytes and crosses at
+//! most `WALK_MAX_MOUNTS` mount boundaries; a directory beyond any of these
+//! limits keeps the components nearest it and is flagged truncated.
 
 use aya_ebpf::helpers::generated::{bpf_loop, bpf_probe_read_kernel};
 use core::ffi::c_void;
 use tracer_common::{
     event::*,
-    limits::{NAME_MAX, WALK_MAX_COMPONENTS, WALK_PATH_MAX},
+    limits::{NAME_MAX, WALK_MAX_COMPONENTS, WALK_MAX_MOUNTS, WALK_PATH_MAX},
     uapi::{AT_FDCWD, S_IFDIR},
 };
 
@@ -56,7 +57,19 @@ struct WalkCtx {
     flags: u32,
     crossed: u32,
     done: u32,
+    /// Components prepended so far.
+    components: u32,
+    /// Mount boundaries crossed so far.
+    mounts: u32,
 }
+
+/// `bpf_loop` iterations of a walk: every step prepends a component (at most
+/// `WALK_MAX_COMPONENTS`), crosses a mount boundary (at most
+/// `WALK_MAX_MOUNTS`) or stops, so the walk always stops within this many
+/// steps. The limits count components and crossings, not steps: the root is
+/// found on the step after the last component, so a budget of
+/// `WALK_MAX_COMPONENTS` steps would flag a path of exactly that many.
+const WALK_STEPS: u32 = WALK_MAX_COMPONENTS + WALK_MAX_MOUNTS + 1;
 
 impl WalkCtx {
     #[inline(always)]
@@ -105,6 +118,10 @@ extern "C" fn walk_step(_index: u64, ctx: *mut c_void) -> i64 {
             };
             return c.stop(flag);
         }
+        if c.mounts >= WALK_MAX_MOUNTS {
+            return c.stop(DIR_TRUNC_DEPTH);
+        }
+        c.mounts += 1;
         let (Some(mp), Some(proot)) = (m.mountpoint(), parent.root()) else {
             return c.stop(DIR_READ_ERR);
         };
@@ -122,6 +139,10 @@ extern "C" fn walk_step(_index: u64, ctx: *mut c_void) -> i64 {
         // dentry. Nothing above it can be named.
         c.mark_mount_boundary();
         return c.stop(DIR_DETACHED);
+    }
+    if c.components >= WALK_MAX_COMPONENTS {
+        // One more component above the ones kept.
+        return c.stop(DIR_TRUNC_DEPTH);
     }
     let len = len as usize;
     if len > NAME_MAX {
@@ -142,6 +163,7 @@ extern "C" fn walk_step(_index: u64, ctx: *mut c_void) -> i64 {
         );
     }
     c.dentry = parent.0;
+    c.components += 1;
     0
 }
 
@@ -245,16 +267,19 @@ fn walk(task: Task, start: KPath, dir: &mut DirRef, region: &mut [u8; REGION]) -
         flags: 0,
         crossed: 0,
         done: 0,
+        components: 0,
+        mounts: 0,
     };
     unsafe {
         bpf_loop(
-            WALK_MAX_COMPONENTS,
+            WALK_STEPS,
             walk_step as *mut c_void,
             &mut c as *mut WalkCtx as *mut c_void,
             0,
         )
     };
     if c.done == 0 {
+        // Not reached (see `WALK_STEPS`); flagged rather than passed as whole.
         c.flags |= DIR_TRUNC_DEPTH;
     }
     dir.flags |= c.flags;

@@ -10,7 +10,13 @@ use mntrace::{
     sink::{console, jsonl},
     EventKind,
 };
-use tracer_common::{event::*, limits::WALK_MAX_COMPONENTS};
+use std::ffi::{OsStr, OsString};
+
+use mntrace::model::Dir;
+use tracer_common::{
+    event::*,
+    limits::{WALK_MAX_COMPONENTS, WALK_PATH_MAX},
+};
 
 #[test]
 fn awkward_names_survive_byte_for_byte() {
@@ -131,6 +137,114 @@ fn longer_than_path_max_is_flagged_and_keeps_its_tail() {
         want.push(b'/');
         want.extend_from_slice(&[b'z'; 255]);
     }
-    assert_eq!(d.path.bytes.len(), 4096);
+    assert_eq!(d.path.bytes.len(), WALK_PATH_MAX);
     assert_eq!(&d.path.bytes[..], &want[..]);
+}
+
+/// The scratch dir's real path, as the kernel's walk shows it (no symlinks).
+fn real_path(s: &tempfile::TempDir) -> Vec<u8> {
+    let real = std::fs::canonicalize(s.path()).expect("canonical scratch path");
+    b(&real).to_vec()
+}
+
+/// Path components counted from the real root: `/tmp/x` has 2.
+fn components(path: &[u8]) -> usize {
+    path.split(|&c| c == b'/').filter(|c| !c.is_empty()).count()
+}
+
+/// `base` extended with `/d` components to exactly `depth` components from
+/// the root. One-byte names keep the path far below the length limit, so
+/// only the depth limit can apply.
+fn deep_path(base: &[u8], depth: usize) -> OsString {
+    let have = components(base);
+    assert!(
+        depth > have,
+        "{depth} components: the scratch dir has {have}"
+    );
+    let mut path = base.to_vec();
+    for _ in have..depth {
+        path.extend_from_slice(b"/d");
+    }
+    assert_eq!(components(&path), depth);
+    assert!(path.len() < WALK_PATH_MAX, "{} bytes", path.len());
+    p(&[&path])
+}
+
+/// After the `setup` ops, create `dir`, make it the cwd and unlink a file
+/// in it by a relative name: the directory the kernel resolved (from the cwd).
+fn walked_cwd(setup: &[&OsStr], dir: &OsStr) -> Dir {
+    let mut ops: Vec<&OsStr> = setup.to_vec();
+    ops.extend([
+        "mkdirs".as_ref(),
+        dir,
+        "chdir".as_ref(),
+        dir,
+        "write".as_ref(),
+        "f".as_ref(),
+        "unlink-raw".as_ref(),
+        "f".as_ref(),
+    ]);
+    let run = run_traced(&ops);
+    run.assert_no_drops();
+    let e = run.one(EventKind::Unlink);
+    assert_eq!(e.ret, 0);
+    let d = delete_dir(e).clone();
+    assert_eq!(d.flags & DIR_FROM_CWD, DIR_FROM_CWD, "{:#x}", d.flags);
+    d
+}
+
+#[test]
+fn exactly_the_walk_limit_deep_is_whole_and_unflagged() {
+    let s = scratch();
+    let deep = deep_path(&real_path(&s), WALK_MAX_COMPONENTS as usize);
+    let d = walked_cwd(&[], &deep);
+    assert_eq!(d.flags & DIR_TRUNCATED, 0, "{:#x}", d.flags);
+    assert!(!d.path.truncated());
+    assert_eq!(&d.path.bytes[..], deep.as_encoded_bytes());
+}
+
+#[test]
+fn one_past_the_walk_limit_is_flagged_and_keeps_the_nearest_components() {
+    let s = scratch();
+    let deep = deep_path(&real_path(&s), WALK_MAX_COMPONENTS as usize + 1);
+    let d = walked_cwd(&[], &deep);
+    assert_eq!(d.flags & DIR_TRUNCATED, DIR_TRUNC_DEPTH, "{:#x}", d.flags);
+    assert!(d.path.truncated());
+    // Everything but the first component (the one nearest the root).
+    let bytes = deep.as_encoded_bytes();
+    let second = 1 + bytes[1..]
+        .iter()
+        .position(|&c| c == b'/')
+        .expect("2 components");
+    let kept = &bytes[second..];
+    assert_eq!(components(kept), WALK_MAX_COMPONENTS as usize);
+    assert_eq!(&d.path.bytes[..], kept);
+}
+
+#[test]
+fn mount_crossings_do_not_count_as_components() {
+    // Two tmpfs stacked on the first level below the scratch dir: the walk
+    // crosses two mount boundaries on its way up, and still keeps all
+    // WALK_MAX_COMPONENTS components.
+    let s = scratch();
+    let base = real_path(&s);
+    let m = p(&[&base, b"/d"]);
+    let deep = deep_path(&base, WALK_MAX_COMPONENTS as usize);
+    let d = walked_cwd(
+        &[
+            "unshare-mntns".as_ref(),
+            "mkdirs".as_ref(),
+            &m,
+            "mount-tmpfs".as_ref(),
+            &m,
+            "mount-tmpfs".as_ref(),
+            &m,
+        ],
+        &deep,
+    );
+    assert_eq!(d.flags & DIR_TRUNCATED, 0, "{:#x}", d.flags);
+    assert!(!d.path.truncated());
+    assert_eq!(&d.path.bytes[..], deep.as_encoded_bytes());
+    let rel = d.rel_path().expect("path relative to the top tmpfs");
+    assert_eq!(&rel[..], &deep.as_encoded_bytes()[m.len()..]);
 }
