@@ -35,6 +35,13 @@ pub static BUSY: LruHashMap<u32, u64> = LruHashMap::with_max_entries(4096, 0);
 #[map]
 pub static LAST_BUSY: Array<u64> = Array::with_max_entries(1, 0);
 
+/// Mount id → `CLOCK_BOOTTIME` of an unmount of it that failed with EBUSY,
+/// written by userspace once it has found which mount was at the target
+/// (milliseconds after the EBUSY): while the EBUSY is recent, deletions
+/// through these mounts are captured whoever deletes.
+#[map]
+pub static BUSY_MNTS: LruHashMap<u32, u64> = LruHashMap::with_max_entries(1024, 0);
+
 /// Per-thread slots for calls with at most 2 strings, keyed by tid. Slots are
 /// kept between calls (no per-call allocation or zeroing); LRU eviction
 /// reclaims those of threads that are gone.

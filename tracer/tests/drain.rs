@@ -21,36 +21,52 @@ fn a_200k_file_delete_right_after_the_ebusy_loses_nothing() {
     let src = s.path().join("src");
     let mnt = s.path().join("mnt");
     let tree = src.join("tree");
+    std::fs::create_dir(&src).expect("mkdir src");
+    std::fs::create_dir(&mnt).expect("mkdir mnt");
+    // The tree lives on a tmpfs of the fixture's own namespace (creating
+    // 200,000 files is quick there), bound onto mnt.
+    let mut ops: Vec<std::ffi::OsString> = vec![
+        "unshare-mntns".into(),
+        "mount-tmpfs".into(),
+        src.clone().into(),
+    ];
     for d in 0..DIRS {
         let dir = tree.join(format!("d{d}"));
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        for f in 0..PER_DIR {
-            std::fs::write(dir.join(format!("f{f}")), b"").expect("create");
-        }
+        ops.extend(["mkdirs".into(), dir.clone().into()]);
+        ops.extend(["touch-many".into(), dir.into(), PER_DIR.to_string().into()]);
     }
-    std::fs::write(src.join("held"), b"x").expect("create");
-    std::fs::create_dir(&mnt).expect("mkdir mnt");
+    ops.extend(["write".into(), src.join("held").into()]);
+    ops.extend(["bind".into(), src.clone().into(), mnt.clone().into()]);
+    ops.extend(["hold".into(), mnt.join("held").into()]);
+    ops.extend(["umount".into(), mnt.clone().into(), "0".into()]);
+    ops.extend(["remove-all".into(), mnt.join("tree").into()]);
     let out = s.path().join("out.jsonl");
-    let status = Command::new(MNTRACE)
+    let run = Command::new(MNTRACE)
         .args(["watch", "--json", "-o"])
         .arg(&out)
         .arg("--")
         .arg(fixture())
-        .arg("unshare-mntns")
-        .arg("bind")
-        .arg(&src)
-        .arg(&mnt)
-        .arg("hold")
-        .arg(mnt.join("held"))
-        .arg("umount")
-        .arg(&mnt)
-        .arg("0")
-        .arg("remove-all")
-        .arg(mnt.join("tree"))
-        .status()
+        .args(&ops)
+        .output()
         .expect("run mntrace watch");
-    assert!(status.success(), "{status}");
-    assert!(!tree.exists(), "the tree was really deleted");
+    assert!(run.status.success(), "{:?}", run.status);
+    let results: Vec<Value> = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("fixture JSON"))
+        .collect();
+    let last = results.len() - 1;
+    let umount = &results[last - 1];
+    assert_eq!(
+        (&umount["op"], &umount["errno"]),
+        (&"umount".into(), &16.into())
+    );
+    let entries = (DIRS * PER_DIR + DIRS + 1) as u64; // files, dirs, the tree
+    let removed = &results[last];
+    assert_eq!(removed["op"], "remove-all");
+    assert_eq!(
+        removed["ret"], entries,
+        "the tree was really deleted: {removed}"
+    );
 
     let text = std::fs::read_to_string(&out).expect("read output");
     let lines: Vec<Value> = text
@@ -72,7 +88,6 @@ fn a_200k_file_delete_right_after_the_ebusy_loses_nothing() {
         .collect();
     assert_eq!(incidents.len(), 1, "one incident");
     let inc = incidents[0];
-    let entries = (DIRS * PER_DIR + DIRS + 1) as u64; // files, dirs, the tree
     assert_eq!(inc["count"], entries, "every deletion counted");
     assert_eq!(inc["lost_while_open"], 0);
     let kept = inc["deletions"].as_array().expect("deletions");

@@ -16,15 +16,15 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use core::ffi::c_void;
-use tracer_common::{config::DELETES_RACE, event::*, uapi::AT_FDCWD, EventKind};
+use tracer_common::{config::DELETES_RACE, event::*, limits::NAME_MAX, uapi::AT_FDCWD, EventKind};
 
 use super::{arg, ret};
 use crate::burst;
 use crate::core_access::{KPath, Task};
 use crate::emit::read_user_str;
-use crate::maps::{BUSY, CONFIG, LAST_BUSY, SLOTS2};
+use crate::maps::{BUSY, BUSY_MNTS, CONFIG, LAST_BUSY, SLOTS2};
 use crate::slot::{fill_header, finish, payload, take_slot};
-use crate::types::Slot;
+use crate::types::{Slot, REGION};
 use crate::walk::{resolve_at, start_path, DirSource};
 
 /// First byte of a user string (0 when unreadable): decides absolute vs
@@ -39,12 +39,13 @@ fn first_byte(ptr: u64) -> u8 {
 }
 
 /// Why this deletion must be captured (`CAP_*`), 0 when it need not be:
-/// the delete mode, the process's EBUSY mark, and what the thread's burst
-/// (see `burst`) says about the mount the lookup starts on.
+/// the delete mode, the process's EBUSY mark, the busy mounts, and what
+/// the thread's burst (see `burst`) says about the mount the lookup starts
+/// on. Also whether an EBUSY happened on the node within the busy window.
 #[inline(always)]
-fn capture_reasons(slot: &mut Slot<2>, start: Option<KPath>) -> u32 {
+fn capture_reasons(slot: &mut Slot<2>, start: Option<KPath>) -> (u32, bool) {
     let Some(cfg) = CONFIG.get(0) else {
-        return CAP_ALL;
+        return (CAP_ALL, false);
     };
     let now = unsafe { bpf_ktime_get_boot_ns() };
     let mut cap = if cfg.delete_mode == DELETES_RACE {
@@ -64,9 +65,36 @@ fn capture_reasons(slot: &mut Slot<2>, start: Option<KPath>) -> u32 {
         }
     }
     let Some(start) = start else {
-        return cap;
+        return (cap, recent);
     };
-    cap | burst::on_deletion(&mut slot.del, start.mnt, now, cfg.burst_gap_ns)
+    if recent {
+        if let Some(&t) = unsafe { BUSY_MNTS.get(start.mnt.id()) } {
+            if now.wrapping_sub(t) <= cfg.busy_window_ns {
+                cap |= CAP_BUSY_MOUNT;
+            }
+        }
+    }
+    let cap = cap | burst::on_deletion(&mut slot.del, start.mnt, now, cfg.burst_gap_ns);
+    (cap, recent)
+}
+
+/// Whether the first `len` bytes of `buf` hold a `/` (only the first
+/// `NAME_MAX + 1` are looked at: a longer first component fails the
+/// syscall with ENAMETOOLONG).
+#[inline(always)]
+fn has_slash(buf: &[u8; REGION], len: u16) -> bool {
+    let n = (len as usize).min(NAME_MAX + 1);
+    let mut i = 0;
+    while i < NAME_MAX + 1 {
+        if i >= n {
+            return false;
+        }
+        if buf[i] == b'/' {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 #[inline(always)]
@@ -77,12 +105,21 @@ fn enter(kind: EventKind, dfd: i32, path: u64, flags: u32) {
     let task = Task::current();
     let src = DirSource::of(dfd, first_byte(path));
     let start = start_path(task, src);
-    let capture = capture_reasons(slot, start);
-    if capture == 0 {
+    let (mut capture, recent) = capture_reasons(slot, start);
+    if capture == 0 && !recent {
         return;
     }
+    let name = read_user_str(&mut slot.bufs[0], path);
+    if capture == 0 {
+        // An EBUSY is recent on the node: a path of several components may
+        // go into the busy mount, whoever deletes.
+        if !has_slash(&slot.bufs[0], name.len) {
+            return;
+        }
+        capture = CAP_BUSY_PATH;
+    }
     fill_header(slot, kind);
-    slot.strs[0] = read_user_str(&mut slot.bufs[0], path);
+    slot.strs[0] = name;
     let mut dir = Default::default();
     slot.strs[1] = resolve_at(task, src, start, &mut dir, &mut slot.bufs[1]);
     let origin = slot.del.origin_mnt_id;
