@@ -1,11 +1,15 @@
 //! mntrace userspace. Data flow, one module per stage:
 //!
-//! [`preflight`] (capabilities, tracefs, BTF) first; then kernel probes
-//! (`tracer-ebpf`) → [`loader`] (attach) → [`reader`] (ring
-//! buffer) → [`decode`] (bytes → [`model`]) → [`enrich`] (mount table,
-//! holders, wall time) → [`correlate`] (incidents) → sinks ([`sink`]:
-//! console, JSON Lines). [`pipeline`] runs the stages after the reader;
-//! [`live`] wires them for a live session.
+//! [`config`] (the run's configuration, built once) and [`preflight`]
+//! (capabilities, tracefs, BTF) first; then kernel probes (`tracer-ebpf`) →
+//! [`loader`] (attach) → [`reader`] (its own thread: ring buffer → queue of
+//! raw records) → [`decode`] (bytes → [`model`]) → [`enrich`] (mount
+//! table, holders on their own thread, wall time) → [`correlate`]
+//! (incidents) → sinks ([`sink`]: console, JSON Lines). [`pipeline`] runs
+//! the stages after the reader; [`live`] wires them for a live session.
+//! Shared helpers live in modules named for them: [`path`] (paths as
+//! bytes), [`drops`] (kernel-side drop counters), [`names`] (flag and
+//! errno names).
 
 pub mod config;
 pub mod correlate;

@@ -240,3 +240,72 @@ fn the_process_that_had_the_ebusy_deleting_by_absolute_path_is_in_the_incident()
     );
     assert_eq!(inc.deleters[0].pid, pid);
 }
+
+#[test]
+fn another_process_deleting_by_directory_fd_on_the_busy_mount_is_the_incident() {
+    // A tmpfs (neither id-mapped nor a bind of a subdirectory: nothing about
+    // the mount itself makes its deletions interesting), held busy; after
+    // the EBUSY, `rm -rf d` from inside it by another process deletes
+    // through fds on it. Userspace tells the kernel the mount is busy once
+    // it has seen the EBUSY; from then on such deletions are captured.
+    require_root();
+    let s = scratch();
+    let mnt = s.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let m = mnt.display();
+    let script = format!(
+        "set -e; mount -t tmpfs none '{m}'; mkdir -p '{m}/d/e'; \
+         for i in 1 2 3; do echo x > '{m}/d/e/f'$i; done; echo x > '{m}/held'; \
+         sh -c 'exec 3<\"$0\"; exec sleep 60' '{m}/held' & H=$!; \
+         while [ ! -e /proc/$H/fd/3 ]; do sleep 0.01; done; \
+         read go; ! umount '{m}' 2>/dev/null; echo busy; read go; \
+         (cd '{m}' && rm -rf d); echo done; read end; kill $H"
+    );
+    let mut live = Live::start(Default::default());
+    let mut child = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn unshare");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdin.write_all(b"go\n").expect("release");
+    out.read_line(&mut line).expect("read");
+    assert_eq!(line.trim(), "busy");
+    // Userspace processes the EBUSY and arms the kernel (what the live
+    // loop does after every chunk of events).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while live.pipeline.stats.ebusy_unmounts == 0 {
+        live.pump();
+        assert!(std::time::Instant::now() < deadline, "no EBUSY seen");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    stdin.write_all(b"go\n").expect("delete");
+    line.clear();
+    out.read_line(&mut line).expect("read");
+    assert_eq!(line.trim(), "done");
+    let mine: Vec<Incident> = live
+        .finish()
+        .into_iter()
+        .filter(|i| i.mount.mountpoint.as_ref() == b(&mnt))
+        .collect();
+    stdin.write_all(b"end\n").expect("end");
+    drop(stdin);
+    assert!(child.wait().expect("wait").success());
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    let want: BTreeSet<PathBuf> = ["d", "d/e", "d/e/f1", "d/e/f2", "d/e/f3"]
+        .iter()
+        .map(|e| mnt.join(e))
+        .collect();
+    assert_eq!(paths(&mine[0]), want);
+    for d in &mine[0].deletions {
+        assert_eq!(&mine[0].deleters[0].comm[..], b"rm");
+        let rel = to_path_buf(&d.rel_path);
+        assert_eq!(
+            mnt.join(rel.strip_prefix("/").expect("absolute")),
+            to_path_buf(&d.path)
+        );
+    }
+}

@@ -3,7 +3,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::*;
@@ -12,7 +12,13 @@ use tracer_common::uapi::EBUSY;
 
 /// Start `mntrace trace ARGS`, wait until it says it is tracing.
 fn start(args: &[&str]) -> std::process::Child {
+    start_in(Path::new("/"), args)
+}
+
+/// `start` from directory `cwd`.
+fn start_in(cwd: &Path, args: &[&str]) -> std::process::Child {
     let mut child = Command::new(MNTRACE)
+        .current_dir(cwd)
         .arg("trace")
         .args(args)
         .stdout(Stdio::piped())
@@ -227,19 +233,36 @@ fn tracefs_is_mounted_when_missing() {
 
 #[test]
 fn paths_of_interest_record_plain_deletions_below_them_only() {
+    paths_of_interest(false);
+}
+
+#[test]
+fn a_relative_path_of_interest_is_taken_from_the_current_directory() {
+    paths_of_interest(true);
+}
+
+fn paths_of_interest(relative: bool) {
     require_root();
     let s = scratch();
     let keep = s.path().join("keep");
     let other = s.path().join("other");
-    let child = start(&[
-        "--json",
-        "--comm",
-        "mntrace-fixture",
-        "--kind",
-        "unlink",
-        "--path",
-        keep.to_str().unwrap(),
-    ]);
+    let path = if relative {
+        "keep".to_owned()
+    } else {
+        keep.to_str().unwrap().to_owned()
+    };
+    let child = start_in(
+        s.path(),
+        &[
+            "--json",
+            "--comm",
+            "mntrace-fixture",
+            "--kind",
+            "unlink",
+            "--path",
+            &path,
+        ],
+    );
     let fx = Fixture::spawn(&[
         "mkdir".as_ref(),
         keep.as_os_str(),
@@ -528,4 +551,26 @@ exit "$code""#;
         stderr.iter().any(|l| l.starts_with(&line)),
         "the count on stderr too: {stderr:?}"
     );
+}
+
+#[test]
+fn filters_that_match_nothing_are_refused() {
+    for (args, says) in [
+        (&["-p", "0"][..], "0 is not a process id"),
+        (&["-c", ""][..], "an empty command name matches no process"),
+        (&["--path", ""][..], "a value is required for '--path"),
+        (&["--busy-window", "0"][..], "--busy-window"),
+        (&["--loss-interval", "0"][..], "--loss-interval"),
+        (&["--deletes", "some"][..], "--deletes"),
+    ] {
+        let out = Command::new(MNTRACE)
+            .arg("trace")
+            .args(args)
+            .output()
+            .expect("run mntrace");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
 }

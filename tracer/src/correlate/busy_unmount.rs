@@ -20,10 +20,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use tracer_common::{
-    uapi::{AT_REMOVEDIR, EBUSY},
-    EventKind,
-};
+use tracer_common::uapi::EBUSY;
 
 use super::*;
 use crate::enrich::holders::ScanId;
@@ -70,18 +67,6 @@ pub struct BusyUnmounts {
     cfg: CorrelatorConfig,
     /// (mount namespace, absolute target) → state. Ordered: deterministic.
     busy: BTreeMap<(u32, Bytes), Busy>,
-}
-
-pub(super) fn process(ev: &Event) -> Process {
-    Process {
-        pid: ev.pid,
-        tid: ev.tid,
-        ppid: ev.ppid,
-        uid: ev.uid,
-        comm: ev.comm.clone(),
-        cgroup_id: ev.cgroup_id,
-        mnt_ns: ev.mnt_ns,
-    }
 }
 
 /// Where a deletion's entry is, as far as the busy rule needs it.
@@ -363,59 +348,12 @@ impl BusyUnmounts {
     }
 }
 
-/// One deletion as an incident lists it.
-pub(super) fn deletion(
-    ev: &Event,
-    flags: u32,
-    dir: &Dir,
-    path: Bytes,
-    rel: Bytes,
-    backing_root: Option<&Bytes>,
-) -> Deletion {
-    Deletion {
-        ts_ns: ev.ts_ns,
-        pid: ev.pid,
-        tid: ev.tid,
-        syscall: ev.kind,
-        is_dir: is_dir_removal(ev, flags),
-        path,
-        backing_path: backing_root.map(|r| join(r, &rel)),
-        rel_path: rel,
-        truncated: dir.truncated(),
-    }
-}
-
-pub(super) fn is_dir_removal(ev: &Event, flags: u32) -> bool {
-    ev.kind == EventKind::Rmdir || flags & AT_REMOVEDIR != 0
-}
-
-/// What an incident says about the mount, from the kernel (flags at the
-/// deletion) and the mount table (when it knew the mount).
-pub(super) fn mount_facts(
-    dir: &Dir,
-    mountpoint: Bytes,
-    mount: Option<&MountInfo>,
-    backing_root: Option<Bytes>,
-) -> MountFacts {
-    MountFacts {
-        mnt_id: dir.mnt_id,
-        mnt_ns: dir.mnt_ns,
-        mountpoint,
-        root: mount.map(|m| m.root.clone()),
-        backing_root,
-        fstype: mount.map(|m| m.fstype.clone()),
-        source: mount.map(|m| m.source.clone()),
-        idmapped: dir.flags & tracer_common::event::DIR_IDMAPPED != 0
-            || mount.is_some_and(|m| m.idmapped),
-        subtree: dir.flags & tracer_common::event::DIR_SUBTREE != 0,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::Str;
     use tracer_common::event::{DIR_FROM_FD, DIR_IDMAPPED, DIR_RESOLVED, DIR_SUBTREE};
+    use tracer_common::{uapi::AT_REMOVEDIR, EventKind};
 
     const NS: u32 = 4026532000;
     const MP: &[u8] = b"/var/lib/containerd/tmpmounts/ovl-idmapped1/0";

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use tracer_common::{event::CAP_ALL, uapi::EBUSY};
 
-use super::busy_unmount::{deletion, is_dir_removal, mount_facts, process};
+use super::incident::{deletion, is_dir_removal, mount_facts, process};
 use super::*;
 use crate::enrich::mount_table::MountInfo;
 use crate::model::{Args, Dir};
