@@ -157,12 +157,28 @@ fn a_real_containerd_workload_is_traced_and_raises_no_incident() {
             "echo hi > /tmp/x; true",
         ]);
     }
-    live.pump(); // the daemon (and its namespace) is still alive
-    drop(daemon);
-    let incidents = live.finish();
     let root = s.path().join("root");
     let snapshots = root.join("io.containerd.snapshotter.v1.overlayfs/snapshots");
     let under = |p: &[u8]| p.starts_with(b(&snapshots));
+    let snapshot_deletes = |evs: &[mntrace::model::Event]| {
+        evs.iter()
+            .filter(|e| e.ret == 0)
+            .filter(|e| matches!(&e.args, Args::Delete { dir, .. } if under(&dir.path.bytes)))
+            .count()
+    };
+    // The engine removes a container's snapshot in the background after
+    // `ctr run --rm` returns: wait for it while the daemon (and its
+    // namespace) is still alive.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        live.pump();
+        if snapshot_deletes(&live.out.events) >= 4 || std::time::Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(daemon);
+    let incidents = live.finish();
     let evs = &live.out.events;
     let overlays = evs
         .iter()
@@ -179,11 +195,7 @@ fn a_real_containerd_workload_is_traced_and_raises_no_incident() {
         .filter(|e| e.kind == EventKind::Umount && e.ret == 0)
         .count();
     assert!(umounts >= 4, "the engine unmounted them, got {umounts}");
-    let snapshot_deletes = evs
-        .iter()
-        .filter(|e| e.ret == 0)
-        .filter(|e| matches!(&e.args, Args::Delete { dir, .. } if under(&dir.path.bytes)))
-        .count();
+    let snapshot_deletes = snapshot_deletes(evs);
     assert!(
         snapshot_deletes >= 4,
         "the engine removed container snapshots, got {snapshot_deletes}"
