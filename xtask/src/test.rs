@@ -32,7 +32,13 @@ pub fn test(extra: &[String]) -> Result<ExitCode> {
         "cargo test",
         cargo()
             .current_dir(workspace_root())
-            .args(["test", "--workspace", "--exclude", "tracer-ebpf", "--no-fail-fast"])
+            .args([
+                "test",
+                "--workspace",
+                "--exclude",
+                "tracer-ebpf",
+                "--no-fail-fast",
+            ])
             .args(extra),
     );
     // Lints run even if tests failed, so one run reports everything.

@@ -248,6 +248,13 @@ impl<K: std::hash::Hash + Eq + Clone> Recent<K> {
     fn insert(&mut self, k: K, v: Bytes) {
         if self.map.insert(k.clone(), v).is_none() {
             self.order.push_back(k);
+            if self.order.len() == self.max {
+                // Full from now on: every insert removes one entry. A hash
+                // table turning over its entries accumulates tombstones and
+                // grows once more, long after it filled, unless it has room
+                // for twice its entries; give it that room once, now.
+                self.map.reserve(self.max);
+            }
             if self.order.len() > self.max {
                 if let Some(old) = self.order.pop_front() {
                     self.map.remove(&old);
