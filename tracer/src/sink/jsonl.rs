@@ -10,7 +10,7 @@ use tracer_common::event::*;
 
 use super::output::{Record, RecordWrite};
 use super::{hex, Sink};
-use crate::correlate::{Incident, Process};
+use crate::correlate::{Deletion, Incident, Process};
 use crate::drops::Drops;
 use crate::enrich::clock::BootClock;
 use crate::enrich::holders::Hold;
@@ -375,7 +375,47 @@ fn time(clock: &BootClock, ns: u64) -> Value {
 }
 
 /// One incident as a JSON object (`"type": "incident"`).
+/// One deletion of an incident.
+pub fn deletion_json(d: &Deletion, clock: &BootClock) -> Value {
+    let mut o = Map::new();
+    o.insert("time".into(), time(clock, d.ts_ns));
+    o.insert("pid".into(), json!(d.pid));
+    o.insert("tid".into(), json!(d.tid));
+    o.insert("syscall".into(), json!(d.syscall.syscall()));
+    o.insert("is_dir".into(), json!(d.is_dir));
+    put_bytes(&mut o, "path", &d.path);
+    put_bytes(&mut o, "rel_path", &d.rel_path);
+    bytes_field(&mut o, "backing_path", d.backing_path.as_deref());
+    o.insert("truncated".into(), json!(d.truncated));
+    Value::Object(o)
+}
+
+/// An incident as one JSON object.
 pub fn incident_json(inc: &Incident, clock: &BootClock) -> Value {
+    let mut m = incident_head(inc, clock);
+    let dels = inc.deletions.iter().map(|d| deletion_json(d, clock));
+    m.insert("deletions".into(), Value::Array(dels.collect()));
+    Value::Object(m)
+}
+
+/// An incident as one JSON line, its deletions serialized one at a time (an
+/// incident can keep 100,000 of them: never a tree of them all at once).
+pub fn incident_line(inc: &Incident, clock: &BootClock) -> io::Result<Vec<u8>> {
+    let mut line = serde_json::to_vec(&Value::Object(incident_head(inc, clock)))?;
+    line.pop(); // the head's closing brace; it is never empty
+    line.extend_from_slice(b",\"deletions\":[");
+    for (i, d) in inc.deletions.iter().enumerate() {
+        if i > 0 {
+            line.push(b',');
+        }
+        serde_json::to_writer(&mut line, &deletion_json(d, clock))?;
+    }
+    line.extend_from_slice(b"]}\n");
+    Ok(line)
+}
+
+/// Everything of an incident but its deletions.
+fn incident_head(inc: &Incident, clock: &BootClock) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("type".into(), json!("incident"));
     m.insert("schema".into(), json!(SCHEMA));
@@ -430,24 +470,6 @@ pub fn incident_json(inc: &Incident, clock: &BootClock) -> Value {
         "deleters".into(),
         Value::Array(inc.deleters.iter().map(process_json).collect()),
     );
-    let dels: Vec<Value> = inc
-        .deletions
-        .iter()
-        .map(|d| {
-            let mut o = Map::new();
-            o.insert("time".into(), time(clock, d.ts_ns));
-            o.insert("pid".into(), json!(d.pid));
-            o.insert("tid".into(), json!(d.tid));
-            o.insert("syscall".into(), json!(d.syscall.syscall()));
-            o.insert("is_dir".into(), json!(d.is_dir));
-            put_bytes(&mut o, "path", &d.path);
-            put_bytes(&mut o, "rel_path", &d.rel_path);
-            bytes_field(&mut o, "backing_path", d.backing_path.as_deref());
-            o.insert("truncated".into(), json!(d.truncated));
-            Value::Object(o)
-        })
-        .collect();
-    m.insert("deletions".into(), Value::Array(dels));
     m.insert(
         "holders".into(),
         match &inc.holders {
@@ -477,7 +499,7 @@ pub fn incident_json(inc: &Incident, clock: &BootClock) -> Value {
             }),
         },
     );
-    Value::Object(m)
+    m
 }
 
 /// The `unwritten` object of the stats record (null when all was written).
@@ -500,8 +522,8 @@ impl<W: RecordWrite> Sink for JsonLines<W> {
     }
 
     fn incident(&mut self, inc: &Incident) -> io::Result<()> {
-        let v = incident_json(inc, &self.clock);
-        self.write(Record::Incident, &v)
+        let line = incident_line(inc, &self.clock)?;
+        self.out.record(Record::Incident, &line)
     }
 
     fn losses(&mut self, delta: &Drops, total: &Drops) -> io::Result<()> {
