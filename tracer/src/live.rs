@@ -38,6 +38,9 @@ pub async fn run(
     loss_tick.tick().await;
     tokio::pin!(stop);
     let mut stopping = false;
+    // Loss reports are also due while the queue never empties (the timer
+    // branch below only runs when no chunk is ready).
+    let mut loss_due = tokio::time::Instant::now() + loss_interval;
     loop {
         tokio::select! {
             biased;
@@ -56,6 +59,10 @@ pub async fn run(
                 for (mnt_id, ts) in pipeline.take_busy_mounts() {
                     tracer.arm_busy_mount(mnt_id, ts)?;
                 }
+                if tokio::time::Instant::now() >= loss_due {
+                    report_losses(tracer, pipeline, sink, &mut reported)?;
+                    loss_due = tokio::time::Instant::now() + loss_interval;
+                }
                 sink.flush()?;
             }
             // Only when the queue is empty: everything emitted before `now`
@@ -68,6 +75,7 @@ pub async fn run(
             }
             _ = loss_tick.tick() => {
                 report_losses(tracer, pipeline, sink, &mut reported)?;
+                loss_due = tokio::time::Instant::now() + loss_interval;
             }
         }
     }
