@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use mntrace::config::{
-    DeleteMode, RunConfig, DEFAULT_BUSY_WINDOW_SECS, DEFAULT_LOSS_INTERVAL_SECS, DEFAULT_RING_MIB,
+    DeleteMode, RunConfig, DEFAULT_BUSY_WINDOW_SECS, DEFAULT_LOSS_INTERVAL_SECS,
+    DEFAULT_MAX_TOTAL_MIB, DEFAULT_RECORD_DIR, DEFAULT_RING_MIB, DEFAULT_SEGMENT_AGE_SECS,
+    DEFAULT_SEGMENT_MIB,
 };
 use mntrace::correlate::roots::Roots;
 use tracer_common::EventKind;
@@ -32,6 +34,46 @@ pub enum Command {
     /// and a summary; exit with COMMAND's status, or 3 with
     /// --fail-on-incident when an incident happened.
     Watch(WatchArgs),
+    /// Record for months: every captured kernel record, the incidents and
+    /// the losses, in rotating segments under --dir (compressed when closed,
+    /// the oldest removed beyond --max-total-mib); incidents are shown on
+    /// stderr (with --json: JSON Lines on stdout, for log shippers).
+    Record(RecordArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RecordArgs {
+    #[command(flatten)]
+    pub common: TraceArgs,
+    /// The recording directory (created 0700; segments 0600).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_RECORD_DIR)]
+    pub dir: PathBuf,
+    /// Close a segment at this size (MiB, before compression).
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_SEGMENT_MIB,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub segment_mib: u64,
+    /// Close a segment at this age (seconds).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_SEGMENT_AGE_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub segment_age: u64,
+    /// Remove the oldest segments beyond this total (MiB, compressed).
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_MAX_TOTAL_MIB,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_total_mib: u64,
+    /// Also show every captured event (by default only incidents).
+    #[arg(long)]
+    pub events: bool,
+}
+
+impl RecordArgs {
+    pub fn writer_config(&self) -> mntrace::recording::writer::WriterConfig {
+        mntrace::recording::writer::WriterConfig {
+            dir: self.dir.clone(),
+            segment_bytes: self.segment_mib << 20,
+            segment_age: Duration::from_secs(self.segment_age),
+            max_total_bytes: self.max_total_mib << 20,
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]

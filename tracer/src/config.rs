@@ -45,6 +45,14 @@ pub const DEFAULT_RING_MIB: u32 = 16;
 pub const DEFAULT_LOSS_INTERVAL_SECS: u64 = 5;
 /// Deletions kept per incident (all are counted).
 pub const DEFAULT_MAX_DELETIONS: usize = 100_000;
+/// Where `record` keeps its segments.
+pub const DEFAULT_RECORD_DIR: &str = "/var/lib/mntrace";
+/// A segment is closed at this size (MiB, uncompressed)...
+pub const DEFAULT_SEGMENT_MIB: u64 = 64;
+/// ... or age (seconds).
+pub const DEFAULT_SEGMENT_AGE_SECS: u64 = 3600;
+/// The recording directory's segments are kept under this total (MiB).
+pub const DEFAULT_MAX_TOTAL_MIB: u64 = 1024;
 
 /// Everything one `trace` or `watch` run is told.
 #[derive(Clone, Debug)]
@@ -72,6 +80,24 @@ pub struct RunConfig {
     pub output: Option<PathBuf>,
     pub loss_interval: Duration,
     pub duration: Option<Duration>,
+}
+
+impl RunConfig {
+    /// The settings a recording keeps in every segment header.
+    pub fn settings_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "deletes": match self.deletes { DeleteMode::Race => "race", DeleteMode::All => "all" },
+            "paths": self.paths.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect::<Vec<_>>(),
+            "busy_window_ns": nanos(self.busy_window),
+            "burst_gap_ns": nanos(self.burst_gap),
+            "kinds": self.kinds.iter().map(|k| k.syscall()).collect::<Vec<_>>(),
+            "pids": self.pids,
+            "comm": self.comm.as_ref().map(|c| String::from_utf8_lossy(c).into_owned()),
+            "failed_only": self.failed_only,
+            "ring_size": self.ring_size,
+            "max_deletions": self.max_deletions,
+        })
+    }
 }
 
 impl Default for RunConfig {

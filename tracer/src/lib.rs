@@ -26,6 +26,7 @@ pub mod pipeline;
 pub mod preflight;
 pub mod probes;
 pub mod reader;
+pub mod recording;
 pub mod sink;
 pub mod stats;
 

@@ -52,6 +52,9 @@ pub async fn run(
             }
             chunk = chunks.recv() => {
                 let Some(chunk) = chunk else { break };
+                for rec in chunk.records() {
+                    sink.raw(&rec);
+                }
                 for e in decode_chunk(&chunk, &mut batch) {
                     pipeline.stats.decode_error(&e);
                 }

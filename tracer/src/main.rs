@@ -14,11 +14,11 @@ use mntrace::{
     live,
     loader::Tracer,
     pipeline::Pipeline,
-    sink::{console::Console, jsonl::JsonLines, output::OutputFile, Sink},
+    sink::{console::Console, jsonl::JsonLines, output::OutputFile, recorder::RecorderSink, Sink},
 };
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use cli::{Cli, Command, TraceArgs, WatchArgs};
+use cli::{Cli, Command, RecordArgs, TraceArgs, WatchArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -35,6 +35,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Trace(args) => rt.block_on(trace(args)),
         Command::Watch(args) => rt.block_on(watch(args)),
+        Command::Record(args) => rt.block_on(record(args)),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }
@@ -177,6 +178,43 @@ async fn trace(args: TraceArgs) -> i32 {
     )
     .await;
     drop(tracer); // detach every probe before exiting
+    finish_code(r, exit::OK)
+}
+
+async fn record(args: RecordArgs) -> i32 {
+    // Incidents on stderr; JSON Lines (for log shippers) on stdout.
+    let out: Box<dyn Write> = if args.common.json {
+        Box::new(BufWriter::new(io::stdout().lock()))
+    } else {
+        Box::new(io::stderr())
+    };
+    let Started {
+        signals,
+        run,
+        sink,
+        mut pipeline,
+        mut tracer,
+    } = match prepare(&args.common, out, "recording", args.events) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let mut sink = match RecorderSink::open(args.writer_config(), run.settings_json(), sink) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mntrace: cannot record to {}: {e}", args.dir.display());
+            return exit::FAILURE;
+        }
+    };
+    let stop = signals.wait_or(sleep_opt(run.duration));
+    let r = live::run(
+        &mut tracer,
+        &mut pipeline,
+        &mut sink,
+        stop,
+        run.loss_interval,
+    )
+    .await;
+    drop(tracer);
     finish_code(r, exit::OK)
 }
 

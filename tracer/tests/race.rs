@@ -510,3 +510,90 @@ fn fifty_replicas_in_parallel_are_fifty_incidents() {
     }
     assert_eq!(live.traced.drops().total(), 0);
 }
+
+/// `mntrace record` during the race, killed with SIGKILL a little after it:
+/// what it flushed (at least every second) is on disk, every segment stands
+/// alone, and the raw kernel records, replayed through the same decoder and
+/// pipeline, give the incident with the layer's backing paths.
+#[test]
+fn a_recording_killed_with_sigkill_keeps_the_race() {
+    use mntrace::recording::format::{End, Reader, RecordKind};
+    use mntrace::recording::writer::segments;
+
+    let l = Layout::new();
+    let rec = scratch();
+    let dir = rec.path().join("rec");
+    let mut fx = Fixture::spawn(&l.buggy_ops(0));
+    let pid = fx.pid;
+    let mut mntrace = std::process::Command::new(MNTRACE)
+        .args(["record", "--dir"])
+        .arg(&dir)
+        .args(["-p", &pid.to_string()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn mntrace record");
+    let mut err = std::io::BufReader::new(mntrace.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut err, &mut line).expect("read stderr");
+    assert!(line.starts_with("mntrace: recording"), "{line:?}");
+    fx.release();
+    let lines = fx.wait();
+    check_setup(&lines);
+    // More than the flush interval: everything before is on disk.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    mntrace.kill().expect("SIGKILL");
+    mntrace.wait().expect("reap");
+
+    let segs = segments(&dir).expect("segments");
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    let (_, path, compressed) = &segs[0];
+    assert!(!compressed, "killed before it could close the segment");
+    let mut reader = Reader::open(path).expect("readable");
+    let records: Vec<_> = reader.by_ref().collect();
+    assert_eq!(reader.end(), Some(&End::Clean));
+    assert_eq!(records[0].kind, RecordKind::Segment);
+    let header: serde_json::Value = serde_json::from_slice(&records[0].payload).expect("JSON");
+    for key in [
+        "host",
+        "kernel",
+        "boot_id",
+        "clock",
+        "settings",
+        "mount_tables",
+    ] {
+        assert!(
+            !header[key].is_null(),
+            "segment header lacks {key}: {header}"
+        );
+    }
+    assert_eq!(header["settings"]["pids"], serde_json::json!([pid]));
+    assert!(header["mount_tables"].as_array().expect("tables").len() >= 1);
+
+    // Replay: the raw records through the decoder and the pipeline.
+    let mut pipeline = mntrace::pipeline::Pipeline::new(Default::default(), Default::default());
+    let mut out = Collect::default();
+    let mut kernel = 0;
+    for r in records.iter().filter(|r| r.kind == RecordKind::Kernel) {
+        let ev = mntrace::decode::decode(r.payload.clone()).expect("a kernel record");
+        assert_eq!(ev.pid, pid);
+        pipeline.event(&ev, &mut out).expect("pipeline");
+        kernel += 1;
+    }
+    pipeline.finish(&mut out).expect("finish");
+    assert!(kernel >= 20, "{kernel} kernel records");
+    assert_eq!(out.incidents.len(), 1, "{:#?}", out.incidents);
+    let clone_mnt = u64_of(op(&lines, 12), "mnt_id") as u32;
+    assert_race_incident(&l, &out.incidents[0], pid, clone_mnt, false);
+
+    // A torn tail (a crash in the middle of a write) is detected, and every
+    // record before it is still read.
+    let bytes = std::fs::read(path).expect("read");
+    std::fs::write(path, &bytes[..bytes.len() - 3]).expect("cut");
+    let mut reader = Reader::open(path).expect("readable");
+    assert_eq!(reader.by_ref().count(), records.len() - 1);
+    assert!(
+        matches!(reader.end(), Some(End::Torn { .. })),
+        "{:?}",
+        reader.end()
+    );
+}

@@ -11,8 +11,12 @@ use crate::stats::{Stats, Unwritten};
 pub mod console;
 pub mod jsonl;
 pub mod output;
+pub mod recorder;
 
 pub trait Sink {
+    /// A kernel record exactly as the ring buffer delivered it, before it
+    /// is decoded (the recorder keeps these; others ignore them).
+    fn raw(&mut self, _record: &[u8]) {}
     fn event(&mut self, ev: &Event) -> io::Result<()>;
     fn incident(&mut self, inc: &Incident) -> io::Result<()>;
     /// Kernel-side drops grew: `delta` since the last report, `total` so far.
