@@ -39,6 +39,28 @@ pub enum Command {
     /// the oldest removed beyond --max-total-mib); incidents are shown on
     /// stderr (with --json: JSON Lines on stdout, for log shippers).
     Record(RecordArgs),
+    /// Replay a recording (its directory, or one segment) through the same
+    /// pipeline as live mode and show the incidents with their timelines.
+    Triage(TriageArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TriageArgs {
+    /// A recording directory, or one segment file.
+    #[arg(value_name = "DIR|FILE")]
+    pub path: PathBuf,
+    /// Only events at or after this time (RFC 3339, e.g. 2026-11-30T08:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only events at or before this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// JSON Lines (the schema of docs/json-schema.md) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also show every recorded event.
+    #[arg(long)]
+    pub events: bool,
 }
 
 #[derive(clap::Args, Debug)]

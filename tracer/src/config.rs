@@ -96,7 +96,33 @@ impl RunConfig {
             "failed_only": self.failed_only,
             "ring_size": self.ring_size,
             "max_deletions": self.max_deletions,
+            "roots": self.roots.patterns().map(|(p, l)| serde_json::json!([p, l])).collect::<Vec<_>>(),
         })
+    }
+
+    /// The correlator's settings back from a recording's `settings` (what
+    /// is missing keeps its default).
+    pub fn from_settings(v: &serde_json::Value) -> RunConfig {
+        let mut run = RunConfig::default();
+        if let Some(n) = v["busy_window_ns"].as_u64() {
+            run.busy_window = Duration::from_nanos(n);
+        }
+        if let Some(n) = v["burst_gap_ns"].as_u64() {
+            run.burst_gap = Duration::from_nanos(n);
+        }
+        if let Some(n) = v["max_deletions"].as_u64() {
+            run.max_deletions = n as usize;
+        }
+        if let Some(roots) = v["roots"].as_array() {
+            let mut r = Roots::empty();
+            for pair in roots {
+                if let (Some(p), Some(l)) = (pair[0].as_str(), pair[1].as_str()) {
+                    let _ = r.add(p, l);
+                }
+            }
+            run.roots = r;
+        }
+        run
     }
 }
 

@@ -27,6 +27,7 @@ pub mod preflight;
 pub mod probes;
 pub mod reader;
 pub mod recording;
+pub mod replay;
 pub mod sink;
 pub mod stats;
 

@@ -59,6 +59,7 @@ pub async fn run(
                     pipeline.stats.decode_error(&e);
                 }
                 deliver(&mut batch, pipeline, sink)?;
+                record_facts(pipeline, sink);
                 for (mnt_id, ts) in pipeline.take_busy_mounts() {
                     tracer.arm_busy_mount(mnt_id, ts)?;
                 }
@@ -74,6 +75,7 @@ pub async fn run(
             _ = tick.tick() => {
                 pipeline.holders_ready();
                 pipeline.tick(boot_ns(), sink)?;
+                record_facts(pipeline, sink);
                 sink.flush()?;
             }
             _ = loss_tick.tick() => {
@@ -85,6 +87,7 @@ pub async fn run(
     drop(reader);
     report_losses(tracer, pipeline, sink, &mut reported)?;
     pipeline.finish(sink)?;
+    record_facts(pipeline, sink);
     pipeline.stats.drops = reported;
     // Everything but the summary is out (or counted as not written).
     sink.flush()?;
@@ -107,6 +110,14 @@ fn deliver(
     // Event time as the watermark: incidents quiet since then can close
     // even while the queue never empties.
     pipeline.tick(last, sink)
+}
+
+/// Hand what the correlator was given besides the kernel records to the
+/// sink, after the records of the same chunk (the recorder keeps them).
+fn record_facts(pipeline: &mut Pipeline, sink: &mut dyn Sink) {
+    for f in pipeline.take_facts() {
+        sink.fact(&f);
+    }
 }
 
 fn report_losses(

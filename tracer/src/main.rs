@@ -18,7 +18,7 @@ use mntrace::{
 };
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use cli::{Cli, Command, RecordArgs, TraceArgs, WatchArgs};
+use cli::{Cli, Command, RecordArgs, TraceArgs, TriageArgs, WatchArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -36,6 +36,7 @@ fn main() -> ExitCode {
         Command::Trace(args) => rt.block_on(trace(args)),
         Command::Watch(args) => rt.block_on(watch(args)),
         Command::Record(args) => rt.block_on(record(args)),
+        Command::Triage(args) => triage(args),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }
@@ -81,8 +82,11 @@ async fn sleep_opt(duration: Option<Duration>) {
 /// Where `trace` and `watch` write: `-o FILE` (everything but loss lines
 /// and warnings, summary included; whole records only, see
 /// [`OutputFile`]), else their default (the summary then on stderr).
-fn output(run: &RunConfig, default_out: Box<dyn Write>) -> Result<Box<dyn Sink>, String> {
-    let clock = BootClock::now();
+fn output(
+    run: &RunConfig,
+    default_out: Box<dyn Write>,
+    clock: BootClock,
+) -> Result<Box<dyn Sink>, String> {
     let Some(path) = &run.output else {
         return Ok(if run.json {
             Box::new(JsonLines::new(default_out, clock))
@@ -123,6 +127,8 @@ fn start(opts: &TraceOptions, what: &str) -> Result<Tracer, i32> {
 /// and attached probes.
 struct Started {
     signals: StopSignals,
+    /// Boot time → wall time, for every sink of the run.
+    clock: BootClock,
     run: RunConfig,
     sink: Box<dyn Sink>,
     pipeline: Pipeline,
@@ -144,11 +150,13 @@ fn prepare(
         exit::USAGE
     };
     let run = args.run_config(show_events).map_err(usage)?;
-    let sink = output(&run, default_out).map_err(usage)?;
+    let clock = BootClock::now();
+    let sink = output(&run, default_out, clock).map_err(usage)?;
     let tracer = start(&run.kernel(), what)?;
     let pipeline = Pipeline::new(run.correlator(), run.display());
     Ok(Started {
         signals,
+        clock,
         run,
         sink,
         pipeline,
@@ -162,6 +170,7 @@ async fn trace(args: TraceArgs) -> i32 {
         signals,
         run,
         mut sink,
+        clock: _,
         mut pipeline,
         mut tracer,
     } = match prepare(&args, out, "tracing", true) {
@@ -190,6 +199,7 @@ async fn record(args: RecordArgs) -> i32 {
     };
     let Started {
         signals,
+        clock,
         run,
         sink,
         mut pipeline,
@@ -198,7 +208,9 @@ async fn record(args: RecordArgs) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let mut sink = match RecorderSink::open(args.writer_config(), run.settings_json(), sink) {
+    pipeline.record_facts();
+    let mut sink = match RecorderSink::open(args.writer_config(), run.settings_json(), clock, sink)
+    {
         Ok(s) => s,
         Err(e) => {
             eprintln!("mntrace: cannot record to {}: {e}", args.dir.display());
@@ -218,12 +230,109 @@ async fn record(args: RecordArgs) -> i32 {
     finish_code(r, exit::OK)
 }
 
+/// A wall time (RFC 3339) as boot time of the recording.
+fn boot_time(s: &str, clock: &BootClock, what: &str) -> Result<u64, String> {
+    let t = chrono::DateTime::parse_from_rfc3339(s)
+        .map_err(|e| format!("--{what} {s:?}: not an RFC 3339 time ({e})"))?;
+    let wall = t.timestamp_nanos_opt().ok_or("time out of range")? as i128;
+    Ok((wall - clock.offset_ns()).max(0) as u64)
+}
+
+fn triage(args: TriageArgs) -> i32 {
+    use mntrace::replay::{recording_clock, replay, segment_paths, Window};
+    let paths = match segment_paths(&args.path) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!(
+                "mntrace: cannot read the recording {}: {e}",
+                args.path.display()
+            );
+            return exit::FAILURE;
+        }
+    };
+    let clock = recording_clock(&paths).unwrap_or_else(BootClock::now);
+    let window = match (|| -> Result<Window, String> {
+        Ok(Window {
+            since_ns: args
+                .since
+                .as_deref()
+                .map(|s| boot_time(s, &clock, "since"))
+                .transpose()?,
+            until_ns: args
+                .until
+                .as_deref()
+                .map(|s| boot_time(s, &clock, "until"))
+                .transpose()?,
+        })
+    })() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("mntrace: {e}");
+            return exit::USAGE;
+        }
+    };
+    let settings = first_settings(&paths);
+    let run = RunConfig {
+        show_events: args.events,
+        ..RunConfig::from_settings(&settings)
+    };
+    let out: Box<dyn Write> = Box::new(BufWriter::new(io::stdout().lock()));
+    let mut sink: Box<dyn Sink> = if args.json {
+        Box::new(JsonLines::new(out, clock))
+    } else {
+        Box::new(Console::new(out, clock))
+    };
+    let mut pipeline = Pipeline::new(run.correlator(), run.display());
+    let r = replay(&paths, window, &mut pipeline, sink.as_mut(), |_| {});
+    let replayed = match r {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mntrace: {e}");
+            return exit::FAILURE;
+        }
+    };
+    for (p, end) in &replayed.damaged {
+        eprintln!(
+            "mntrace: warning: {}: {end:?}; the records before it were replayed",
+            p.display()
+        );
+    }
+    let _ = sink.flush();
+    if let Err(e) = sink.finish(&pipeline.stats) {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("mntrace: {e}");
+            return exit::FAILURE;
+        }
+    }
+    eprintln!(
+        "mntrace: replayed {} kernel records from {} segment{}",
+        replayed.kernel_records,
+        replayed.segments,
+        if replayed.segments == 1 { "" } else { "s" }
+    );
+    exit::OK
+}
+
+/// The run's settings from the recording's first segment header.
+fn first_settings(paths: &[std::path::PathBuf]) -> serde_json::Value {
+    use mntrace::recording::format::{Reader, RecordKind};
+    paths
+        .first()
+        .and_then(|p| Reader::open(p).ok())
+        .and_then(|mut r| r.next())
+        .filter(|r| r.kind == RecordKind::Segment)
+        .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.payload).ok())
+        .map(|v| v["settings"].clone())
+        .unwrap_or_default()
+}
+
 async fn watch(args: WatchArgs) -> i32 {
     // The command owns stdout; mntrace writes to stderr unless -o is given.
     let Started {
         signals,
         run,
         mut sink,
+        clock: _,
         mut pipeline,
         mut tracer,
     } = match prepare(

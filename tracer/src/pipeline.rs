@@ -1,5 +1,8 @@
 //! Everything after the reader: enrich → correlate → sinks, plus totals.
-//! The same code runs live and (later) over recordings.
+//! The same code runs live and over recordings: live, enrichment reads the
+//! system and what the correlator was given besides the kernel records is
+//! noted as facts for the recorder ([`Pipeline::record_facts`]); in a
+//! replay, those facts stand in for the system ([`Pipeline::replaying`]).
 
 use std::io;
 
@@ -7,6 +10,7 @@ use tracer_common::event::CAP_ALL;
 
 use crate::config::Display;
 use crate::correlate::{Correlator, CorrelatorConfig, Incident};
+use crate::enrich::facts::{Fact, FactLog, ReplayFacts};
 use crate::enrich::Enricher;
 use crate::model::Args;
 use crate::model::Event;
@@ -29,6 +33,10 @@ pub struct Pipeline {
     /// [`Pipeline::take_busy_mounts`]: the kernel is told, so other
     /// processes' deletions through them are captured too.
     busy_mounts: Vec<(u32, u64)>,
+    /// Live, recording: the facts a replay will need.
+    log: Option<FactLog>,
+    /// Replaying: the recorded facts instead of the system.
+    replay: Option<ReplayFacts>,
 }
 
 impl Pipeline {
@@ -39,6 +47,37 @@ impl Pipeline {
             stats: Stats::default(),
             display,
             busy_mounts: Vec::new(),
+            log: None,
+            replay: None,
+        }
+    }
+
+    /// Note the facts a replay will need ([`Pipeline::take_facts`]).
+    pub fn record_facts(&mut self) {
+        self.log = Some(FactLog::default());
+    }
+
+    /// Facts noted since the last call, in the order they were applied.
+    pub fn take_facts(&mut self) -> Vec<Fact> {
+        self.log.as_mut().map(FactLog::take).unwrap_or_default()
+    }
+
+    /// Replay a recording: `facts` (its indexed enrichment) stands in for
+    /// the system; ticks and holder answers come with
+    /// [`Pipeline::apply_fact`] in stream order.
+    pub fn replaying(&mut self, facts: ReplayFacts) {
+        self.replay = Some(facts);
+    }
+
+    /// A recorded tick or holder answer, in stream order.
+    pub fn apply_fact(&mut self, fact: Fact, sink: &mut dyn Sink) -> io::Result<()> {
+        match fact {
+            Fact::Tick { now_ns } => self.tick(now_ns, sink),
+            Fact::Holders { id, scan } => {
+                self.correlator.holders(id, &scan);
+                Ok(())
+            }
+            Fact::Enrichment { .. } => Ok(()),
         }
     }
 
@@ -69,7 +108,16 @@ impl Pipeline {
 
     pub fn event(&mut self, ev: &Event, sink: &mut dyn Sink) -> io::Result<()> {
         self.stats.record(ev);
-        let en = self.enricher.enrich(ev);
+        let en = match self.replay.as_mut() {
+            Some(r) => r.enrich(ev),
+            None => {
+                let en = self.enricher.enrich(ev);
+                if let Some(log) = self.log.as_mut() {
+                    log.observe(ev, &en);
+                }
+                en
+            }
+        };
         if let (EventKind::Umount, Some(m)) = (ev.kind, &en.mount) {
             if ev.errno() == Some(EBUSY) && self.busy_mounts.len() < BUSY_MOUNTS_MAX {
                 self.busy_mounts.push((m.mnt_id, ev.ts_ns));
@@ -84,6 +132,12 @@ impl Pipeline {
 
     /// Current boot time, for closing quiet incidents.
     pub fn tick(&mut self, now_boot_ns: u64, sink: &mut dyn Sink) -> io::Result<()> {
+        if self.correlator.is_idle() {
+            return Ok(()); // nothing to close or forget
+        }
+        if let Some(log) = self.log.as_mut() {
+            log.tick(now_boot_ns);
+        }
         let closed = self.correlator.tick(now_boot_ns);
         self.emit(closed, sink)
     }
@@ -101,8 +155,19 @@ impl Pipeline {
     /// Join the holder scans that have answered to their busy mounts.
     pub fn holders_ready(&mut self) {
         for (id, scan) in self.enricher.scanner.ready() {
-            self.correlator.holders(id, &scan);
+            self.holders(id, scan);
         }
+    }
+
+    fn holders(
+        &mut self,
+        id: crate::enrich::holders::ScanId,
+        scan: crate::enrich::holders::HolderScan,
+    ) {
+        if let Some(log) = self.log.as_mut() {
+            log.holders(id, &scan);
+        }
+        self.correlator.holders(id, &scan);
     }
 
     /// End of the stream: wait for the holder scans still running (each is
@@ -110,7 +175,7 @@ impl Pipeline {
     pub fn finish(&mut self, sink: &mut dyn Sink) -> io::Result<()> {
         self.holders_ready();
         for (id, scan) in self.enricher.scanner.wait_all() {
-            self.correlator.holders(id, &scan);
+            self.holders(id, scan);
         }
         let closed = self.correlator.finish();
         self.emit(closed, sink)

@@ -567,7 +567,10 @@ fn a_recording_killed_with_sigkill_keeps_the_race() {
         );
     }
     assert_eq!(header["settings"]["pids"], serde_json::json!([pid]));
-    assert!(header["mount_tables"].as_array().expect("tables").len() >= 1);
+    assert!(!header["mount_tables"]
+        .as_array()
+        .expect("tables")
+        .is_empty());
 
     // Replay: the raw records through the decoder and the pipeline.
     let mut pipeline = mntrace::pipeline::Pipeline::new(Default::default(), Default::default());
@@ -596,4 +599,62 @@ fn a_recording_killed_with_sigkill_keeps_the_race() {
         "{:?}",
         reader.end()
     );
+}
+
+/// `mntrace triage` of a recording gives exactly the incidents the live run
+/// gave (same decoder, same pipeline; the recorded facts stand in for the
+/// system): the race replica recorded with its incidents on stdout, then
+/// replayed.
+#[test]
+fn triage_of_a_recording_gives_exactly_the_live_incidents() {
+    let l = Layout::new();
+    let rec = scratch();
+    let dir = rec.path().join("rec");
+    let mut fx = Fixture::spawn(&l.buggy_ops(1500));
+    let pid = fx.pid;
+    let mut live = std::process::Command::new(MNTRACE)
+        .args(["record", "--json", "--dir"])
+        .arg(&dir)
+        .args(["-p", &pid.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn mntrace record");
+    let mut err = std::io::BufReader::new(live.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut err, &mut line).expect("read stderr");
+    assert!(line.starts_with("mntrace: recording"), "{line:?}");
+    fx.release();
+    let lines = fx.wait();
+    check_setup(&lines);
+    unsafe { libc::kill(live.id() as i32, libc::SIGINT) };
+    let out = live.wait_with_output().expect("mntrace record");
+    assert!(out.status.success(), "{:?}", out.status);
+    let incidents = |stdout: &[u8]| -> Vec<serde_json::Value> {
+        String::from_utf8_lossy(stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
+            .filter(|v| v["type"] == "incident")
+            .collect()
+    };
+    let live_incidents = incidents(&out.stdout);
+    assert_eq!(live_incidents.len(), 1, "{live_incidents:#?}");
+    let holders = &live_incidents[0]["holders"]["processes"];
+    assert_eq!(
+        holders.as_array().map(Vec::len),
+        Some(1),
+        "holders scanned live"
+    );
+
+    let triage = std::process::Command::new(MNTRACE)
+        .args(["triage", "--json"])
+        .arg(&dir)
+        .output()
+        .expect("run mntrace triage");
+    assert!(
+        triage.status.success(),
+        "{}",
+        String::from_utf8_lossy(&triage.stderr)
+    );
+    assert_eq!(incidents(&triage.stdout), live_incidents);
 }

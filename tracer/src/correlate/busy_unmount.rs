@@ -110,6 +110,10 @@ impl BusyUnmounts {
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.busy.is_empty()
+    }
+
     /// The holder scan `id` answered.
     pub fn holders(&mut self, id: ScanId, scan: &HolderScan) {
         for b in self.busy.values_mut() {

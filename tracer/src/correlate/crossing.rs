@@ -185,6 +185,10 @@ impl Crossings {
         closed
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.bursts.is_empty()
+    }
+
     pub fn losses(&mut self, delta: u64) {
         for b in self.bursts.values_mut() {
             b.lost_while_open += delta;

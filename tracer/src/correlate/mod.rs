@@ -82,6 +82,11 @@ impl Correlator {
         }
     }
 
+    /// Nothing open: a tick would change nothing.
+    pub fn is_idle(&self) -> bool {
+        self.busy.is_empty() && self.crossing.is_empty()
+    }
+
     /// Time passes (boot-time ns, never read here).
     pub fn tick(&mut self, now_ns: u64) -> Vec<Incident> {
         let mut closed = self.busy.tick(now_ns);

@@ -32,6 +32,11 @@ impl BootClock {
         }
     }
 
+    /// Nanoseconds added to a boot time to get wall time.
+    pub fn offset_ns(&self) -> i128 {
+        self.offset_ns
+    }
+
     /// A clock with a fixed offset (recordings, tests).
     pub fn with_offset(offset_ns: i128) -> BootClock {
         BootClock { offset_ns }

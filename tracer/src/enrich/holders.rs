@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 /// One reason a process keeps a mount busy.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Hold {
     /// An open file descriptor (`path`: target of `/proc/PID/fd/N`).
     Fd { fd: i32, path: Bytes },
@@ -33,7 +33,7 @@ pub enum Hold {
 
 /// A process holding the mount, with its holds in the order: file
 /// descriptors (by number), working directory, root, memory maps.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Holder {
     pub pid: u32,
     /// `/proc/PID/comm` without the trailing newline.
@@ -42,7 +42,7 @@ pub struct Holder {
 }
 
 /// Result of [`find_holders`]: holders sorted by pid.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HolderScan {
     pub holders: Vec<Holder>,
     /// Processes looked at (including those that vanished mid-scan).

@@ -3,6 +3,7 @@
 //! every mount namespace seen, and who holds a mount busy.
 
 pub mod clock;
+pub mod facts;
 pub mod holders;
 pub mod mount_table;
 
@@ -18,7 +19,7 @@ use holders::{HolderScanner, ScanId};
 use mount_table::{MountInfo, MountTable};
 
 /// What enrichment adds to one event.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Enrichment {
     /// umount: the target as an absolute path in the caller's namespace.
     pub umount_target: Option<Bytes>,

@@ -18,7 +18,7 @@ use crate::path::{join, strip_component_prefix};
 use thiserror::Error;
 
 /// One line of `/proc/PID/mountinfo`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct MountInfo {
     pub mnt_id: u32,
     pub parent_id: u32,

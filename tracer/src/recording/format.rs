@@ -46,6 +46,9 @@ pub enum RecordKind {
     Loss = 4,
     /// JSON: records the recorder itself could not write (full disk).
     Unwritten = 5,
+    /// JSON: an input of the correlator besides the kernel records
+    /// ([`crate::enrich::facts::Fact`]): enrichment, a tick, holders.
+    Fact = 6,
 }
 
 impl RecordKind {
@@ -56,6 +59,7 @@ impl RecordKind {
             3 => RecordKind::Incident,
             4 => RecordKind::Loss,
             5 => RecordKind::Unwritten,
+            6 => RecordKind::Fact,
             _ => return None,
         })
     }

@@ -17,6 +17,9 @@ pub trait Sink {
     /// A kernel record exactly as the ring buffer delivered it, before it
     /// is decoded (the recorder keeps these; others ignore them).
     fn raw(&mut self, _record: &[u8]) {}
+    /// What the correlator was given besides the kernel records (the
+    /// recorder keeps these so a replay gives the same incidents).
+    fn fact(&mut self, _fact: &crate::enrich::facts::Fact) {}
     fn event(&mut self, ev: &Event) -> io::Result<()>;
     fn incident(&mut self, inc: &Incident) -> io::Result<()>;
     /// Kernel-side drops grew: `delta` since the last report, `total` so far.

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use crate::correlate::Incident;
 use crate::drops::Drops;
 use crate::enrich::clock::{boot_ns, BootClock};
+use crate::enrich::facts::Fact;
 use crate::model::Event;
 use crate::recording::format::RecordKind;
 use crate::recording::writer::{Writer, WriterConfig, WriterStats};
@@ -40,12 +41,19 @@ pub struct RecorderSink {
 impl RecorderSink {
     /// Open the recording directory and its first segment. `settings` goes
     /// into every segment header.
-    pub fn open(cfg: WriterConfig, settings: Value, inner: Box<dyn Sink>) -> io::Result<Self> {
-        let writer = Writer::open(cfg, move || segment_header(&settings))?;
+    /// `clock` is the one the run's other sinks use: replays show the same
+    /// times.
+    pub fn open(
+        cfg: WriterConfig,
+        settings: Value,
+        clock: BootClock,
+        inner: Box<dyn Sink>,
+    ) -> io::Result<Self> {
+        let writer = Writer::open(cfg, move || segment_header(&settings, &clock))?;
         Ok(RecorderSink {
             writer: Some(writer),
             inner,
-            clock: BootClock::now(),
+            clock,
             last_flush: Instant::now(),
             last_loss_ns: boot_ns(),
             stats: WriterStats::default(),
@@ -69,6 +77,10 @@ impl RecorderSink {
 impl Sink for RecorderSink {
     fn raw(&mut self, record: &[u8]) {
         self.append(RecordKind::Kernel, record);
+    }
+
+    fn fact(&mut self, fact: &Fact) {
+        self.append(RecordKind::Fact, &fact.to_json());
     }
 
     fn event(&mut self, ev: &Event) -> io::Result<()> {
@@ -151,9 +163,9 @@ fn read_trimmed(path: &str) -> Option<String> {
 }
 
 /// What a segment needs to stand alone.
-pub fn segment_header(settings: &Value) -> Vec<u8> {
+pub fn segment_header(settings: &Value, clock: &BootClock) -> Vec<u8> {
     let boot = boot_ns();
-    let wall = chrono::Utc::now();
+    let wall = clock.wall(boot);
     let v = json!({
         "format": crate::recording::format::VERSION,
         "mntrace": env!("CARGO_PKG_VERSION"),
@@ -164,6 +176,8 @@ pub fn segment_header(settings: &Value) -> Vec<u8> {
             "boot_ns": boot,
             "wall": wall.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             "wall_unix_ns": wall.timestamp_nanos_opt(),
+            // What the run's sinks add to a boot time to show wall time.
+            "boot_to_wall_ns": clock.offset_ns().to_string(),
         },
         "recorder_pid": std::process::id(),
         "settings": settings,
