@@ -67,6 +67,133 @@ pub struct Replayed {
     pub clock: Option<BootClock>,
 }
 
+/// Which recorded events `mntrace query` shows: all given criteria hold
+/// (each list: any of its values).
+#[derive(Clone, Debug, Default)]
+pub struct Query {
+    pub window: Window,
+    /// The path as the process saw it, or where the entry really lived
+    /// (backing path), is at or below one of these.
+    pub paths: Vec<bytes::Bytes>,
+    pub pids: Vec<u32>,
+    pub comms: Vec<bytes::Bytes>,
+    /// The mount the call's directory (or cwd/root) was on.
+    pub mnt_ids: Vec<u32>,
+    pub kinds: Vec<crate::EventKind>,
+    /// `Some(true)`: only successful calls; `Some(false)`: only failed ones.
+    pub ok: Option<bool>,
+}
+
+/// Where a deletion's entry is, as seen and as it really lived (when the
+/// recorded enrichment knew the backing root of its mount).
+pub fn deletion_paths(
+    ev: &crate::model::Event,
+    en: &crate::enrich::Enrichment,
+) -> Option<(bytes::Bytes, Option<bytes::Bytes>)> {
+    use crate::path::{join, resolve_arg};
+    let crate::model::Args::Delete { pathname, dir, .. } = &ev.args else {
+        return None;
+    };
+    let name = pathname.value()?;
+    let seen = resolve_arg(&dir.path.bytes, name);
+    let backing = match (&en.backing_root, dir.rel_path()) {
+        (Some(root), Some(rel)) if !name.contains(&b'/') => Some(join(root, &join(&rel, name))),
+        _ => None,
+    };
+    Some((seen, backing))
+}
+
+impl Query {
+    /// Whether `ev` (with its recorded enrichment) is selected; the backing
+    /// path of a deletion, when known.
+    pub fn select(
+        &self,
+        ev: &crate::model::Event,
+        en: &crate::enrich::Enrichment,
+    ) -> (bool, Option<bytes::Bytes>) {
+        use crate::path::is_under;
+        let paths = deletion_paths(ev, en);
+        let backing = paths.as_ref().and_then(|(_, b)| b.clone());
+        let dir_mnt = match &ev.args {
+            crate::model::Args::Delete { dir, .. } => Some(dir.mnt_id),
+            crate::model::Args::Mount { cwd, .. } | crate::model::Args::Umount { cwd, .. } => {
+                Some(cwd.mnt_id)
+            }
+            crate::model::Args::OpenTree { dir, .. }
+            | crate::model::Args::MountSetattr { dir, .. } => Some(dir.mnt_id),
+            crate::model::Args::MoveMount { from, .. } => Some(from.mnt_id),
+            _ => None,
+        };
+        let ok = self.window.contains(ev.ts_ns)
+            && (self.pids.is_empty() || self.pids.contains(&ev.pid))
+            && (self.comms.is_empty() || self.comms.iter().any(|c| c == &ev.comm))
+            && (self.kinds.is_empty() || self.kinds.contains(&ev.kind))
+            && self.ok.is_none_or(|want| want == (ev.ret >= 0))
+            && (self.mnt_ids.is_empty() || dir_mnt.is_some_and(|m| self.mnt_ids.contains(&m)))
+            && (self.paths.is_empty()
+                || paths.as_ref().is_some_and(|(seen, backing)| {
+                    self.paths.iter().any(|p| {
+                        is_under(seen, p) || backing.as_ref().is_some_and(|b| is_under(b, p))
+                    })
+                }));
+        (ok, backing)
+    }
+}
+
+/// Go through a recording's events with the enrichment live mode had, and
+/// hand those `q` selects to `each` (with their backing path).
+pub fn query(
+    paths: &[PathBuf],
+    q: &Query,
+    mut each: impl FnMut(&crate::model::Event, Option<&bytes::Bytes>) -> io::Result<()>,
+) -> io::Result<Replayed> {
+    let mut out = Replayed {
+        clock: recording_clock(paths),
+        ..Default::default()
+    };
+    let mut facts = index_facts(paths);
+    for p in paths {
+        let mut r = open_segment(p)?;
+        out.segments += 1;
+        for rec in r.by_ref().filter(|r| r.kind == RecordKind::Kernel) {
+            match decode(rec.payload) {
+                Ok(ev) => {
+                    out.kernel_records += 1;
+                    let en = facts.enrich(&ev);
+                    let (selected, backing) = q.select(&ev, &en);
+                    if selected {
+                        each(&ev, backing.as_ref())?;
+                    }
+                }
+                Err(_) => out.bad_records += 1,
+            }
+        }
+        if let Some(end) = r.end().filter(|e| **e != End::Clean) {
+            out.damaged.push((p.clone(), end.clone()));
+        }
+    }
+    Ok(out)
+}
+
+fn open_segment(p: &Path) -> io::Result<Reader> {
+    Reader::open(p)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display())))
+}
+
+/// The recorded enrichment of every segment, by event.
+fn index_facts(paths: &[PathBuf]) -> ReplayFacts {
+    let mut facts = ReplayFacts::default();
+    for p in paths {
+        let Ok(r) = Reader::open(p) else { continue };
+        for rec in r.filter(|r| r.kind == RecordKind::Fact) {
+            if let Ok(Fact::Enrichment { ts_ns, tid, en }) = Fact::from_json(&rec.payload) {
+                facts.add(ts_ns, tid, *en);
+            }
+        }
+    }
+    facts
+}
+
 /// The wall clock a segment header gives.
 pub fn header_clock(payload: &[u8]) -> Option<BootClock> {
     let v: Value = serde_json::from_slice(payload).ok()?;
@@ -97,20 +224,9 @@ pub fn replay(
         clock: recording_clock(paths),
         ..Default::default()
     };
-    let mut facts = ReplayFacts::default();
-    for p in paths {
-        let Ok(r) = Reader::open(p) else { continue };
-        for rec in r.filter(|r| r.kind == RecordKind::Fact) {
-            if let Ok(Fact::Enrichment { ts_ns, tid, en }) = Fact::from_json(&rec.payload) {
-                facts.add(ts_ns, tid, *en);
-            }
-        }
-    }
-    pipeline.replaying(facts);
+    pipeline.replaying(index_facts(paths));
     for (i, p) in paths.iter().enumerate() {
-        let mut r = Reader::open(p).map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))
-        })?;
+        let mut r = open_segment(p)?;
         out.segments += 1;
         for rec in r.by_ref() {
             match rec.kind {
