@@ -6,6 +6,7 @@
 //! what the sinks are shown ([`Display`]). Adding an option touches the CLI,
 //! `RunConfig`, and the one stage that uses it.
 
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -45,6 +46,12 @@ pub const DEFAULT_RING_MIB: u32 = 16;
 pub const DEFAULT_LOSS_INTERVAL_SECS: u64 = 5;
 /// Deletions kept per incident (all are counted).
 pub const DEFAULT_MAX_DELETIONS: usize = 100_000;
+/// Where `--metrics` (without an address, or `--metrics default`) serves
+/// `/metrics`: loopback only, so nothing is exposed beyond the node unless
+/// an address is given. Port 9477: not one of the ports peers on the same
+/// nodes use (2112/2113, 2224, 8765, 6789).
+pub const DEFAULT_METRICS_ADDR: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9477));
 
 /// Everything one `trace` or `watch` run is told.
 #[derive(Clone, Debug)]
@@ -72,6 +79,9 @@ pub struct RunConfig {
     pub output: Option<PathBuf>,
     pub loss_interval: Duration,
     pub duration: Option<Duration>,
+    /// Serve metrics for scraping on this address (`--metrics`); off by
+    /// default.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Default for RunConfig {
@@ -93,6 +103,7 @@ impl Default for RunConfig {
             output: None,
             loss_interval: Duration::from_secs(DEFAULT_LOSS_INTERVAL_SECS),
             duration: None,
+            metrics: None,
         }
     }
 }

@@ -64,6 +64,7 @@ pub async fn run(
                     loss_due = tokio::time::Instant::now() + loss_interval;
                 }
                 sink.flush()?;
+                totals(pipeline, sink);
             }
             // Only when the queue is empty: everything emitted before `now`
             // has been seen (up to records in flight, which the quiet gap
@@ -72,6 +73,7 @@ pub async fn run(
                 pipeline.holders_ready();
                 pipeline.tick(boot_ns(), sink)?;
                 sink.flush()?;
+                totals(pipeline, sink);
             }
             _ = loss_tick.tick() => {
                 report_losses(tracer, pipeline, sink, &mut reported)?;
@@ -104,6 +106,14 @@ fn deliver(
     // Event time as the watermark: incidents quiet since then can close
     // even while the queue never empties.
     pipeline.tick(last, sink)
+}
+
+/// After a flush: the run's totals to the counting sinks (the metrics),
+/// once per chunk rather than per event. What the output could not write is
+/// only looked at (copied) once something was not.
+fn totals(pipeline: &mut Pipeline, sink: &mut dyn Sink) {
+    pipeline.stats.unwritten = sink.unwritten();
+    sink.totals(&pipeline.stats);
 }
 
 fn report_losses(

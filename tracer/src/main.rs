@@ -3,6 +3,7 @@
 mod cli;
 
 use std::io::{self, BufWriter, Write};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,8 +14,15 @@ use mntrace::{
     error::{exit, StartError},
     live,
     loader::Tracer,
+    metrics_http,
     pipeline::Pipeline,
-    sink::{console::Console, jsonl::JsonLines, output::OutputFile, Sink},
+    sink::{
+        console::Console,
+        jsonl::JsonLines,
+        metrics::{Metrics, MetricsSink},
+        output::OutputFile,
+        Fanout, Sink,
+    },
 };
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
@@ -98,6 +106,22 @@ fn output(run: &RunConfig, default_out: Box<dyn Write>) -> Result<Box<dyn Sink>,
     })
 }
 
+/// `--metrics ADDR`: listen (failing is a start-up error naming the address
+/// and why, exit 2) and serve from a thread of its own; the address it
+/// listens on.
+fn serve_metrics(addr: SocketAddr) -> Result<(SocketAddr, Metrics), i32> {
+    let listener = metrics_http::bind(addr).map_err(|e| {
+        eprintln!("mntrace: --metrics: cannot listen on {addr}: {e}");
+        exit::USAGE
+    })?;
+    let metrics = Metrics::new();
+    let bound = metrics_http::spawn(listener, metrics.clone()).map_err(|e| {
+        eprintln!("mntrace: --metrics: cannot serve on {addr}: {e}");
+        exit::FAILURE
+    })?;
+    Ok((bound, metrics))
+}
+
 fn start(opts: &TraceOptions, what: &str) -> Result<Tracer, i32> {
     match Tracer::start(opts) {
         Ok(t) => {
@@ -143,8 +167,14 @@ fn prepare(
         exit::USAGE
     };
     let run = args.run_config(show_events).map_err(usage)?;
-    let sink = output(&run, default_out).map_err(usage)?;
+    // Before the output file is created: a failure leaves it untouched.
+    let metrics = run.metrics.map(serve_metrics).transpose()?;
+    let mut sink = output(&run, default_out).map_err(usage)?;
     let tracer = start(&run.kernel(), what)?;
+    if let Some((addr, metrics)) = metrics {
+        eprintln!("mntrace: serving metrics at http://{addr}/metrics");
+        sink = Box::new(Fanout::new(vec![sink, Box::new(MetricsSink::new(metrics))]));
+    }
     let pipeline = Pipeline::new(run.correlator(), run.display());
     Ok(Started {
         signals,
