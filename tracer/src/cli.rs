@@ -1,13 +1,14 @@
 //! Command line.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use mntrace::config::{
     DeleteMode, RunConfig, DEFAULT_BUSY_WINDOW_SECS, DEFAULT_LOSS_INTERVAL_SECS,
-    DEFAULT_MAX_TOTAL_MIB, DEFAULT_RECORD_DIR, DEFAULT_RING_MIB, DEFAULT_SEGMENT_AGE_SECS,
-    DEFAULT_SEGMENT_MIB,
+    DEFAULT_MAX_TOTAL_MIB, DEFAULT_METRICS_ADDR, DEFAULT_RECORD_DIR, DEFAULT_RING_MIB,
+    DEFAULT_SEGMENT_AGE_SECS, DEFAULT_SEGMENT_MIB,
 };
 use mntrace::correlate::roots::Roots;
 use tracer_common::EventKind;
@@ -176,6 +177,15 @@ pub struct TraceArgs {
     /// Stop after SECS seconds.
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "default",
+          value_parser = parse_metrics_addr,
+          help = format!(
+              "Serve metrics in the Prometheus text format at http://ADDR/metrics. ADDR: \
+               IP:PORT ([IPV6]:PORT), PORT alone (on 127.0.0.1), or `default` \
+               (also without a value): {DEFAULT_METRICS_ADDR}. Port 0 picks a free port; \
+               the address is printed on stderr at start"
+          ))]
+    pub metrics: Option<SocketAddr>,
 }
 
 impl TraceArgs {
@@ -209,6 +219,7 @@ impl TraceArgs {
             output: self.output.clone(),
             loss_interval: Duration::from_secs(self.loss_interval),
             duration: self.duration.map(Duration::from_secs),
+            metrics: self.metrics,
             ..RunConfig::default()
         })
     }
@@ -277,6 +288,23 @@ pub fn parse_kinds(s: &str) -> Result<Vec<EventKind>, String> {
         })
 }
 
+/// Where to serve metrics: `IP:PORT`, `[IPV6]:PORT`, `PORT` alone (on
+/// 127.0.0.1: another interface only when named), or `default`.
+fn parse_metrics_addr(s: &str) -> Result<SocketAddr, String> {
+    if s == "default" {
+        return Ok(DEFAULT_METRICS_ADDR);
+    }
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port));
+    }
+    s.parse().map_err(|_| {
+        format!(
+            "{s:?} is not an address: IP:PORT, [IPV6]:PORT, PORT (on 127.0.0.1) \
+             or `default` ({DEFAULT_METRICS_ADDR})"
+        )
+    })
+}
+
 fn parse_ring_mib(s: &str) -> Result<u32, String> {
     let v: u32 = s.parse().map_err(|e| format!("{e}"))?;
     if v == 0 || !v.is_power_of_two() || v > 1024 {
@@ -297,5 +325,55 @@ mod tests {
         assert!(parse_kinds("open").unwrap_err().contains("one of"));
         assert!(parse_ring_mib("3").is_err());
         assert_eq!(parse_ring_mib("8"), Ok(8));
+    }
+
+    fn metrics_of(args: &[&str]) -> Result<Option<SocketAddr>, clap::Error> {
+        let cli = Cli::try_parse_from(args)?;
+        Ok(match cli.command {
+            Command::Trace(t) => t.run_config(true).unwrap().metrics,
+            Command::Watch(w) => w.common.run_config(false).unwrap().metrics,
+            Command::Record(r) => r.common.run_config(false).unwrap().metrics,
+            Command::Triage(_) => None,
+        })
+    }
+
+    #[test]
+    fn metrics_address() {
+        assert_eq!(metrics_of(&["mntrace", "trace"]).unwrap(), None, "off");
+        let default = Some(DEFAULT_METRICS_ADDR);
+        assert_eq!(
+            metrics_of(&["mntrace", "trace", "--metrics"]).unwrap(),
+            default
+        );
+        assert_eq!(
+            metrics_of(&["mntrace", "trace", "--metrics", "--json"]).unwrap(),
+            default,
+            "an option after it is not its value"
+        );
+        assert_eq!(
+            metrics_of(&["mntrace", "trace", "--metrics", "default"]).unwrap(),
+            default
+        );
+        assert_eq!(
+            metrics_of(&["mntrace", "watch", "--metrics", "--", "true"]).unwrap(),
+            default
+        );
+        assert_eq!(DEFAULT_METRICS_ADDR.to_string(), "127.0.0.1:9477");
+        assert_eq!(
+            metrics_of(&["mntrace", "trace", "--metrics", "9100"]).unwrap(),
+            Some("127.0.0.1:9100".parse().unwrap()),
+            "a port alone stays on loopback"
+        );
+        assert_eq!(
+            metrics_of(&["mntrace", "trace", "--metrics=0.0.0.0:9477"]).unwrap(),
+            Some("0.0.0.0:9477".parse().unwrap())
+        );
+        assert_eq!(
+            metrics_of(&["mntrace", "watch", "--metrics", "[::1]:0", "--", "true"]).unwrap(),
+            Some("[::1]:0".parse().unwrap())
+        );
+        let e = metrics_of(&["mntrace", "trace", "--metrics", "localhost"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("is not an address"), "{e}");
     }
 }

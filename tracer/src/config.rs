@@ -6,6 +6,7 @@
 //! what the sinks are shown ([`Display`]). Adding an option touches the CLI,
 //! `RunConfig`, and the one stage that uses it.
 
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -53,6 +54,12 @@ pub const DEFAULT_SEGMENT_MIB: u64 = 64;
 pub const DEFAULT_SEGMENT_AGE_SECS: u64 = 3600;
 /// The recording directory's segments are kept under this total (MiB).
 pub const DEFAULT_MAX_TOTAL_MIB: u64 = 1024;
+/// Where `--metrics` (without an address, or `--metrics default`) serves
+/// `/metrics`: loopback only, so nothing is exposed beyond the node unless
+/// an address is given. Port 9477: not one of the ports peers on the same
+/// nodes use (2112/2113, 2224, 8765, 6789).
+pub const DEFAULT_METRICS_ADDR: SocketAddr =
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9477));
 
 /// Everything one `trace` or `watch` run is told.
 #[derive(Clone, Debug)]
@@ -80,6 +87,9 @@ pub struct RunConfig {
     pub output: Option<PathBuf>,
     pub loss_interval: Duration,
     pub duration: Option<Duration>,
+    /// Serve metrics for scraping on this address (`--metrics`); off by
+    /// default.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl RunConfig {
@@ -145,6 +155,7 @@ impl Default for RunConfig {
             output: None,
             loss_interval: Duration::from_secs(DEFAULT_LOSS_INTERVAL_SECS),
             duration: None,
+            metrics: None,
         }
     }
 }

@@ -5,8 +5,9 @@
 //! [`loader`] (attach) → [`reader`] (its own thread: ring buffer → queue of
 //! raw records) → [`decode`] (bytes → [`model`]) → [`enrich`] (mount
 //! table, holders on their own thread, wall time) → [`correlate`]
-//! (incidents) → sinks ([`sink`]: console, JSON Lines). [`pipeline`] runs
-//! the stages after the reader; [`live`] wires them for a live session.
+//! (incidents) → sinks ([`sink`]: console, JSON Lines, metrics, served by
+//! [`metrics_http`]). [`pipeline`] runs the stages after the reader; [`live`]
+//! wires them for a live session.
 //! Shared helpers live in modules named for them: [`path`] (paths as
 //! bytes), [`drops`] (kernel-side drop counters), [`names`] (flag and
 //! errno names).
@@ -19,6 +20,7 @@ pub mod enrich;
 pub mod error;
 pub mod live;
 pub mod loader;
+pub mod metrics_http;
 pub mod model;
 pub mod names;
 pub mod path;

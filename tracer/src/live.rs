@@ -68,6 +68,7 @@ pub async fn run(
                     loss_due = tokio::time::Instant::now() + loss_interval;
                 }
                 sink.flush()?;
+                totals(pipeline, sink);
             }
             // Only when the queue is empty: everything emitted before `now`
             // has been seen (up to records in flight, which the quiet gap
@@ -77,6 +78,7 @@ pub async fn run(
                 pipeline.tick(boot_ns(), sink)?;
                 record_facts(pipeline, sink);
                 sink.flush()?;
+                totals(pipeline, sink);
             }
             _ = loss_tick.tick() => {
                 report_losses(tracer, pipeline, sink, &mut reported)?;
@@ -118,6 +120,14 @@ fn record_facts(pipeline: &mut Pipeline, sink: &mut dyn Sink) {
     for f in pipeline.take_facts() {
         sink.fact(&f);
     }
+}
+
+/// After a flush: the run's totals to the counting sinks (the metrics),
+/// once per chunk rather than per event. What the output could not write is
+/// only looked at (copied) once something was not.
+fn totals(pipeline: &mut Pipeline, sink: &mut dyn Sink) {
+    pipeline.stats.unwritten = sink.unwritten();
+    sink.totals(&pipeline.stats);
 }
 
 fn report_losses(

@@ -3,6 +3,7 @@
 mod cli;
 
 use std::io::{self, BufWriter, Write};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -13,8 +14,16 @@ use mntrace::{
     error::{exit, StartError},
     live,
     loader::Tracer,
+    metrics_http,
     pipeline::Pipeline,
-    sink::{console::Console, jsonl::JsonLines, output::OutputFile, recorder::RecorderSink, Sink},
+    sink::{
+        console::Console,
+        jsonl::JsonLines,
+        metrics::{Metrics, MetricsSink},
+        output::OutputFile,
+        recorder::RecorderSink,
+        Fanout, Sink,
+    },
 };
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
@@ -103,6 +112,22 @@ fn output(
     })
 }
 
+/// `--metrics ADDR`: listen (failing is a start-up error naming the address
+/// and why, exit 2) and serve from a thread of its own; the address it
+/// listens on.
+fn serve_metrics(addr: SocketAddr) -> Result<(SocketAddr, Metrics), i32> {
+    let listener = metrics_http::bind(addr).map_err(|e| {
+        eprintln!("mntrace: --metrics: cannot listen on {addr}: {e}");
+        exit::USAGE
+    })?;
+    let metrics = Metrics::new();
+    let bound = metrics_http::spawn(listener, metrics.clone()).map_err(|e| {
+        eprintln!("mntrace: --metrics: cannot serve on {addr}: {e}");
+        exit::FAILURE
+    })?;
+    Ok((bound, metrics))
+}
+
 fn start(opts: &TraceOptions, what: &str) -> Result<Tracer, i32> {
     match Tracer::start(opts) {
         Ok(t) => {
@@ -129,6 +154,8 @@ struct Started {
     signals: StopSignals,
     /// Boot time → wall time, for every sink of the run.
     clock: BootClock,
+    /// The metrics, when served (`record` adds the recorder's).
+    metrics: Option<Metrics>,
     run: RunConfig,
     sink: Box<dyn Sink>,
     pipeline: Pipeline,
@@ -150,13 +177,22 @@ fn prepare(
         exit::USAGE
     };
     let run = args.run_config(show_events).map_err(usage)?;
+    // Before the output file is created: a failure leaves it untouched.
+    let metrics = run.metrics.map(serve_metrics).transpose()?;
     let clock = BootClock::now();
-    let sink = output(&run, default_out, clock).map_err(usage)?;
+    let mut sink = output(&run, default_out, clock).map_err(usage)?;
     let tracer = start(&run.kernel(), what)?;
+    let mut handle = None;
+    if let Some((addr, metrics)) = metrics {
+        eprintln!("mntrace: serving metrics at http://{addr}/metrics");
+        handle = Some(metrics.clone());
+        sink = Box::new(Fanout::new(vec![sink, Box::new(MetricsSink::new(metrics))]));
+    }
     let pipeline = Pipeline::new(run.correlator(), run.display());
     Ok(Started {
         signals,
         clock,
+        metrics: handle,
         run,
         sink,
         pipeline,
@@ -171,6 +207,7 @@ async fn trace(args: TraceArgs) -> i32 {
         run,
         mut sink,
         clock: _,
+        metrics: _,
         mut pipeline,
         mut tracer,
     } = match prepare(&args, out, "tracing", true) {
@@ -200,6 +237,7 @@ async fn record(args: RecordArgs) -> i32 {
     let Started {
         signals,
         clock,
+        metrics,
         run,
         sink,
         mut pipeline,
@@ -209,8 +247,14 @@ async fn record(args: RecordArgs) -> i32 {
         Err(code) => return code,
     };
     pipeline.record_facts();
-    let mut sink = match RecorderSink::open(args.writer_config(), run.settings_json(), clock, sink)
-    {
+    let recorder_metrics = metrics.as_ref().map(Metrics::recorder);
+    let mut sink = match RecorderSink::open(
+        args.writer_config(),
+        run.settings_json(),
+        clock,
+        recorder_metrics,
+        sink,
+    ) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("mntrace: cannot record to {}: {e}", args.dir.display());
@@ -333,6 +377,7 @@ async fn watch(args: WatchArgs) -> i32 {
         run,
         mut sink,
         clock: _,
+        metrics: _,
         mut pipeline,
         mut tracer,
     } = match prepare(

@@ -1,5 +1,5 @@
-//! Sinks: where events go (console lines, JSON Lines). Shared helpers render
-//! byte strings exactly.
+//! Sinks: where events go (console lines, JSON Lines, metrics), and
+//! [`Fanout`] to feed several. Shared helpers render byte strings exactly.
 
 use std::io;
 
@@ -10,6 +10,7 @@ use crate::stats::{Stats, Unwritten};
 
 pub mod console;
 pub mod jsonl;
+pub mod metrics;
 pub mod output;
 pub mod recorder;
 
@@ -20,6 +21,9 @@ pub trait Sink {
     /// What the correlator was given besides the kernel records (the
     /// recorder keeps these so a replay gives the same incidents).
     fn fact(&mut self, _fact: &crate::enrich::facts::Fact) {}
+    /// An event to show (every event in `trace`, none in `watch` without
+    /// `--events`; see [`crate::config::Display`]). Counting sinks count
+    /// from [`Sink::totals`] instead, which covers every event.
     fn event(&mut self, ev: &Event) -> io::Result<()>;
     fn incident(&mut self, inc: &Incident) -> io::Result<()>;
     /// Kernel-side drops grew: `delta` since the last report, `total` so far.
@@ -31,6 +35,46 @@ pub trait Sink {
     /// Records the output could not take (see [`output::OutputFile`]).
     fn unwritten(&self) -> Option<Unwritten> {
         None
+    }
+    /// The run's totals so far, after each chunk of events and each quiet
+    /// tick (`stats.unwritten` as of the last flush): every event received,
+    /// shown or not, and decode errors. For counting sinks; others ignore it.
+    fn totals(&mut self, _stats: &Stats) {}
+}
+
+/// Several sinks fed the same run, in order (the output, then the metrics).
+/// What the output could not write is the first sink's that says.
+pub struct Fanout(Vec<Box<dyn Sink>>);
+
+impl Fanout {
+    pub fn new(sinks: Vec<Box<dyn Sink>>) -> Fanout {
+        Fanout(sinks)
+    }
+}
+
+impl Sink for Fanout {
+    fn event(&mut self, ev: &Event) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.event(ev))
+    }
+    fn incident(&mut self, inc: &Incident) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.incident(inc))
+    }
+    fn losses(&mut self, delta: &Drops, total: &Drops) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.losses(delta, total))
+    }
+    fn finish(&mut self, stats: &Stats) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.finish(stats))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.iter_mut().try_for_each(|s| s.flush())
+    }
+    fn unwritten(&self) -> Option<Unwritten> {
+        self.0.iter().find_map(|s| s.unwritten())
+    }
+    fn totals(&mut self, stats: &Stats) {
+        for s in &mut self.0 {
+            s.totals(stats);
+        }
     }
 }
 

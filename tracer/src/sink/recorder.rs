@@ -22,6 +22,7 @@ use crate::model::Event;
 use crate::recording::format::RecordKind;
 use crate::recording::writer::{Writer, WriterConfig, WriterStats};
 use crate::sink::jsonl::{drops_json, incident_line};
+use crate::sink::metrics::RecorderMetrics;
 use crate::sink::Sink;
 use crate::stats::Stats;
 
@@ -36,6 +37,9 @@ pub struct RecorderSink {
     /// Boot time of the last loss report (a loss record spans from it).
     last_loss_ns: u64,
     stats: WriterStats,
+    metrics: Option<RecorderMetrics>,
+    /// What the metrics were last told.
+    reported: WriterStats,
 }
 
 impl RecorderSink {
@@ -47,6 +51,7 @@ impl RecorderSink {
         cfg: WriterConfig,
         settings: Value,
         clock: BootClock,
+        metrics: Option<RecorderMetrics>,
         inner: Box<dyn Sink>,
     ) -> io::Result<Self> {
         let writer = Writer::open(cfg, move || segment_header(&settings, &clock))?;
@@ -57,6 +62,8 @@ impl RecorderSink {
             last_flush: Instant::now(),
             last_loss_ns: boot_ns(),
             stats: WriterStats::default(),
+            metrics,
+            reported: WriterStats::default(),
         })
     }
 
@@ -65,6 +72,20 @@ impl RecorderSink {
         self.writer
             .as_ref()
             .map_or_else(|| self.stats.clone(), |w| w.stats().clone())
+    }
+
+    /// Tell the metrics what the writer did since the last time.
+    fn report(&mut self) {
+        let (Some(m), Some(w)) = (&self.metrics, &self.writer) else {
+            return;
+        };
+        let now = w.stats();
+        m.wrote(now.bytes - self.reported.bytes);
+        m.set_segments(now.segments);
+        for _ in self.reported.write_errors..now.write_errors {
+            m.write_error();
+        }
+        self.reported = now.clone();
     }
 
     fn append(&mut self, kind: RecordKind, payload: &[u8]) {
@@ -137,9 +158,14 @@ impl Sink for RecorderSink {
             if let Some(w) = self.writer.as_mut() {
                 w.flush();
             }
+            self.report();
             self.last_flush = Instant::now();
         }
         self.inner.flush()
+    }
+
+    fn totals(&mut self, stats: &Stats) {
+        self.inner.totals(stats)
     }
 
     fn unwritten(&self) -> Option<crate::stats::Unwritten> {
