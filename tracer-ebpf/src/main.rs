@@ -19,6 +19,10 @@
 //! core_access  typed kernel pointers over the CO-RE shim in `c/core.c`
 //! ```
 //!
+//! `probe_test` stands apart: trivial programs of other types (raw_tp,
+//! tp_btf, fentry, fexit, lsm) that `mntrace doctor` only loads, to learn
+//! which types the kernel accepts; nothing attaches them.
+//!
 //! `slot` → `emit`, `filter`; `burst` → `walk`; `walk`, `emit`, `filter` →
 //! `maps` → `types`; `types` and `core_access` import nothing from the crate.
 #![no_std]
@@ -29,6 +33,7 @@ mod core_access;
 mod emit;
 mod filter;
 mod maps;
+mod probe_test;
 mod probes;
 mod slot;
 mod types;

@@ -19,7 +19,8 @@ use tracer_common::EventKind;
     version,
     about = "Trace mount, unmount and delete syscalls with the mount each one went through",
     after_help = "Exit codes: 0 ok, 1 runtime error, 2 usage, 3 incident (watch --fail-on-incident), \
-                  4 not permitted (a capability missing), 5 no kernel BTF, 6 no tracefs or syscall tracepoints, 7 kernel refused a program."
+                  4 not permitted (a capability missing), 5 no kernel BTF, 6 no tracefs or syscall tracepoints, 7 kernel refused a program.\n\
+                  `mntrace doctor` exits 0 when mntrace can run here, else with the code of its first failing check (4, 5, 6 or 7)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -43,6 +44,26 @@ pub enum Command {
     /// Replay a recording (its directory, or one segment) through the same
     /// pipeline as live mode and show the incidents with their timelines.
     Triage(TriageArgs),
+    /// Check whether mntrace can run on this node and say what to fix: BTF,
+    /// tracefs, lockdown, capabilities, which probe types the kernel accepts
+    /// (each loaded, never attached), io_uring, kernel features. Changes
+    /// nothing on the host.
+    #[command(
+        after_help = "Each check: ok, warn or fail, what was found, what to do.\n\
+        Exit codes: 0 mntrace can run here (warnings included); otherwise the code of the \
+        first failing check, the one `mntrace trace` would stop with: 4 not permitted (a \
+        capability missing, tracefs or BTF unreadable), 5 no kernel BTF, 6 no tracefs or no \
+        syscall tracepoints, 7 the kernel refuses mntrace's programs (lockdown \
+        confidentiality, a verifier refusal, a missing tracepoint)."
+    )]
+    Doctor(DoctorArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DoctorArgs {
+    /// One JSON object instead of text (schema: docs/json-schema.md, "mntrace doctor --json").
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -333,7 +354,7 @@ mod tests {
             Command::Trace(t) => t.run_config(true).unwrap().metrics,
             Command::Watch(w) => w.common.run_config(false).unwrap().metrics,
             Command::Record(r) => r.common.run_config(false).unwrap().metrics,
-            Command::Triage(_) => None,
+            Command::Triage(_) | Command::Doctor(_) => None,
         })
     }
 

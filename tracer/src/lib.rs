@@ -1,7 +1,8 @@
 //! mntrace userspace. Data flow, one module per stage:
 //!
 //! [`config`] (the run's configuration, built once) and [`preflight`]
-//! (capabilities, tracefs, BTF) first; then kernel probes (`tracer-ebpf`) →
+//! (capabilities, tracefs, BTF) first ([`doctor`] reports the same checks
+//! and more, for `mntrace doctor`); then kernel probes (`tracer-ebpf`) →
 //! [`loader`] (attach) → [`reader`] (its own thread: ring buffer → queue of
 //! raw records) → [`decode`] (bytes → [`model`]) → [`enrich`] (mount
 //! table, holders on their own thread, wall time) → [`correlate`]
@@ -15,6 +16,7 @@
 pub mod config;
 pub mod correlate;
 pub mod decode;
+pub mod doctor;
 pub mod drops;
 pub mod enrich;
 pub mod error;

@@ -49,20 +49,55 @@ where
     }
 }
 
-fn possible_cpus() -> Result<u32, StartError> {
+pub fn possible_cpus() -> Result<u32, StartError> {
     let n = aya::util::nr_cpus()
         .map_err(|(path, e)| StartError::Other(anyhow::anyhow!("cannot read {path}: {e}")))?;
     Ok(n as u32)
 }
 
-/// Shorten a verifier log to its last lines (the reason is at the end).
-fn program_error(e: &ProgramError) -> String {
+/// Create the object's maps (the ring buffer of `ring_size` bytes) and
+/// relocate its programs against the kernel's BTF; no program is loaded yet
+/// (aya loads each on its own `load()`).
+pub fn load_object(ring_size: u32) -> Result<Ebpf, StartError> {
+    let cpus = possible_cpus()?;
+    load_object_with(ring_size, cpus)
+        .map_err(|e| refused("the eBPF object (maps, BTF relocations)", e))
+}
+
+/// [`load_object`] with aya's own error (its source chain carries the
+/// errno), for `mntrace doctor`.
+pub fn load_object_with(ring_size: u32, cpus: u32) -> Result<Ebpf, aya::EbpfError> {
+    let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
+    EbpfLoader::new()
+        .map_max_entries("EVENTS", ring_size)
+        .map_max_entries("SCRATCH", cpus)
+        .load(object)
+}
+
+/// The syscall tracepoint program `name` of the object.
+pub fn tracepoint_program<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &str,
+) -> Result<&'a mut TracePoint, StartError> {
+    Ok(ebpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow::anyhow!("program {name} missing from the object"))?
+        .try_into()
+        .map_err(anyhow::Error::from)?)
+}
+
+/// Shorten a verifier log to its last lines (the reason is at the end);
+/// say so when it is empty (refused before the verifier ran).
+pub fn program_error(e: &ProgramError) -> String {
     match e {
         ProgramError::LoadError {
             io_error,
             verifier_log,
         } => {
             let log = verifier_log.to_string();
+            if log.trim().is_empty() {
+                return format!("{io_error}; the verifier log is empty");
+            }
             let tail: Vec<&str> = log.lines().rev().take(12).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             format!("{io_error}; verifier log (end):\n{}", tail.join("\n"))
@@ -81,12 +116,7 @@ impl Tracer {
         };
         let probes = probes(&kinds);
         let warnings = preflight::check(probes.first().map(|p| p.tracepoint.as_str()))?;
-        let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
-        let mut ebpf = EbpfLoader::new()
-            .map_max_entries("EVENTS", opts.ring_size)
-            .map_max_entries("SCRATCH", possible_cpus()?)
-            .load(object)
-            .map_err(|e| refused("the eBPF object (maps, BTF relocations)", e))?;
+        let mut ebpf = load_object(opts.ring_size)?;
 
         let cfg = Config {
             flags: (if opts.pids.is_empty() {
@@ -137,11 +167,7 @@ impl Tracer {
         // detaches those already attached (concurrently) on the way out.
         let mut links = Links::default();
         for p in probes {
-            let prog: &mut TracePoint = ebpf
-                .program_mut(&p.program)
-                .ok_or_else(|| anyhow::anyhow!("program {} missing from the object", p.program))?
-                .try_into()
-                .map_err(anyhow::Error::from)?;
+            let prog = tracepoint_program(&mut ebpf, &p.program)?;
             prog.load().map_err(|e| {
                 refused(
                     format!("program {}", p.program),

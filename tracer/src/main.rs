@@ -29,8 +29,32 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use cli::{Cli, Command, RecordArgs, TraceArgs, TriageArgs, WatchArgs};
 
+/// `mntrace doctor`: the report on stdout; exit 0 when mntrace can run.
+fn doctor(json: bool) -> i32 {
+    let report = mntrace::doctor::run();
+    let out = if json {
+        format!("{}\n", report.json())
+    } else {
+        report.text()
+    };
+    let mut stdout = io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(out.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            eprintln!("mntrace: writing the report: {e}");
+            return exit::FAILURE;
+        }
+    }
+    report.exit_code()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Doctor(args) = &cli.command {
+        return ExitCode::from(doctor(args.json) as u8);
+    }
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -46,6 +70,7 @@ fn main() -> ExitCode {
         Command::Watch(args) => rt.block_on(watch(args)),
         Command::Record(args) => rt.block_on(record(args)),
         Command::Triage(args) => triage(args),
+        Command::Doctor(args) => doctor(args.json),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

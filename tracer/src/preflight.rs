@@ -1,7 +1,11 @@
 //! Pre-flight checks, before anything is loaded: capabilities, tracefs, BTF.
 //!
 //! Every failure says exactly what is missing and what to do; what only
-//! degrades enrichment comes back as warnings. What each capability is
+//! degrades enrichment comes back as warnings. Each check is a small
+//! function returning what it found ([`CapsCheck`], [`TracefsFound`],
+//! [`BtfState`]); [`check`] (start-up) turns those into a [`StartError`],
+//! and `mntrace doctor` ([`crate::doctor`]) into [`Finding`]s, so both say
+//! the same thing from the same look at the system. What each capability is
 //! needed for was measured on kernel 6.18 (a process of uid 65534 given
 //! ambient capabilities with `setpriv`, and root with capabilities dropped):
 //!
@@ -24,7 +28,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::error::StartError;
+use crate::error::{exit, StartError};
 
 pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 pub const TRACEFS: &str = "/sys/kernel/tracing";
@@ -64,6 +68,128 @@ const RECOMMENDED_SHORT: [&str; 5] = [
     "dac_read_search",
     "sys_ptrace",
     "checkpoint_restore",
+];
+
+/// How one check came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Nothing to do.
+    Ok,
+    /// mntrace runs, but something is missing or worth knowing.
+    Warn,
+    /// mntrace cannot run: `exit_code` says with which code it stops.
+    Fail,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        }
+    }
+}
+
+/// What one check found, in plain words, and what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    /// Which check (`capabilities`, `tracefs`, `btf`, ...).
+    pub id: &'static str,
+    pub status: Status,
+    /// One word for what was found (`ready`, `accepted`, `integrity`, ...).
+    pub state: String,
+    /// One line: what was found.
+    pub found: String,
+    /// One line: what to do (`nothing to do` when there is nothing).
+    pub fix: String,
+    /// The exit code mntrace stops with because of this (status `fail`).
+    pub exit_code: Option<i32>,
+    /// The kernel's errno, when it refused something (`EPERM`).
+    pub errno: Option<String>,
+}
+
+pub const NOTHING_TO_DO: &str = "nothing to do";
+
+impl Finding {
+    pub fn ok(id: &'static str, state: &str, found: impl Into<String>) -> Finding {
+        Finding {
+            id,
+            status: Status::Ok,
+            state: state.into(),
+            found: found.into(),
+            fix: NOTHING_TO_DO.into(),
+            exit_code: None,
+            errno: None,
+        }
+    }
+
+    pub fn warn(
+        id: &'static str,
+        state: &str,
+        found: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            status: Status::Warn,
+            fix: fix.into(),
+            ..Finding::ok(id, state, found)
+        }
+    }
+
+    pub fn fail(
+        id: &'static str,
+        state: &str,
+        found: impl Into<String>,
+        fix: impl Into<String>,
+        exit_code: i32,
+    ) -> Finding {
+        Finding {
+            status: Status::Fail,
+            fix: fix.into(),
+            exit_code: Some(exit_code),
+            ..Finding::ok(id, state, found)
+        }
+    }
+
+    pub fn with_errno(mut self, errno: Option<String>) -> Finding {
+        self.errno = errno;
+        self
+    }
+}
+
+/// The capabilities that only make incidents complete: one of `any` will
+/// do; its name for messages; what is lost without it.
+struct Enrichment {
+    any: &'static [u32],
+    name: &'static str,
+    without: &'static str,
+}
+
+const ENRICHMENT: [Enrichment; 3] = [
+    Enrichment {
+        any: &[cap::SYS_PTRACE],
+        name: "CAP_SYS_PTRACE",
+        without: "without CAP_SYS_PTRACE the mount namespace, open files, working and root \
+             directories of processes of other users (or with capabilities mntrace lacks) \
+             cannot be read: their mount tables and busy-mount holders are missing from \
+             incidents",
+    },
+    Enrichment {
+        any: &[cap::DAC_READ_SEARCH, cap::DAC_OVERRIDE],
+        name: "CAP_DAC_READ_SEARCH (or CAP_DAC_OVERRIDE)",
+        without: "without CAP_DAC_READ_SEARCH (or CAP_DAC_OVERRIDE) the open files and memory \
+             maps of other users' processes cannot be listed: they are missing from \
+             busy-mount holders",
+    },
+    Enrichment {
+        any: &[cap::CHECKPOINT_RESTORE, cap::SYS_ADMIN],
+        name: "CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN)",
+        without: "without CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) memory-mapped files \
+             (/proc/PID/map_files) cannot be followed: processes holding a mount only by \
+             a mapping are missing from busy-mount holders",
+    },
 ];
 
 /// A process's effective capabilities (`CapEff` of `/proc/PID/status`).
@@ -173,34 +299,22 @@ pub fn missing_required(caps: Caps, last_cap: u32) -> Vec<Need> {
     v
 }
 
+/// The enrichment capabilities missing from `caps`, by name.
+pub fn missing_enrichment(caps: Caps) -> Vec<&'static str> {
+    ENRICHMENT
+        .iter()
+        .filter(|e| !caps.any(e.any))
+        .map(|e| e.name)
+        .collect()
+}
+
 /// What is lost without the enrichment capabilities, one warning each.
 pub fn enrichment_warnings(caps: Caps) -> Vec<String> {
-    let mut v = Vec::new();
-    if !caps.has(cap::SYS_PTRACE) {
-        v.push(
-            "without CAP_SYS_PTRACE the mount namespace, open files, working and root \
-             directories of processes of other users (or with capabilities mntrace lacks) \
-             cannot be read: their mount tables and busy-mount holders are missing from \
-             incidents"
-                .to_string(),
-        );
-    }
-    if !caps.any(&[cap::DAC_READ_SEARCH, cap::DAC_OVERRIDE]) {
-        v.push(
-            "without CAP_DAC_READ_SEARCH (or CAP_DAC_OVERRIDE) the open files and memory \
-             maps of other users' processes cannot be listed: they are missing from \
-             busy-mount holders"
-                .to_string(),
-        );
-    }
-    if !caps.any(&[cap::CHECKPOINT_RESTORE, cap::SYS_ADMIN]) {
-        v.push(
-            "without CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN) memory-mapped files \
-             (/proc/PID/map_files) cannot be followed: processes holding a mount only by \
-             a mapping are missing from busy-mount holders"
-                .to_string(),
-        );
-    }
+    let mut v: Vec<String> = ENRICHMENT
+        .iter()
+        .filter(|e| !caps.any(e.any))
+        .map(|e| e.without.to_string())
+        .collect();
     if !v.is_empty() {
         v.push(format!(
             "tracing works, incidents are still detected; grant the capabilities above \
@@ -231,6 +345,17 @@ pub fn not_permitted_message(
         }
         lines.push(format!("  {t}"));
     }
+    format!(
+        "missing {} (uid {uid}, effective capabilities: {})\n{}\n  {}",
+        missing.join(", "),
+        caps.describe(),
+        lines.join("\n"),
+        grant_advice(),
+    )
+}
+
+/// How to give mntrace what it needs, one sentence.
+pub fn grant_advice() -> String {
     let plus = |sep: &str, prefix: &str| {
         RECOMMENDED_SHORT
             .iter()
@@ -239,20 +364,100 @@ pub fn not_permitted_message(
             .join(sep)
     };
     format!(
-        "missing {} (uid {uid}, effective capabilities: {})\n{}\n  \
-         Run mntrace as root (with root's usual capabilities), or grant it CAP_BPF, \
+        "Run mntrace as root (with root's usual capabilities), or grant it CAP_BPF, \
          CAP_PERFMON and CAP_DAC_READ_SEARCH (plus CAP_SYS_PTRACE and \
          CAP_CHECKPOINT_RESTORE for complete incidents), e.g. \
          `setpriv --reuid=USER --regid=GROUP --init-groups --inh-caps={setpriv} \
          --ambient-caps={setpriv} -- mntrace ...`, \
          `capsh --user=USER --inh={capsh} --addamb={capsh} -- -c 'mntrace ...'`, \
          or systemd `AmbientCapabilities={RECOMMENDED}`",
-        missing.join(", "),
-        caps.describe(),
-        lines.join("\n"),
         setpriv = plus(",", "+"),
         capsh = plus(",", "cap_"),
     )
+}
+
+/// This process's capabilities as far as mntrace is concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapsCheck {
+    /// Effective uid.
+    pub uid: u32,
+    pub caps: Caps,
+    /// Required capabilities missing (tracing cannot start).
+    pub needs: Vec<Need>,
+    /// Enrichment capabilities missing (incidents incomplete).
+    pub missing_enrichment: Vec<&'static str>,
+}
+
+impl CapsCheck {
+    /// `last_cap`: see [`missing_required`].
+    pub fn new(uid: u32, caps: Caps, last_cap: u32) -> CapsCheck {
+        CapsCheck {
+            uid,
+            caps,
+            needs: missing_required(caps, last_cap),
+            missing_enrichment: missing_enrichment(caps),
+        }
+    }
+
+    /// The running process's.
+    pub fn current() -> Result<CapsCheck, StartError> {
+        let caps = Caps::current()?;
+        let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(cap::CHECKPOINT_RESTORE);
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let uid = unsafe { libc::geteuid() };
+        Ok(CapsCheck::new(uid, caps, last_cap))
+    }
+
+    /// Whether this process may read tracefs files it does not own.
+    pub fn reads_any_file(&self) -> bool {
+        self.caps.any(&[cap::DAC_READ_SEARCH, cap::DAC_OVERRIDE])
+    }
+
+    pub fn finding(&self) -> Finding {
+        const ID: &str = "capabilities";
+        let who = format!(
+            "uid {}, effective capabilities: {}",
+            self.uid,
+            self.caps.describe()
+        );
+        if !self.needs.is_empty() {
+            let needs: Vec<String> = self
+                .needs
+                .iter()
+                .map(|n| format!("{} {}", n.names(), n.why))
+                .collect();
+            return Finding::fail(
+                ID,
+                "missing",
+                format!("{who}; missing {}", needs.join("; ")),
+                grant_advice(),
+                exit::NOT_PERMITTED,
+            );
+        }
+        if !self.missing_enrichment.is_empty() {
+            return Finding::warn(
+                ID,
+                "partial",
+                format!(
+                    "{who}: enough to trace; missing {}, so incidents lack the mount tables \
+                     and busy-mount holders of other users' processes",
+                    self.missing_enrichment.join(", ")
+                ),
+                format!(
+                    "for complete incidents grant all of {RECOMMENDED}, or run as root \
+                     (with root's usual capabilities)"
+                ),
+            );
+        }
+        Finding::ok(
+            ID,
+            "complete",
+            format!("{who}: everything to trace and for complete incidents"),
+        )
+    }
 }
 
 /// What a tracefs candidate directory offers.
@@ -268,7 +473,7 @@ pub enum Tracefs {
     Absent { path: PathBuf, what: String },
 }
 
-fn statfs_type(path: &Path) -> io::Result<i64> {
+pub(crate) fn statfs_type(path: &Path) -> io::Result<i64> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let mut s = std::mem::MaybeUninit::<libc::statfs>::zeroed();
@@ -283,7 +488,7 @@ fn statfs_type(path: &Path) -> io::Result<i64> {
     Ok(f_type as i64)
 }
 
-fn is_denied(e: &io::Error) -> bool {
+pub(crate) fn is_denied(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM))
 }
 
@@ -379,7 +584,7 @@ pub fn probe_tracefs(root: &Path, tracepoint: Option<&str>) -> Tracefs {
     Tracefs::Ready(root.to_path_buf())
 }
 
-fn mount_tracefs() -> io::Result<()> {
+pub(crate) fn mount_tracefs() -> io::Result<()> {
     let target = c"/sys/kernel/tracing";
     // SAFETY: NUL-terminated strings and no data.
     let r = unsafe {
@@ -397,14 +602,27 @@ fn mount_tracefs() -> io::Result<()> {
     Ok(())
 }
 
-/// Syscall tracepoints readable at /sys/kernel/tracing or
-/// /sys/kernel/debug/tracing, mounting tracefs on the first if it is
-/// mounted nowhere. The error is the most telling of the candidates'.
-fn ensure_tracefs(tracepoint: Option<&str>) -> Result<(), TracefsError> {
+/// Where the syscall tracepoints can be read, looked up without changing
+/// anything: /sys/kernel/tracing, then /sys/kernel/debug/tracing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TracefsFound {
+    /// Readable there.
+    Ready(PathBuf),
+    /// tracefs is mounted but this process may not read it: why.
+    Inaccessible(String),
+    /// tracefs is mounted there, without `events/syscalls`.
+    NoSyscalls(PathBuf),
+    /// tracefs is mounted at neither: what is at /sys/kernel/tracing instead.
+    NotMounted(String),
+}
+
+/// The most telling of the candidates' states (see [`TracefsFound`]).
+/// `tracepoint`: a syscall tracepoint whose id must be readable.
+pub fn find_tracefs(tracepoint: Option<&str>) -> TracefsFound {
     let mut found = Vec::new();
     for root in [TRACEFS, DEBUGFS_TRACING] {
         match probe_tracefs(Path::new(root), tracepoint) {
-            Tracefs::Ready(_) => return Ok(()),
+            Tracefs::Ready(p) => return TracefsFound::Ready(p),
             other => found.push(other),
         }
     }
@@ -412,15 +630,116 @@ fn ensure_tracefs(tracepoint: Option<&str>) -> Result<(), TracefsError> {
         .iter()
         .find(|t| matches!(t, Tracefs::Inaccessible { .. }))
     {
-        return Err(TracefsError::Inaccessible(detail.clone()));
+        return TracefsFound::Inaccessible(detail.clone());
     }
     if let Some(Tracefs::NoSyscalls(p)) = found.iter().find(|t| matches!(t, Tracefs::NoSyscalls(_)))
     {
-        return Err(TracefsError::Unavailable(no_syscalls(p)));
+        return TracefsFound::NoSyscalls(p.clone());
     }
-    let what = match &found[0] {
-        Tracefs::Absent { what, .. } => what.clone(),
-        _ => String::new(),
+    match &found[0] {
+        Tracefs::Absent { what, .. } => TracefsFound::NotMounted(what.clone()),
+        _ => TracefsFound::NotMounted(String::new()),
+    }
+}
+
+/// Why tracefs could not be read, with what would have allowed it.
+/// `reads_any_file`: the process has CAP_DAC_READ_SEARCH or CAP_DAC_OVERRIDE.
+pub fn inaccessible_detail(detail: &str, reads_any_file: bool) -> String {
+    if reads_any_file {
+        format!(
+            "{detail}; denied despite CAP_DAC_READ_SEARCH or CAP_DAC_OVERRIDE \
+             (a security module?)"
+        )
+    } else {
+        format!(
+            "{detail}, which needs CAP_DAC_READ_SEARCH (or CAP_DAC_OVERRIDE) \
+             unless mntrace runs as its owner"
+        )
+    }
+}
+
+/// `tracepoints` (syscall tracepoint names, e.g. `sys_enter_umount`) whose
+/// id cannot be read under tracefs at `root`: missing from this kernel.
+pub fn missing_tracepoints<'a>(root: &Path, tracepoints: &[&'a str]) -> Vec<&'a str> {
+    tracepoints
+        .iter()
+        .filter(|tp| std::fs::read(root.join("events/syscalls").join(tp).join("id")).is_err())
+        .copied()
+        .collect()
+}
+
+impl TracefsFound {
+    /// What doctor says of it: `caps` decides whether a tracefs mounted
+    /// nowhere is a problem (mntrace mounts it at start with CAP_SYS_ADMIN).
+    pub fn finding(&self, caps: &CapsCheck) -> Finding {
+        const ID: &str = "tracefs";
+        match self {
+            TracefsFound::Ready(p) => Finding::ok(
+                ID,
+                "ready",
+                format!(
+                    "tracefs is mounted at {} and its syscall tracepoints are readable",
+                    p.display()
+                ),
+            ),
+            TracefsFound::Inaccessible(detail) => Finding::fail(
+                ID,
+                "inaccessible",
+                inaccessible_detail(detail, caps.reads_any_file()),
+                if caps.reads_any_file() {
+                    "find what denies the access (a security module's policy?) or run \
+                     mntrace as root"
+                        .to_string()
+                } else {
+                    "grant mntrace CAP_DAC_READ_SEARCH (see capabilities) or run it as \
+                     root, the owner of tracefs"
+                        .to_string()
+                },
+                exit::NOT_PERMITTED,
+            ),
+            TracefsFound::NoSyscalls(p) => Finding::fail(
+                ID,
+                "no_syscalls",
+                no_syscalls(p),
+                "run a kernel built with CONFIG_FTRACE_SYSCALLS=y (distribution kernels are)",
+                exit::NO_TRACEFS,
+            ),
+            TracefsFound::NotMounted(what) if caps.caps.has(cap::SYS_ADMIN) => Finding::warn(
+                ID,
+                "not_mounted",
+                format!(
+                    "tracefs is not mounted at {TRACEFS} ({what}) nor at \
+                     {DEBUGFS_TRACING}; mntrace mounts it on {TRACEFS} when it starts \
+                     (it has CAP_SYS_ADMIN)"
+                ),
+                format!(
+                    "nothing needed; to have it there for every tool, mount it at boot: \
+                     `mount -t tracefs nodev {TRACEFS}`"
+                ),
+            ),
+            TracefsFound::NotMounted(what) => Finding::fail(
+                ID,
+                "not_mounted",
+                format!(
+                    "tracefs is not mounted at {TRACEFS} ({what}) nor at \
+                     {DEBUGFS_TRACING}, and mntrace cannot mount it without CAP_SYS_ADMIN"
+                ),
+                format!("mount it as root with `mount -t tracefs nodev {TRACEFS}`"),
+                exit::NO_TRACEFS,
+            ),
+        }
+    }
+}
+
+/// Syscall tracepoints readable at /sys/kernel/tracing or
+/// /sys/kernel/debug/tracing, mounting tracefs on the first if it is
+/// mounted nowhere. The error is the most telling of the candidates'.
+fn ensure_tracefs(tracepoint: Option<&str>) -> Result<(), TracefsError> {
+    let what = match find_tracefs(tracepoint) {
+        TracefsFound::Ready(_) => return Ok(()),
+        TracefsFound::Inaccessible(detail) => return Err(TracefsError::Inaccessible(detail)),
+        TracefsFound::NoSyscalls(p) => return Err(TracefsError::Unavailable(no_syscalls(&p))),
+        TracefsFound::NotMounted(what) => what,
     };
     if let Err(e) = mount_tracefs() {
         let hint = if is_denied(&e) {
@@ -459,19 +778,89 @@ enum TracefsError {
     Unavailable(String),
 }
 
+/// The kernel's BTF, as this process can read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BtfState {
+    Readable,
+    /// No such file: a kernel without CONFIG_DEBUG_INFO_BTF.
+    Missing,
+    /// Permission denied: why.
+    Denied(String),
+    /// Another error: its message.
+    Unreadable(String),
+}
+
+/// Open /sys/kernel/btf/vmlinux.
+pub fn btf_state() -> BtfState {
+    match std::fs::File::open(BTF_PATH) {
+        Ok(_) => BtfState::Readable,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => BtfState::Missing,
+        Err(e) if is_denied(&e) => BtfState::Denied(format!(
+            "cannot read the kernel's BTF: {BTF_PATH}: {e} ({})",
+            blocker(Path::new(BTF_PATH))
+        )),
+        Err(e) => BtfState::Unreadable(e.to_string()),
+    }
+}
+
+impl BtfState {
+    /// What stops the start-up, if anything.
+    pub fn error(&self) -> Option<StartError> {
+        match self {
+            BtfState::Readable => None,
+            BtfState::Missing => Some(StartError::NoBtf(BTF_PATH.into())),
+            BtfState::Denied(why) => Some(StartError::NotPermitted(why.clone())),
+            BtfState::Unreadable(e) => Some(StartError::NoBtf(format!("{BTF_PATH} ({e})"))),
+        }
+    }
+
+    pub fn finding(&self) -> Finding {
+        const ID: &str = "btf";
+        let rebuild = "run a kernel built with CONFIG_DEBUG_INFO_BTF=y (current Debian, \
+                       Ubuntu, RHEL, Fedora and cloud kernels are)";
+        match self {
+            BtfState::Readable => Finding::ok(
+                ID,
+                "present",
+                format!(
+                    "{BTF_PATH} is present and readable: mntrace's reads of kernel \
+                     structures are relocated against it (CO-RE)"
+                ),
+            ),
+            BtfState::Missing => Finding::fail(
+                ID,
+                "missing",
+                format!(
+                    "{BTF_PATH} does not exist: this kernel was built without \
+                     CONFIG_DEBUG_INFO_BTF, and mntrace reads kernel structures with CO-RE"
+                ),
+                rebuild,
+                exit::NO_BTF,
+            ),
+            BtfState::Denied(why) => Finding::fail(
+                ID,
+                "unreadable",
+                why.clone(),
+                "run mntrace as root, or find what denies reading the file",
+                exit::NOT_PERMITTED,
+            ),
+            BtfState::Unreadable(e) => Finding::fail(
+                ID,
+                "unreadable",
+                format!("{BTF_PATH} cannot be read: {e}"),
+                rebuild,
+                exit::NO_BTF,
+            ),
+        }
+    }
+}
+
 /// Everything checked before loading; the warnings to show once started.
 /// `tracepoint`: a syscall tracepoint that will be attached (its id must be
 /// readable).
 pub fn check(tracepoint: Option<&str>) -> Result<Vec<String>, StartError> {
-    let caps = Caps::current()?;
-    let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(cap::CHECKPOINT_RESTORE);
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    let needs = missing_required(caps, last_cap);
-    let tracefs = if needs.is_empty() {
+    let caps = CapsCheck::current()?;
+    let tracefs = if caps.needs.is_empty() {
         ensure_tracefs(tracepoint)
     } else {
         // Do not mount anything without the rights to trace; still say
@@ -483,46 +872,29 @@ pub fn check(tracepoint: Option<&str>) -> Result<Vec<String>, StartError> {
     };
     match tracefs {
         Err(TracefsError::Inaccessible(detail)) => {
-            let detail = if caps.any(&[cap::DAC_READ_SEARCH, cap::DAC_OVERRIDE]) {
-                format!(
-                    "{detail}; denied despite CAP_DAC_READ_SEARCH or CAP_DAC_OVERRIDE \
-                     (a security module?)"
-                )
-            } else {
-                format!(
-                    "{detail}, which needs CAP_DAC_READ_SEARCH (or CAP_DAC_OVERRIDE) \
-                     unless mntrace runs as its owner"
-                )
-            };
+            let detail = inaccessible_detail(&detail, caps.reads_any_file());
             return Err(StartError::NotPermitted(not_permitted_message(
-                uid,
-                caps,
-                &needs,
+                caps.uid,
+                caps.caps,
+                &caps.needs,
                 Some(&detail),
             )));
         }
-        _ if !needs.is_empty() => {
+        _ if !caps.needs.is_empty() => {
             return Err(StartError::NotPermitted(not_permitted_message(
-                uid, caps, &needs, None,
+                caps.uid,
+                caps.caps,
+                &caps.needs,
+                None,
             )));
         }
         Err(TracefsError::Unavailable(why)) => return Err(StartError::NoTracefs(why)),
         Ok(()) => {}
     }
-    match std::fs::File::open(BTF_PATH) {
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Err(StartError::NoBtf(BTF_PATH.into()))
-        }
-        Err(e) if is_denied(&e) => {
-            return Err(StartError::NotPermitted(format!(
-                "cannot read the kernel's BTF: {BTF_PATH}: {e} ({})",
-                blocker(Path::new(BTF_PATH))
-            )))
-        }
-        Err(e) => return Err(StartError::NoBtf(format!("{BTF_PATH} ({e})"))),
+    if let Some(e) = btf_state().error() {
+        return Err(e);
     }
-    Ok(enrichment_warnings(caps))
+    Ok(enrichment_warnings(caps.caps))
 }
 
 #[cfg(test)]
@@ -612,6 +984,83 @@ mod tests {
         );
         assert!(m.starts_with("missing CAP_DAC_READ_SEARCH (or CAP_DAC_OVERRIDE) (uid 65534"));
         assert!(m.contains("not accessible"));
+    }
+
+    #[test]
+    fn findings_for_doctor() {
+        // Capabilities: required missing fails with 4, enrichment only warns.
+        let f = CapsCheck::new(0, Caps(0), 40).finding();
+        assert_eq!(
+            (f.status, f.state.as_str(), f.exit_code),
+            (Status::Fail, "missing", Some(exit::NOT_PERMITTED))
+        );
+        assert!(f.found.starts_with(
+            "uid 0, effective capabilities: none; missing CAP_BPF (or CAP_SYS_ADMIN) to create"
+        ));
+        assert!(f.fix.contains("AmbientCapabilities="));
+        let f = CapsCheck::new(
+            65534,
+            caps(&[cap::BPF, cap::PERFMON, cap::DAC_READ_SEARCH]),
+            40,
+        )
+        .finding();
+        assert_eq!((f.status, f.state.as_str()), (Status::Warn, "partial"));
+        assert!(f
+            .found
+            .contains("missing CAP_SYS_PTRACE, CAP_CHECKPOINT_RESTORE (or CAP_SYS_ADMIN)"));
+        let f = CapsCheck::new(0, ALL, 40).finding();
+        assert_eq!((f.status, f.fix.as_str()), (Status::Ok, NOTHING_TO_DO));
+
+        // tracefs mounted nowhere: mntrace mounts it with CAP_SYS_ADMIN.
+        let nowhere = TracefsFound::NotMounted("a tmpfs is mounted there".into());
+        let f = nowhere.finding(&CapsCheck::new(0, ALL, 40));
+        assert_eq!((f.status, f.state.as_str()), (Status::Warn, "not_mounted"));
+        let f = nowhere.finding(&CapsCheck::new(
+            65534,
+            caps(&[cap::BPF, cap::PERFMON, cap::DAC_READ_SEARCH]),
+            40,
+        ));
+        assert_eq!(
+            (f.status, f.exit_code),
+            (Status::Fail, Some(exit::NO_TRACEFS))
+        );
+        let f = TracefsFound::Inaccessible("reading x: denied".into()).finding(&CapsCheck::new(
+            65534,
+            caps(&[cap::BPF, cap::PERFMON]),
+            40,
+        ));
+        assert_eq!(
+            (f.state.as_str(), f.exit_code),
+            ("inaccessible", Some(exit::NOT_PERMITTED))
+        );
+        assert!(
+            f.found.contains("which needs CAP_DAC_READ_SEARCH"),
+            "{}",
+            f.found
+        );
+        let f = TracefsFound::NoSyscalls(TRACEFS.into()).finding(&CapsCheck::new(0, ALL, 40));
+        assert_eq!(f.exit_code, Some(exit::NO_TRACEFS));
+
+        // BTF: the same verdict as the start-up check.
+        assert_eq!(BtfState::Readable.finding().status, Status::Ok);
+        assert!(BtfState::Readable.error().is_none());
+        let f = BtfState::Missing.finding();
+        assert_eq!(
+            (f.state.as_str(), f.exit_code),
+            ("missing", Some(exit::NO_BTF))
+        );
+        assert_eq!(
+            BtfState::Missing.error().map(|e| e.exit_code()),
+            Some(exit::NO_BTF)
+        );
+        assert_eq!(
+            BtfState::Denied("x".into()).error().map(|e| e.exit_code()),
+            f.exit_code.map(|_| exit::NOT_PERMITTED)
+        );
+        assert_eq!(
+            BtfState::Denied("x".into()).finding().exit_code,
+            Some(exit::NOT_PERMITTED)
+        );
     }
 
     #[test]
