@@ -44,12 +44,12 @@ fn a_full_disk_keeps_tracing_counts_what_was_not_recorded_and_resumes() {
     let script = format!(
         "set -e; mount -t tmpfs -o size=256k none '{d}'; \
          head -c 200000 /dev/zero > '{d}/fill'; \
-         '{mt}' record --dir '{d}/rec' --deletes all -c mntrace-fixture --duration 8 2> '{o}/err' & M=$!; \
-         sleep 1.5; \
+         '{mt}' record --dir '{d}/rec' --deletes all -c mntrace-fixture 2> '{o}/err' & M=$!; \
+         until grep -q '^mntrace: recording' '{o}/err'; do sleep 0.05; done; \
          '{fx}' mkdirs '{w}/a' touch-many '{w}/a' 3000 remove-all '{w}/a' > /dev/null; \
          sleep 2.5; rm '{d}/fill'; sleep 1.5; \
          '{fx}' mkdirs '{w}/b' touch-many '{w}/b' 100 remove-all '{w}/b' > /dev/null; \
-         wait $M; cp -a '{d}/rec' '{o}/rec'"
+         sleep 1.5; kill -INT $M; wait $M; cp -a '{d}/rec' '{o}/rec'"
     );
     let st = Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c", &script])
