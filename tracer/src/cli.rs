@@ -44,6 +44,11 @@ pub enum Command {
     /// Replay a recording (its directory, or one segment) through the same
     /// pipeline as live mode and show the incidents with their timelines.
     Triage(TriageArgs),
+    /// Find recorded events: by time, path (as the process saw it, or where
+    /// the entry really lived: `--path .../snapshots/42/fs` finds every
+    /// deletion that removed something there, whichever mount it went
+    /// through), pid, command, mount, kind and result.
+    Query(QueryArgs),
     /// Check whether mntrace can run on this node and say what to fix: BTF,
     /// tracefs, lockdown, capabilities, which probe types the kernel accepts
     /// (each loaded, never attached), io_uring, kernel features. Changes
@@ -62,6 +67,45 @@ pub enum Command {
 #[derive(clap::Args, Debug)]
 pub struct DoctorArgs {
     /// One JSON object instead of text (schema: docs/json-schema.md, "mntrace doctor --json").
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct QueryArgs {
+    /// A recording directory, or one segment file.
+    #[arg(value_name = "DIR|FILE")]
+    pub path: PathBuf,
+    /// Only events at or after this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only events at or before this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Deletions at or below PATH, as seen or where the entry really lived
+    /// (repeatable).
+    #[arg(long = "path", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Only these processes (tgid); repeatable.
+    #[arg(short, long = "pid", value_name = "PID", value_parser = parse_pid)]
+    pub pids: Vec<u32>,
+    /// Only these command names; repeatable.
+    #[arg(short, long = "comm", value_name = "COMM", value_parser = parse_comm)]
+    pub comms: Vec<String>,
+    /// Only calls whose directory (or cwd, root) was on this mount id;
+    /// repeatable.
+    #[arg(long = "mnt", value_name = "ID")]
+    pub mnt_ids: Vec<u32>,
+    /// Only these syscalls (as for `trace -k`); repeatable.
+    #[arg(short, long = "kind", value_name = "KIND", value_parser = parse_kinds)]
+    pub kinds: Vec<Vec<EventKind>>,
+    /// Only calls that failed.
+    #[arg(long, conflicts_with = "ok")]
+    pub failed: bool,
+    /// Only calls that succeeded.
+    #[arg(long)]
+    pub ok: bool,
+    /// JSON Lines instead of text.
     #[arg(long)]
     pub json: bool,
 }
@@ -354,7 +398,7 @@ mod tests {
             Command::Trace(t) => t.run_config(true).unwrap().metrics,
             Command::Watch(w) => w.common.run_config(false).unwrap().metrics,
             Command::Record(r) => r.common.run_config(false).unwrap().metrics,
-            Command::Triage(_) | Command::Doctor(_) => None,
+            Command::Triage(_) | Command::Query(_) | Command::Doctor(_) => None,
         })
     }
 

@@ -27,7 +27,7 @@ use mntrace::{
 };
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use cli::{Cli, Command, RecordArgs, TraceArgs, TriageArgs, WatchArgs};
+use cli::{Cli, Command, QueryArgs, RecordArgs, TraceArgs, TriageArgs, WatchArgs};
 
 /// `mntrace doctor`: the report on stdout; exit 0 when mntrace can run.
 fn doctor(json: bool) -> i32 {
@@ -70,6 +70,7 @@ fn main() -> ExitCode {
         Command::Watch(args) => rt.block_on(watch(args)),
         Command::Record(args) => rt.block_on(record(args)),
         Command::Triage(args) => triage(args),
+        Command::Query(args) => query(args),
         Command::Doctor(args) => doctor(args.json),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
@@ -378,6 +379,113 @@ fn triage(args: TriageArgs) -> i32 {
         replayed.kernel_records,
         replayed.segments,
         if replayed.segments == 1 { "" } else { "s" }
+    );
+    exit::OK
+}
+
+fn query(args: QueryArgs) -> i32 {
+    use mntrace::replay::{query, recording_clock, segment_paths, Query, Window};
+    let paths = match segment_paths(&args.path) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!(
+                "mntrace: cannot read the recording {}: {e}",
+                args.path.display()
+            );
+            return exit::FAILURE;
+        }
+    };
+    let clock = recording_clock(&paths).unwrap_or_else(BootClock::now);
+    let window = match (|| -> Result<Window, String> {
+        Ok(Window {
+            since_ns: args
+                .since
+                .as_deref()
+                .map(|s| boot_time(s, &clock, "since"))
+                .transpose()?,
+            until_ns: args
+                .until
+                .as_deref()
+                .map(|s| boot_time(s, &clock, "until"))
+                .transpose()?,
+        })
+    })() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("mntrace: {e}");
+            return exit::USAGE;
+        }
+    };
+    let mut paths_of_interest = Vec::new();
+    for p in &args.paths {
+        match std::path::absolute(p) {
+            Ok(a) => paths_of_interest.push(bytes::Bytes::copy_from_slice(
+                a.as_os_str().as_encoded_bytes(),
+            )),
+            Err(e) => {
+                eprintln!("mntrace: --path {}: {e}", p.display());
+                return exit::USAGE;
+            }
+        }
+    }
+    let q = Query {
+        window,
+        paths: paths_of_interest,
+        pids: args.pids.clone(),
+        comms: args
+            .comms
+            .iter()
+            .map(|c| bytes::Bytes::copy_from_slice(&c.as_bytes()[..c.len().min(15)]))
+            .collect(),
+        mnt_ids: args.mnt_ids.clone(),
+        kinds: args.kinds.iter().flatten().copied().collect(),
+        ok: if args.failed {
+            Some(false)
+        } else if args.ok {
+            Some(true)
+        } else {
+            None
+        },
+    };
+    let mut out = BufWriter::new(io::stdout().lock());
+    let mut matched = 0u64;
+    let r = query(&paths, &q, |ev, backing| {
+        matched += 1;
+        if args.json {
+            let mut v = mntrace::sink::jsonl::event_json(ev, &clock);
+            if let Some(b) = backing {
+                mntrace::sink::jsonl::put_bytes(
+                    v.as_object_mut().expect("an object"),
+                    "backing_path",
+                    b,
+                );
+            }
+            writeln!(out, "{v}")
+        } else {
+            let mut line = mntrace::sink::console::line(ev, &clock);
+            if let Some(b) = backing {
+                line += &format!("  backing={}", mntrace::sink::quote(b));
+            }
+            writeln!(out, "{line}")
+        }
+    });
+    let replayed = match r.and_then(|r| out.flush().map(|()| r)) {
+        Ok(r) => r,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return exit::OK,
+        Err(e) => {
+            eprintln!("mntrace: {e}");
+            return exit::FAILURE;
+        }
+    };
+    for (p, end) in &replayed.damaged {
+        eprintln!(
+            "mntrace: warning: {}: {end:?}; the records before it were read",
+            p.display()
+        );
+    }
+    eprintln!(
+        "mntrace: {matched} of {} recorded events matched",
+        replayed.kernel_records
     );
     exit::OK
 }

@@ -657,4 +657,42 @@ fn triage_of_a_recording_gives_exactly_the_live_incidents() {
         String::from_utf8_lossy(&triage.stderr)
     );
     assert_eq!(incidents(&triage.stdout), live_incidents);
+
+    // The forensic question: what removed something from the layer,
+    // whichever mount it went through? And from the clone, as seen?
+    let query = |args: &[&std::ffi::OsStr]| -> Vec<serde_json::Value> {
+        let out = std::process::Command::new(MNTRACE)
+            .args(["query", "--json"])
+            .arg(&dir)
+            .args(args)
+            .output()
+            .expect("run mntrace query");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect()
+    };
+    let field = |evs: &[serde_json::Value], key: &str| -> BTreeSet<PathBuf> {
+        evs.iter()
+            .map(|e| PathBuf::from(e[key].as_str().expect(key)))
+            .collect()
+    };
+    let by_layer = query(&["--ok".as_ref(), "--path".as_ref(), l.l1.as_os_str()]);
+    assert_eq!(field(&by_layer, "backing_path"), l.layer1_backing());
+    assert!(by_layer.iter().all(|e| e["pid"] == pid && e["ret"] == 0));
+    let seen: BTreeSet<PathBuf> = by_layer
+        .iter()
+        .map(|e| {
+            PathBuf::from(e["args"]["dir"]["path"].as_str().expect("dir"))
+                .join(e["args"]["pathname"].as_str().expect("name"))
+        })
+        .collect();
+    let want_seen: BTreeSet<PathBuf> = LAYER1_ENTRIES.iter().map(|e| l.t(0).join(e)).collect();
+    assert_eq!(seen, want_seen);
+    let by_clone = query(&["--ok".as_ref(), "--path".as_ref(), l.t(0).as_os_str()]);
+    assert_eq!(by_clone, by_layer, "the same deletions, as seen through the clone");
+    let busy = query(&["--failed".as_ref(), "-k".as_ref(), "umount".as_ref()]);
+    assert_eq!(busy.len(), 1, "{busy:#?}");
+    assert_eq!(busy[0]["errno"], "EBUSY");
 }
