@@ -667,7 +667,11 @@ fn triage_of_a_recording_gives_exactly_the_live_incidents() {
             .args(args)
             .output()
             .expect("run mntrace query");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .map(|l| serde_json::from_str(l).expect("JSON line"))
@@ -691,7 +695,10 @@ fn triage_of_a_recording_gives_exactly_the_live_incidents() {
     let want_seen: BTreeSet<PathBuf> = LAYER1_ENTRIES.iter().map(|e| l.t(0).join(e)).collect();
     assert_eq!(seen, want_seen);
     let by_clone = query(&["--ok".as_ref(), "--path".as_ref(), l.t(0).as_os_str()]);
-    assert_eq!(by_clone, by_layer, "the same deletions, as seen through the clone");
+    assert_eq!(
+        by_clone, by_layer,
+        "the same deletions, as seen through the clone"
+    );
     let busy = query(&["--failed".as_ref(), "-k".as_ref(), "umount".as_ref()]);
     assert_eq!(busy.len(), 1, "{busy:#?}");
     assert_eq!(busy[0]["errno"], "EBUSY");

@@ -1,6 +1,7 @@
-//! Project tasks: `cargo xtask setup | run | test | lint`.
+//! Project tasks: `cargo xtask setup | run | test | lint | deploy-check`.
 
 mod cmd;
+mod deploy;
 mod lint;
 mod run;
 mod setup;
@@ -52,6 +53,9 @@ enum Task {
     },
     /// Run setup, then clippy (-D warnings) and `cargo fmt --check`.
     Lint,
+    /// Run setup, build mntrace, then check deploy/ with systemd-analyze and
+    /// kubernetes-validate (the `deploy files` step of `test`).
+    DeployCheck,
 }
 
 fn main() -> ExitCode {
@@ -72,6 +76,22 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
         Task::Lint => {
             setup::setup()?;
             Ok(lint::lint().finish())
+        }
+        Task::DeployCheck => {
+            setup::setup()?;
+            let mut steps = summary::Steps::new("deploy-check");
+            steps.run(
+                "build mntrace",
+                cmd::cargo().current_dir(cmd::workspace_root()).args([
+                    "build",
+                    "--package",
+                    "tracer",
+                    "--bin",
+                    "mntrace",
+                ]),
+            );
+            steps.check("deploy files", deploy::check);
+            Ok(steps.finish())
         }
     }
 }

@@ -1,5 +1,5 @@
 //! `cargo xtask setup`: install (or check) everything the build and the tests
-//! need. Every step checks first and prints exactly one line, either
+//! need (the deployment files' validators included). Every step checks first and prints exactly one line, either
 //! `setup: <thing> ok` or `setup: installing <thing>`, so a run on a
 //! fully provisioned machine does no work and finishes well under 2 s.
 
@@ -10,11 +10,13 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 use crate::cmd::{self, cargo, is_root, probe, run, stdout_of};
+use crate::deploy;
 
 /// Debian packages the build and the tests need.
 ///
 /// clang/LLVM 22 (plus polly and zstd, which linking bpf-linker against
-/// LLVM also needs) for bpf-linker; the rest for the end-to-end tests.
+/// LLVM also needs) for bpf-linker; the rest for the end-to-end tests and
+/// the deployment files' checks.
 const APT_PACKAGES: &[&str] = &[
     "clang-22",
     "llvm-22-dev",
@@ -26,6 +28,10 @@ const APT_PACKAGES: &[&str] = &[
     "busybox-static",
     "util-linux",
     "strace",
+    // The deployment files' checks: systemd-analyze (works without systemd
+    // as PID 1) and a virtualenv for kubernetes-validate.
+    "systemd",
+    "python3-venv",
 ];
 
 const NIGHTLY: &str = "nightly";
@@ -43,6 +49,7 @@ pub fn setup() -> Result<()> {
     rust_src()?;
     lint_components()?;
     bpf_linker()?;
+    deploy_validator()?;
     tracefs(root)?;
 
     println!("setup: done in {:.2?}", start.elapsed());
@@ -255,6 +262,51 @@ fn bpf_linker() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// kubernetes-validate (PyPI, pinned in xtask/deploy-requirements.txt) in a
+/// virtualenv under the target directory, made with Debian's python3.
+fn deploy_validator() -> Result<()> {
+    let version = deploy::kubernetes_validate_version()?;
+    let exe = deploy::kubernetes_validate();
+    if let Some(out) = probe(Command::new(&exe).arg("--version"))? {
+        if out.status.success() && reports_version(&String::from_utf8_lossy(&out.stdout), &version)
+        {
+            println!("setup: kubernetes-validate {version} ok");
+            return Ok(());
+        }
+    }
+    let venv = deploy::venv();
+    println!(
+        "setup: installing kubernetes-validate {version} (PyPI) into {}",
+        venv.display()
+    );
+    run(Command::new("/usr/bin/python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv))?;
+    run(Command::new(venv.join("bin").join("pip"))
+        .args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--requirement",
+        ])
+        .arg(cmd::workspace_root().join(deploy::REQUIREMENTS)))?;
+    let out = probe(Command::new(&exe).arg("--version"))?;
+    match out {
+        Some(out)
+            if out.status.success()
+                && reports_version(&String::from_utf8_lossy(&out.stdout), &version) =>
+        {
+            Ok(())
+        }
+        _ => bail!(
+            "installed kubernetes-validate {version} into {} but `{} --version` does not report it",
+            venv.display(),
+            exe.display()
+        ),
+    }
 }
 
 /// The tracer attaches to tracepoints, which needs tracefs mounted.

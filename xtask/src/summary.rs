@@ -34,6 +34,22 @@ impl Steps {
         self.results.push((name.to_owned(), passed));
     }
 
+    /// Runs an in-process step and records whether it passed (its error is
+    /// printed).
+    pub fn check(&mut self, name: &str, step: impl FnOnce() -> anyhow::Result<()>) {
+        let passed = match step() {
+            Ok(()) => true,
+            Err(err) => {
+                eprintln!("xtask: error: {err:#}");
+                false
+            }
+        };
+        if !passed {
+            eprintln!("xtask: step `{name}` FAILED");
+        }
+        self.results.push((name.to_owned(), passed));
+    }
+
     /// Appends another task's results (e.g. `lint` run as part of `test`).
     pub fn extend(&mut self, other: Steps) {
         self.results.extend(other.results);

@@ -1,5 +1,5 @@
 //! `cargo xtask test`: the test fixture driver's build, the workspace tests,
-//! then the lints.
+//! the deployment files' validators, then the lints.
 
 use std::process::ExitCode;
 
@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use crate::cmd::{cargo, is_root, workspace_root};
 use crate::summary::Steps;
-use crate::{lint, setup};
+use crate::{deploy, lint, setup};
 
 pub fn test(extra: &[String]) -> Result<ExitCode> {
     setup::setup()?;
@@ -41,6 +41,9 @@ pub fn test(extra: &[String]) -> Result<ExitCode> {
             ])
             .args(extra),
     );
+    // The deployment files, by systemd's and Kubernetes' own validators
+    // (needs the binary that `cargo test` built).
+    steps.check("deploy files", deploy::check);
     // Lints run even if tests failed, so one run reports everything.
     steps.extend(lint::lint());
     Ok(steps.finish())
