@@ -33,6 +33,10 @@ pub struct Config {
     /// A thread's deletions separated by less than this form one burst (one
     /// recursive delete) for crossing detection.
     pub burst_gap_ns: u64,
+    /// For this long after an EBUSY unmount anywhere on the node, every
+    /// deletion is captured (`CAP_AFTER_ANY_EBUSY`): the time userspace
+    /// needs to tell the kernel which mount is busy (`BUSY_MNTS`).
+    pub busy_grace_ns: u64,
 }
 
 #[cfg(feature = "user")]

@@ -174,6 +174,12 @@ pub const CAP_BUSY_PATH: u32 = 1 << 5;
 /// deletion's directory is on a mount userspace found busy (`BUSY_MNTS`):
 /// another process deleting through it by directory fd.
 pub const CAP_BUSY_MOUNT: u32 = 1 << 6;
+/// An unmount failed with EBUSY anywhere on the node less than the grace
+/// period ago: until userspace has told the kernel which mount is busy
+/// (`CAP_BUSY_MOUNT`), every deletion is captured, so another process's
+/// deletions through the busy mount milliseconds after the EBUSY are not
+/// missed.
+pub const CAP_AFTER_ANY_EBUSY: u32 = 1 << 7;
 
 /// `open_tree`. Strings: pathname, dir path, result path.
 #[repr(C)]

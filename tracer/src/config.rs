@@ -40,6 +40,10 @@ pub const DEFAULT_BUSY_WINDOW_SECS: u64 = 60;
 pub const BURST_GAP: Duration = Duration::from_secs(1);
 /// See [`BURST_GAP`].
 pub const QUIET_FACTOR: u32 = 2;
+/// For this long after an EBUSY anywhere on the node, the kernel captures
+/// every deletion: userspace needs a few milliseconds to find which mount
+/// is busy and tell the kernel (then only deletions through it are).
+pub const BUSY_GRACE: Duration = Duration::from_millis(250);
 /// Ring buffer size, MiB.
 pub const DEFAULT_RING_MIB: u32 = 16;
 /// Seconds between loss reports.
@@ -167,6 +171,7 @@ pub struct TraceOptions {
     pub deletes: DeleteMode,
     pub busy_window: Duration,
     pub burst_gap: Duration,
+    pub busy_grace: Duration,
     pub kinds: Vec<EventKind>,
     pub pids: Vec<u32>,
     pub comm: Option<Vec<u8>>,
@@ -204,6 +209,7 @@ impl RunConfig {
             },
             busy_window: self.busy_window,
             burst_gap: self.burst_gap,
+            busy_grace: BUSY_GRACE,
             kinds: self.kinds.clone(),
             pids: self.pids.clone(),
             comm: self.comm.clone(),

@@ -137,6 +137,7 @@ impl Tracer {
             _pad: 0,
             busy_window_ns: nanos(opts.busy_window),
             burst_gap_ns: nanos(opts.burst_gap),
+            busy_grace_ns: nanos(opts.busy_grace),
         };
         {
             let map = ebpf

@@ -444,7 +444,8 @@ pub fn dir_flags(bits: u32) -> Vec<&'static str> {
 /// Names of the kernel's capture reasons (`CAP_*` of `tracer_common`).
 pub fn capture_reasons(bits: u32) -> Vec<&'static str> {
     use tracer_common::event::{
-        CAP_ALL, CAP_BUSY, CAP_BUSY_MOUNT, CAP_BUSY_PATH, CAP_CROSSING, CAP_IDMAPPED, CAP_SUBTREE,
+        CAP_AFTER_ANY_EBUSY, CAP_ALL, CAP_BUSY, CAP_BUSY_MOUNT, CAP_BUSY_PATH, CAP_CROSSING,
+        CAP_IDMAPPED, CAP_SUBTREE,
     };
     [
         (CAP_ALL, "all"),
@@ -454,6 +455,7 @@ pub fn capture_reasons(bits: u32) -> Vec<&'static str> {
         (CAP_CROSSING, "crossing"),
         (CAP_BUSY_PATH, "path_after_ebusy"),
         (CAP_BUSY_MOUNT, "on_busy_mount"),
+        (CAP_AFTER_ANY_EBUSY, "after_any_ebusy"),
     ]
     .iter()
     .filter(|(b, _)| bits & b != 0)

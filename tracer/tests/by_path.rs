@@ -244,22 +244,25 @@ fn the_process_that_had_the_ebusy_deleting_by_absolute_path_is_in_the_incident()
 #[test]
 fn another_process_deleting_by_directory_fd_on_the_busy_mount_is_the_incident() {
     // A tmpfs (neither id-mapped nor a bind of a subdirectory: nothing about
-    // the mount itself makes its deletions interesting), held busy; after
-    // the EBUSY, `rm -rf d` from inside it by another process deletes
-    // through fds on it. Userspace tells the kernel the mount is busy once
-    // it has seen the EBUSY; from then on such deletions are captured.
+    // the mount itself makes its deletions interesting), held busy. Right
+    // after the EBUSY, `rm -rf d1` from inside it by another process
+    // deletes through fds on it: captured because an EBUSY happened on the
+    // node a moment ago (before userspace can have found the busy mount).
+    // Later, once userspace has seen the EBUSY and told the kernel which
+    // mount is busy, `rm -rf d2` is captured for that reason.
     require_root();
     let s = scratch();
     let mnt = s.path().join("mnt");
     std::fs::create_dir(&mnt).expect("mkdir");
     let m = mnt.display();
     let script = format!(
-        "set -e; mount -t tmpfs none '{m}'; mkdir -p '{m}/d/e'; \
-         for i in 1 2 3; do echo x > '{m}/d/e/f'$i; done; echo x > '{m}/held'; \
+        "set -e; mount -t tmpfs none '{m}'; \
+         for d in d1 d2; do mkdir -p '{m}/'$d/e; for i in 1 2 3; do echo x > '{m}/'$d/e/f$i; done; done; \
+         echo x > '{m}/held'; \
          sh -c 'exec 3<\"$0\"; exec sleep 60' '{m}/held' & H=$!; \
          while [ ! -e /proc/$H/fd/3 ]; do sleep 0.01; done; \
-         read go; ! umount '{m}' 2>/dev/null; echo busy; read go; \
-         (cd '{m}' && rm -rf d); echo done; read end; kill $H"
+         read go; ! umount '{m}' 2>/dev/null; (cd '{m}' && rm -rf d1); echo busy; read go; \
+         (cd '{m}' && rm -rf d2); echo done; read end; kill $H"
     );
     let mut live = Live::start(Default::default());
     let mut child = Command::new("unshare")
@@ -275,13 +278,14 @@ fn another_process_deleting_by_directory_fd_on_the_busy_mount_is_the_incident() 
     out.read_line(&mut line).expect("read");
     assert_eq!(line.trim(), "busy");
     // Userspace processes the EBUSY and arms the kernel (what the live
-    // loop does after every chunk of events).
+    // loop does after every chunk of events); then the grace period ends.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while live.pipeline.stats.ebusy_unmounts == 0 {
         live.pump();
         assert!(std::time::Instant::now() < deadline, "no EBUSY seen");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    std::thread::sleep(mntrace::config::BUSY_GRACE * 2);
     stdin.write_all(b"go\n").expect("delete");
     line.clear();
     out.read_line(&mut line).expect("read");
@@ -295,17 +299,48 @@ fn another_process_deleting_by_directory_fd_on_the_busy_mount_is_the_incident() 
     drop(stdin);
     assert!(child.wait().expect("wait").success());
     assert_eq!(mine.len(), 1, "{mine:#?}");
-    let want: BTreeSet<PathBuf> = ["d", "d/e", "d/e/f1", "d/e/f2", "d/e/f3"]
+    let want: BTreeSet<PathBuf> = ["d1", "d1/e", "d1/e/f1", "d1/e/f2", "d1/e/f3"]
         .iter()
+        .chain(&["d2", "d2/e", "d2/e/f1", "d2/e/f2", "d2/e/f3"])
         .map(|e| mnt.join(e))
         .collect();
     assert_eq!(paths(&mine[0]), want);
-    for d in &mine[0].deletions {
-        assert_eq!(&mine[0].deleters[0].comm[..], b"rm");
-        let rel = to_path_buf(&d.rel_path);
-        assert_eq!(
-            mnt.join(rel.strip_prefix("/").expect("absolute")),
-            to_path_buf(&d.path)
-        );
-    }
+    assert!(mine[0].deleters.iter().all(|p| &p.comm[..] == b"rm"));
+    // Why each was captured.
+    let reason = |name: &str| {
+        live.out
+            .events
+            .iter()
+            .filter(|e| e.ret == 0)
+            .find_map(|e| match &e.args {
+                mntrace::model::Args::Delete {
+                    pathname,
+                    capture,
+                    dir,
+                    ..
+                } if pathname.bytes.as_ref() == name.as_bytes()
+                    && dir.path.bytes.starts_with(b(&mnt)) =>
+                {
+                    Some(*capture)
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no deletion of {name}"))
+    };
+    use tracer_common::event::{CAP_AFTER_ANY_EBUSY, CAP_BUSY_MOUNT};
+    assert_ne!(
+        reason("d1") & CAP_AFTER_ANY_EBUSY,
+        0,
+        "d1: right after the EBUSY"
+    );
+    assert_eq!(
+        reason("d2") & CAP_AFTER_ANY_EBUSY,
+        0,
+        "d2: after the grace period"
+    );
+    assert_ne!(
+        reason("d2") & CAP_BUSY_MOUNT,
+        0,
+        "d2: on the mount found busy"
+    );
 }

@@ -314,7 +314,8 @@ fn event_cases() -> Vec<Case> {
                         | CAP_SUBTREE
                         | CAP_CROSSING
                         | CAP_BUSY_PATH
-                        | CAP_BUSY_MOUNT,
+                        | CAP_BUSY_MOUNT
+                        | CAP_AFTER_ANY_EBUSY,
                     origin_mnt_id: 29,
                 },
             ),
@@ -338,7 +339,11 @@ fn event_cases() -> Vec<Case> {
                         8,
                         DIR_IDMAPPED | DIR_SUBTREE,
                     ),
-                    capture: CAP_BUSY | CAP_IDMAPPED | CAP_SUBTREE | CAP_BUSY_MOUNT,
+                    capture: CAP_BUSY
+                        | CAP_IDMAPPED
+                        | CAP_SUBTREE
+                        | CAP_BUSY_MOUNT
+                        | CAP_AFTER_ANY_EBUSY,
                     origin_mnt_id: 66,
                 },
             ),
@@ -421,7 +426,8 @@ fn event_cases() -> Vec<Case> {
                         | CAP_SUBTREE
                         | CAP_CROSSING
                         | CAP_BUSY_PATH
-                        | CAP_BUSY_MOUNT,
+                        | CAP_BUSY_MOUNT
+                        | CAP_AFTER_ANY_EBUSY,
                     origin_mnt_id: 40,
                 },
             ),

@@ -54,9 +54,11 @@ fn capture_reasons(slot: &mut Slot<2>, start: Option<KPath>) -> (u32, bool) {
         CAP_ALL
     };
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let recent = LAST_BUSY
-        .get(0)
-        .is_some_and(|&t| now.wrapping_sub(t) <= cfg.busy_window_ns);
+    let since_busy = LAST_BUSY.get(0).map_or(u64::MAX, |&t| now.wrapping_sub(t));
+    let recent = since_busy <= cfg.busy_window_ns;
+    if since_busy <= cfg.busy_grace_ns {
+        cap |= CAP_AFTER_ANY_EBUSY;
+    }
     if recent {
         if let Some(&t) = unsafe { BUSY.get(tgid) } {
             if now.wrapping_sub(t) <= cfg.busy_window_ns {
