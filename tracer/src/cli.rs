@@ -71,17 +71,24 @@ pub struct DoctorArgs {
     pub json: bool,
 }
 
+/// Which recording, and which part of it (`triage` and `query`).
 #[derive(clap::Args, Debug)]
-pub struct QueryArgs {
+pub struct RecordingArgs {
     /// A recording directory, or one segment file.
     #[arg(value_name = "DIR|FILE")]
     pub path: PathBuf,
-    /// Only events at or after this time (RFC 3339).
+    /// Only events at or after this time (RFC 3339, e.g. 2026-11-30T08:00:00Z).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
     /// Only events at or before this time (RFC 3339).
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub recording: RecordingArgs,
     /// Deletions at or below PATH, as seen or where the entry really lived
     /// (repeatable).
     #[arg(long = "path", value_name = "PATH")]
@@ -112,15 +119,8 @@ pub struct QueryArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct TriageArgs {
-    /// A recording directory, or one segment file.
-    #[arg(value_name = "DIR|FILE")]
-    pub path: PathBuf,
-    /// Only events at or after this time (RFC 3339, e.g. 2026-11-30T08:00:00Z).
-    #[arg(long, value_name = "TIME")]
-    pub since: Option<String>,
-    /// Only events at or before this time (RFC 3339).
-    #[arg(long, value_name = "TIME")]
-    pub until: Option<String>,
+    #[command(flatten)]
+    pub recording: RecordingArgs,
     /// JSON Lines (the schema of docs/json-schema.md) instead of text.
     #[arg(long)]
     pub json: bool,

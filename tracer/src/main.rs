@@ -308,38 +308,39 @@ fn boot_time(s: &str, clock: &BootClock, what: &str) -> Result<u64, String> {
     Ok((wall - clock.offset_ns()).max(0) as u64)
 }
 
-fn triage(args: TriageArgs) -> i32 {
-    use mntrace::replay::{recording_clock, replay, segment_paths, Window};
-    let paths = match segment_paths(&args.path) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!(
-                "mntrace: cannot read the recording {}: {e}",
-                args.path.display()
-            );
-            return exit::FAILURE;
-        }
-    };
+/// A recording's segments, its clock, and the time window asked for.
+fn open_recording(
+    args: &cli::RecordingArgs,
+) -> Result<(Vec<std::path::PathBuf>, BootClock, mntrace::replay::Window), i32> {
+    use mntrace::replay::{recording_clock, segment_paths, Window};
+    let paths = segment_paths(&args.path).map_err(|e| {
+        eprintln!(
+            "mntrace: cannot read the recording {}: {e}",
+            args.path.display()
+        );
+        exit::FAILURE
+    })?;
     let clock = recording_clock(&paths).unwrap_or_else(BootClock::now);
-    let window = match (|| -> Result<Window, String> {
+    let at =
+        |t: &Option<String>, what| t.as_deref().map(|s| boot_time(s, &clock, what)).transpose();
+    let window = (|| -> Result<Window, String> {
         Ok(Window {
-            since_ns: args
-                .since
-                .as_deref()
-                .map(|s| boot_time(s, &clock, "since"))
-                .transpose()?,
-            until_ns: args
-                .until
-                .as_deref()
-                .map(|s| boot_time(s, &clock, "until"))
-                .transpose()?,
+            since_ns: at(&args.since, "since")?,
+            until_ns: at(&args.until, "until")?,
         })
-    })() {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("mntrace: {e}");
-            return exit::USAGE;
-        }
+    })()
+    .map_err(|e| {
+        eprintln!("mntrace: {e}");
+        exit::USAGE
+    })?;
+    Ok((paths, clock, window))
+}
+
+fn triage(args: TriageArgs) -> i32 {
+    use mntrace::replay::replay;
+    let (paths, clock, window) = match open_recording(&args.recording) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let settings = first_settings(&paths);
     let run = RunConfig {
@@ -384,37 +385,10 @@ fn triage(args: TriageArgs) -> i32 {
 }
 
 fn query(args: QueryArgs) -> i32 {
-    use mntrace::replay::{query, recording_clock, segment_paths, Query, Window};
-    let paths = match segment_paths(&args.path) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!(
-                "mntrace: cannot read the recording {}: {e}",
-                args.path.display()
-            );
-            return exit::FAILURE;
-        }
-    };
-    let clock = recording_clock(&paths).unwrap_or_else(BootClock::now);
-    let window = match (|| -> Result<Window, String> {
-        Ok(Window {
-            since_ns: args
-                .since
-                .as_deref()
-                .map(|s| boot_time(s, &clock, "since"))
-                .transpose()?,
-            until_ns: args
-                .until
-                .as_deref()
-                .map(|s| boot_time(s, &clock, "until"))
-                .transpose()?,
-        })
-    })() {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("mntrace: {e}");
-            return exit::USAGE;
-        }
+    use mntrace::replay::{query, Query};
+    let (paths, clock, window) = match open_recording(&args.recording) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let mut paths_of_interest = Vec::new();
     for p in &args.paths {
