@@ -364,7 +364,7 @@ fn triage(args: TriageArgs) -> i32 {
     };
     for (p, end) in &replayed.damaged {
         eprintln!(
-            "mntrace: warning: {}: {end:?}; the records before it were replayed",
+            "mntrace: warning: {}: {end}; the records before it were replayed",
             p.display()
         );
     }
@@ -453,7 +453,7 @@ fn query(args: QueryArgs) -> i32 {
     };
     for (p, end) in &replayed.damaged {
         eprintln!(
-            "mntrace: warning: {}: {end:?}; the records before it were read",
+            "mntrace: warning: {}: {end}; the records before it were read",
             p.display()
         );
     }

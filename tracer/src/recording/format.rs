@@ -117,6 +117,23 @@ pub enum End {
     },
 }
 
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            End::Clean => write!(f, "ends cleanly"),
+            End::Torn { offset, bytes } => write!(
+                f,
+                "its last record, at byte {offset}, is incomplete (a crash while writing it); \
+                 {bytes} bytes skipped"
+            ),
+            End::Corrupt { offset, bytes, why } => write!(
+                f,
+                "damaged at byte {offset} ({why}); the {bytes} bytes from there skipped"
+            ),
+        }
+    }
+}
+
 /// Why a segment cannot be read at all.
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
