@@ -588,6 +588,33 @@ fn a_recording_killed_with_sigkill_keeps_the_race() {
     let clone_mnt = u64_of(op(&lines, 12), "mnt_id") as u32;
     assert_race_incident(&l, &out.incidents[0], pid, clone_mnt, false);
 
+    // The same through the triage command: the incident with the layer's
+    // backing paths.
+    let triage = std::process::Command::new(MNTRACE)
+        .args(["triage", "--json"])
+        .arg(&dir)
+        .output()
+        .expect("run mntrace triage");
+    assert!(
+        triage.status.success(),
+        "{}",
+        String::from_utf8_lossy(&triage.stderr)
+    );
+    let found: Vec<serde_json::Value> = String::from_utf8_lossy(&triage.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
+        .filter(|v| v["type"] == "incident")
+        .collect();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let backing: BTreeSet<PathBuf> = found[0]["deletions"]
+        .as_array()
+        .expect("deletions")
+        .iter()
+        .map(|d| PathBuf::from(d["backing_path"].as_str().expect("backing path")))
+        .collect();
+    assert_eq!(backing, l.layer1_backing());
+    assert_eq!(found[0]["severity"], "critical");
+
     // A torn tail (a crash in the middle of a write) is detected, and every
     // record before it is still read.
     let bytes = std::fs::read(path).expect("read");
