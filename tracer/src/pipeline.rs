@@ -69,6 +69,11 @@ impl Pipeline {
         self.replay = Some(facts);
     }
 
+    /// The recorded enrichment a replay uses (to index more of it).
+    pub fn replay_facts(&mut self) -> Option<&mut ReplayFacts> {
+        self.replay.as_mut()
+    }
+
     /// A recorded tick or holder answer, in stream order.
     pub fn apply_fact(&mut self, fact: Fact, sink: &mut dyn Sink) -> io::Result<()> {
         match fact {

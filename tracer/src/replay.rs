@@ -15,7 +15,7 @@ use crate::decode::decode;
 use crate::enrich::clock::BootClock;
 use crate::enrich::facts::{Fact, ReplayFacts};
 use crate::pipeline::Pipeline;
-use crate::recording::format::{End, Reader, RecordKind};
+use crate::recording::format::{load, End, Reader, RecordKind};
 use crate::recording::writer::segments;
 use crate::sink::Sink;
 
@@ -151,9 +151,15 @@ pub fn query(
         clock: recording_clock(paths),
         ..Default::default()
     };
-    let mut facts = index_facts(paths);
+    let mut facts = ReplayFacts::default();
     for p in paths {
-        let mut r = open_segment(p)?;
+        let data = load(p).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))
+        })?;
+        index_into(&mut facts, Reader::new(data.clone()).ok());
+        let mut r = Reader::new(data).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))
+        })?;
         out.segments += 1;
         for rec in r.by_ref().filter(|r| r.kind == RecordKind::Kernel) {
             match decode(rec.payload) {
@@ -175,23 +181,17 @@ pub fn query(
     Ok(out)
 }
 
-fn open_segment(p: &Path) -> io::Result<Reader> {
-    Reader::open(p)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display())))
-}
-
-/// The recorded enrichment of every segment, by event.
-fn index_facts(paths: &[PathBuf]) -> ReplayFacts {
-    let mut facts = ReplayFacts::default();
-    for p in paths {
-        let Ok(r) = Reader::open(p) else { continue };
-        for rec in r.filter(|r| r.kind == RecordKind::Fact) {
-            if let Ok(Fact::Enrichment { ts_ns, tid, en }) = Fact::from_json(&rec.payload) {
-                facts.add(ts_ns, tid, *en);
-            }
+/// Index the recorded enrichment of one segment, by event.
+fn index_into(facts: &mut ReplayFacts, segment: Option<Reader>) {
+    for rec in segment
+        .into_iter()
+        .flatten()
+        .filter(|r| r.kind == RecordKind::Fact)
+    {
+        if let Ok(Fact::Enrichment { ts_ns, tid, en }) = Fact::from_json(&rec.payload) {
+            facts.add(ts_ns, tid, *en);
         }
     }
-    facts
 }
 
 /// The wall clock a segment header gives.
@@ -224,9 +224,20 @@ pub fn replay(
         clock: recording_clock(paths),
         ..Default::default()
     };
-    pipeline.replaying(index_facts(paths));
+    pipeline.replaying(ReplayFacts::default());
     for (i, p) in paths.iter().enumerate() {
-        let mut r = open_segment(p)?;
+        // Each segment is read once: the enrichment a chunk of events used
+        // is recorded in the same segment as the chunk (a segment only
+        // rotates between chunks), so it is indexed segment by segment.
+        let data = load(p).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))
+        })?;
+        let mut r = Reader::new(data.clone()).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))
+        })?;
+        if let Some(facts) = pipeline.replay_facts() {
+            index_into(facts, Reader::new(data).ok());
+        }
         out.segments += 1;
         for rec in r.by_ref() {
             match rec.kind {

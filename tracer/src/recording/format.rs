@@ -180,22 +180,7 @@ impl Reader {
 
     /// Read a whole segment file, decompressing `.zst` ones.
     pub fn open(path: &std::path::Path) -> Result<Reader, FormatError> {
-        let raw = std::fs::read(path)?;
-        let data = if path.extension().is_some_and(|e| e == "zst") {
-            let mut out = Vec::new();
-            // A damaged compressed segment yields what decompressed before
-            // the damage; the reader then reports the cut record as torn.
-            let mut dec = zstd::stream::read::Decoder::new(&raw[..])?;
-            if let Err(e) = dec.read_to_end(&mut out) {
-                if out.len() < FILE_HEADER_LEN {
-                    return Err(FormatError::Io(e));
-                }
-            }
-            out
-        } else {
-            raw
-        };
-        Reader::new(Bytes::from(data))
+        Reader::new(load(path)?)
     }
 
     /// How the segment ended (after the iterator returned `None`).
@@ -208,6 +193,24 @@ impl Reader {
         self.end = Some(end);
         None
     }
+}
+
+/// A segment file's bytes, decompressed when it is `.zst`.
+pub fn load(path: &std::path::Path) -> Result<Bytes, FormatError> {
+    let raw = std::fs::read(path)?;
+    if path.extension().is_none_or(|e| e != "zst") {
+        return Ok(Bytes::from(raw));
+    }
+    let mut out = Vec::with_capacity(raw.len() * 4);
+    // A damaged compressed segment yields what decompressed before the
+    // damage; the reader then reports the cut record as torn.
+    let mut dec = zstd::stream::read::Decoder::new(&raw[..])?;
+    if let Err(e) = dec.read_to_end(&mut out) {
+        if out.len() < FILE_HEADER_LEN {
+            return Err(FormatError::Io(e));
+        }
+    }
+    Ok(Bytes::from(out))
 }
 
 impl Iterator for Reader {
