@@ -309,10 +309,9 @@ fn boot_time(s: &str, clock: &BootClock, what: &str) -> Result<u64, String> {
 }
 
 /// A recording's segments, its clock, and the time window asked for.
-fn open_recording(
-    args: &cli::RecordingArgs,
-) -> Result<(Vec<std::path::PathBuf>, BootClock, mntrace::replay::Window), i32> {
-    use mntrace::replay::{recording_clock, segment_paths, Window};
+/// Also the recording's settings (from its first segment header).
+fn open_recording(args: &cli::RecordingArgs) -> Result<Recording, i32> {
+    use mntrace::replay::{first_header, header_clock, segment_paths, Window};
     let paths = segment_paths(&args.path).map_err(|e| {
         eprintln!(
             "mntrace: cannot read the recording {}: {e}",
@@ -320,7 +319,8 @@ fn open_recording(
         );
         exit::FAILURE
     })?;
-    let clock = recording_clock(&paths).unwrap_or_else(BootClock::now);
+    let header = first_header(&paths).unwrap_or_default();
+    let clock = header_clock(&header).unwrap_or_else(BootClock::now);
     let at =
         |t: &Option<String>, what| t.as_deref().map(|s| boot_time(s, &clock, what)).transpose();
     let window = (|| -> Result<Window, String> {
@@ -333,16 +333,44 @@ fn open_recording(
         eprintln!("mntrace: {e}");
         exit::USAGE
     })?;
-    Ok((paths, clock, window))
+    Ok(Recording {
+        paths,
+        clock,
+        window,
+        settings: header["settings"].clone(),
+    })
+}
+
+/// A recording opened for `triage` or `query`.
+struct Recording {
+    paths: Vec<std::path::PathBuf>,
+    clock: BootClock,
+    window: mntrace::replay::Window,
+    settings: serde_json::Value,
+}
+
+/// Say which segments did not end cleanly (what was before the damage was
+/// `done`).
+fn warn_damaged(replayed: &mntrace::replay::Replayed, done: &str) {
+    for (p, end) in &replayed.damaged {
+        eprintln!(
+            "mntrace: warning: {}: {end}; the records before it were {done}",
+            p.display()
+        );
+    }
 }
 
 fn triage(args: TriageArgs) -> i32 {
     use mntrace::replay::replay;
-    let (paths, clock, window) = match open_recording(&args.recording) {
+    let Recording {
+        paths,
+        clock,
+        window,
+        settings,
+    } = match open_recording(&args.recording) {
         Ok(x) => x,
         Err(code) => return code,
     };
-    let settings = first_settings(&paths);
     let run = RunConfig {
         show_events: args.events,
         ..RunConfig::from_settings(&settings)
@@ -362,12 +390,7 @@ fn triage(args: TriageArgs) -> i32 {
             return exit::FAILURE;
         }
     };
-    for (p, end) in &replayed.damaged {
-        eprintln!(
-            "mntrace: warning: {}: {end}; the records before it were replayed",
-            p.display()
-        );
-    }
+    warn_damaged(&replayed, "replayed");
     let _ = sink.flush();
     if let Err(e) = sink.finish(&pipeline.stats) {
         if e.kind() != io::ErrorKind::BrokenPipe {
@@ -386,7 +409,12 @@ fn triage(args: TriageArgs) -> i32 {
 
 fn query(args: QueryArgs) -> i32 {
     use mntrace::replay::{query, Query};
-    let (paths, clock, window) = match open_recording(&args.recording) {
+    let Recording {
+        paths,
+        clock,
+        window,
+        settings: _,
+    } = match open_recording(&args.recording) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -451,30 +479,12 @@ fn query(args: QueryArgs) -> i32 {
             return exit::FAILURE;
         }
     };
-    for (p, end) in &replayed.damaged {
-        eprintln!(
-            "mntrace: warning: {}: {end}; the records before it were read",
-            p.display()
-        );
-    }
+    warn_damaged(&replayed, "read");
     eprintln!(
         "mntrace: {matched} of {} recorded events matched",
         replayed.kernel_records
     );
     exit::OK
-}
-
-/// The run's settings from the recording's first segment header.
-fn first_settings(paths: &[std::path::PathBuf]) -> serde_json::Value {
-    use mntrace::recording::format::{Reader, RecordKind};
-    paths
-        .first()
-        .and_then(|p| Reader::open(p).ok())
-        .and_then(|mut r| r.next())
-        .filter(|r| r.kind == RecordKind::Segment)
-        .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.payload).ok())
-        .map(|v| v["settings"].clone())
-        .unwrap_or_default()
 }
 
 async fn watch(args: WatchArgs) -> i32 {

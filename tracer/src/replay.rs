@@ -63,8 +63,6 @@ pub struct Replayed {
     pub recorded_incidents: Vec<Value>,
     /// How segments that did not end cleanly ended: (path, end).
     pub damaged: Vec<(PathBuf, End)>,
-    /// The wall clock of the recording (from its first segment header).
-    pub clock: Option<BootClock>,
 }
 
 /// Which recorded events `mntrace query` shows: all given criteria hold
@@ -147,19 +145,11 @@ pub fn query(
     q: &Query,
     mut each: impl FnMut(&crate::model::Event, Option<&bytes::Bytes>) -> io::Result<()>,
 ) -> io::Result<Replayed> {
-    let mut out = Replayed {
-        clock: recording_clock(paths),
-        ..Default::default()
-    };
+    let mut out = Replayed::default();
     let mut facts = ReplayFacts::default();
     for p in paths {
-        let data = load(p).map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))
-        })?;
-        index_into(&mut facts, Reader::new(data.clone()).ok());
-        let mut r = Reader::new(data).map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))
-        })?;
+        let (data, mut r) = open_segment(p)?;
+        index_into(&mut facts, data);
         out.segments += 1;
         for rec in r.by_ref().filter(|r| r.kind == RecordKind::Kernel) {
             match decode(rec.payload) {
@@ -181,34 +171,36 @@ pub fn query(
     Ok(out)
 }
 
-/// Index the recorded enrichment of one segment, by event.
-fn index_into(facts: &mut ReplayFacts, segment: Option<Reader>) {
-    for rec in segment
-        .into_iter()
-        .flatten()
-        .filter(|r| r.kind == RecordKind::Fact)
-    {
+/// A segment's bytes (read and decompressed once) and a reader over them.
+fn open_segment(p: &Path) -> io::Result<(bytes::Bytes, Reader)> {
+    let bad = |e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()));
+    let data = load(p).map_err(bad)?;
+    let r = Reader::new(data.clone()).map_err(bad)?;
+    Ok((data, r))
+}
+
+/// Index the recorded enrichment of one segment (its bytes), by event.
+fn index_into(facts: &mut ReplayFacts, segment: bytes::Bytes) {
+    let Ok(r) = Reader::new(segment) else { return };
+    for rec in r.filter(|r| r.kind == RecordKind::Fact) {
         if let Ok(Fact::Enrichment { ts_ns, tid, en }) = Fact::from_json(&rec.payload) {
             facts.add(ts_ns, tid, *en);
         }
     }
 }
 
-/// The wall clock a segment header gives.
-pub fn header_clock(payload: &[u8]) -> Option<BootClock> {
-    let v: Value = serde_json::from_slice(payload).ok()?;
-    let off: i128 = v["clock"]["boot_to_wall_ns"].as_str()?.parse().ok()?;
-    Some(BootClock::with_offset(off))
+/// The recording's first segment header (JSON), if it can be read.
+pub fn first_header(paths: &[PathBuf]) -> Option<Value> {
+    let rec = Reader::open(paths.first()?).ok()?.next()?;
+    (rec.kind == RecordKind::Segment)
+        .then(|| serde_json::from_slice(&rec.payload).ok())
+        .flatten()
 }
 
-/// Read the recording's first segment header for its clock.
-pub fn recording_clock(paths: &[PathBuf]) -> Option<BootClock> {
-    let first = paths.first()?;
-    let mut r = Reader::open(first).ok()?;
-    let rec = r.next()?;
-    (rec.kind == RecordKind::Segment)
-        .then(|| header_clock(&rec.payload))
-        .flatten()
+/// The wall clock a segment header gives (what the live run's sinks used).
+pub fn header_clock(header: &Value) -> Option<BootClock> {
+    let off: i128 = header["clock"]["boot_to_wall_ns"].as_str()?.parse().ok()?;
+    Some(BootClock::with_offset(off))
 }
 
 /// Replay `paths` into `pipeline` (set up like live mode's) and `sink`;
@@ -220,23 +212,15 @@ pub fn replay(
     sink: &mut dyn Sink,
     mut progress: impl FnMut(usize),
 ) -> io::Result<Replayed> {
-    let mut out = Replayed {
-        clock: recording_clock(paths),
-        ..Default::default()
-    };
+    let mut out = Replayed::default();
     pipeline.replaying(ReplayFacts::default());
     for (i, p) in paths.iter().enumerate() {
         // Each segment is read once: the enrichment a chunk of events used
         // is recorded in the same segment as the chunk (a segment only
         // rotates between chunks), so it is indexed segment by segment.
-        let data = load(p).map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))
-        })?;
-        let mut r = Reader::new(data.clone()).map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()))
-        })?;
+        let (data, mut r) = open_segment(p)?;
         if let Some(facts) = pipeline.replay_facts() {
-            index_into(facts, Reader::new(data).ok());
+            index_into(facts, data);
         }
         out.segments += 1;
         for rec in r.by_ref() {
