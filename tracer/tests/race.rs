@@ -511,6 +511,51 @@ fn fifty_replicas_in_parallel_are_fifty_incidents() {
     assert_eq!(live.traced.drops().total(), 0);
 }
 
+/// `mntrace record --dir DIR -p PID [EXTRA]`, once it says it is recording.
+fn start_recording(dir: &std::path::Path, pid: u32, extra: &[&str]) -> std::process::Child {
+    let mut child = std::process::Command::new(MNTRACE)
+        .args(["record", "--dir"])
+        .arg(dir)
+        .args(["-p", &pid.to_string()])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn mntrace record");
+    let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut err, &mut line).expect("read stderr");
+    assert!(line.starts_with("mntrace: recording"), "{line:?}");
+    // Keep draining stderr so the recorder never blocks on it.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    child
+}
+
+/// The incident objects of JSON Lines output.
+fn incidents_of(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
+        .filter(|v| v["type"] == "incident")
+        .collect()
+}
+
+/// `mntrace CMD --json DIR ARGS` (triage, query): its JSON lines' stdout.
+fn replay_json(cmd: &str, dir: &std::path::Path, args: &[&std::ffi::OsStr]) -> Vec<u8> {
+    let out = std::process::Command::new(MNTRACE)
+        .args([cmd, "--json"])
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run mntrace");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 /// `mntrace record` during the race, killed with SIGKILL a little after it:
 /// what it flushed (at least every second) is on disk, every segment stands
 /// alone, and the raw kernel records, replayed through the same decoder and
@@ -525,17 +570,7 @@ fn a_recording_killed_with_sigkill_keeps_the_race() {
     let dir = rec.path().join("rec");
     let mut fx = Fixture::spawn(&l.buggy_ops(0));
     let pid = fx.pid;
-    let mut mntrace = std::process::Command::new(MNTRACE)
-        .args(["record", "--dir"])
-        .arg(&dir)
-        .args(["-p", &pid.to_string()])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn mntrace record");
-    let mut err = std::io::BufReader::new(mntrace.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut err, &mut line).expect("read stderr");
-    assert!(line.starts_with("mntrace: recording"), "{line:?}");
+    let mut mntrace = start_recording(&dir, pid, &[]);
     fx.release();
     let lines = fx.wait();
     check_setup(&lines);
@@ -590,21 +625,7 @@ fn a_recording_killed_with_sigkill_keeps_the_race() {
 
     // The same through the triage command: the incident with the layer's
     // backing paths.
-    let triage = std::process::Command::new(MNTRACE)
-        .args(["triage", "--json"])
-        .arg(&dir)
-        .output()
-        .expect("run mntrace triage");
-    assert!(
-        triage.status.success(),
-        "{}",
-        String::from_utf8_lossy(&triage.stderr)
-    );
-    let found: Vec<serde_json::Value> = String::from_utf8_lossy(&triage.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON"))
-        .filter(|v| v["type"] == "incident")
-        .collect();
+    let found = incidents_of(&replay_json("triage", &dir, &[]));
     assert_eq!(found.len(), 1, "{found:#?}");
     let backing: BTreeSet<PathBuf> = found[0]["deletions"]
         .as_array()
@@ -639,32 +660,14 @@ fn triage_of_a_recording_gives_exactly_the_live_incidents() {
     let dir = rec.path().join("rec");
     let mut fx = Fixture::spawn(&l.buggy_ops(1500));
     let pid = fx.pid;
-    let mut live = std::process::Command::new(MNTRACE)
-        .args(["record", "--json", "--dir"])
-        .arg(&dir)
-        .args(["-p", &pid.to_string()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn mntrace record");
-    let mut err = std::io::BufReader::new(live.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut err, &mut line).expect("read stderr");
-    assert!(line.starts_with("mntrace: recording"), "{line:?}");
+    let live = start_recording(&dir, pid, &["--json"]);
     fx.release();
     let lines = fx.wait();
     check_setup(&lines);
     unsafe { libc::kill(live.id() as i32, libc::SIGINT) };
     let out = live.wait_with_output().expect("mntrace record");
     assert!(out.status.success(), "{:?}", out.status);
-    let incidents = |stdout: &[u8]| -> Vec<serde_json::Value> {
-        String::from_utf8_lossy(stdout)
-            .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
-            .filter(|v| v["type"] == "incident")
-            .collect()
-    };
-    let live_incidents = incidents(&out.stdout);
+    let live_incidents = incidents_of(&out.stdout);
     assert_eq!(live_incidents.len(), 1, "{live_incidents:#?}");
     let holders = &live_incidents[0]["holders"]["processes"];
     assert_eq!(
@@ -673,33 +676,15 @@ fn triage_of_a_recording_gives_exactly_the_live_incidents() {
         "holders scanned live"
     );
 
-    let triage = std::process::Command::new(MNTRACE)
-        .args(["triage", "--json"])
-        .arg(&dir)
-        .output()
-        .expect("run mntrace triage");
-    assert!(
-        triage.status.success(),
-        "{}",
-        String::from_utf8_lossy(&triage.stderr)
+    assert_eq!(
+        incidents_of(&replay_json("triage", &dir, &[])),
+        live_incidents
     );
-    assert_eq!(incidents(&triage.stdout), live_incidents);
 
     // The forensic question: what removed something from the layer,
     // whichever mount it went through? And from the clone, as seen?
     let query = |args: &[&std::ffi::OsStr]| -> Vec<serde_json::Value> {
-        let out = std::process::Command::new(MNTRACE)
-            .args(["query", "--json"])
-            .arg(&dir)
-            .args(args)
-            .output()
-            .expect("run mntrace query");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
+        String::from_utf8_lossy(&replay_json("query", &dir, args))
             .lines()
             .map(|l| serde_json::from_str(l).expect("JSON line"))
             .collect()
