@@ -81,24 +81,26 @@ pub fn decode(rec: Bytes) -> Result<Event, DecodeError> {
     if off > rec.len() {
         return Err(DecodeError::StrOverrun);
     }
-    let mut strs = Vec::with_capacity(nwant);
-    for i in 0..nwant {
+    // No allocation per record (tracer-common checks every kind has at
+    // most MAX_STRS).
+    let mut strs: [Str; tracer_common::limits::MAX_STRS] = Default::default();
+    for (i, slot) in strs.iter_mut().enumerate().take(nwant) {
         let r: StrRef = read(&rec, table + i * core::mem::size_of::<StrRef>());
         let end = off + r.len as usize;
         if end > rec.len() {
             return Err(DecodeError::StrOverrun);
         }
-        strs.push(Str {
+        *slot = Str {
             bytes: rec.slice(off..end),
             flags: r.flags,
-        });
+        };
         off = end;
     }
     if off != rec.len() {
         return Err(DecodeError::Trailing(rec.len() - off));
     }
     let p = &rec[hlen..hlen + want];
-    let mut s = strs.into_iter();
+    let mut s = strs.into_iter().take(nwant);
     let mut next = move || s.next().unwrap_or_default();
     let args = match kind {
         EventKind::Mount => {

@@ -5,6 +5,13 @@
 use bytes::Bytes;
 use tracer_common::{event::*, EventKind};
 
+/// A copy of `b` that does not keep alive the record it was sliced from:
+/// for what outlives its event (busy mounts, bursts, incidents), so that a
+/// few kept bytes never pin a whole ring-buffer chunk or recording segment.
+pub fn detach(b: &Bytes) -> Bytes {
+    Bytes::copy_from_slice(b)
+}
+
 /// A string argument or path, byte-exact, with how it was captured.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Str {
@@ -114,6 +121,17 @@ impl Dir {
         } else {
             self.path.bytes.slice(..off)
         })
+    }
+
+    /// The same directory, detached from its record ([`detach`]).
+    pub fn detached(&self) -> Dir {
+        Dir {
+            path: Str {
+                bytes: detach(&self.path.bytes),
+                flags: self.path.flags,
+            },
+            ..self.clone()
+        }
     }
 
     /// `major:minor` of the filesystem's device.

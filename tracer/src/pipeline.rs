@@ -140,10 +140,10 @@ impl Pipeline {
         if self.correlator.is_idle() {
             return Ok(()); // nothing to close or forget
         }
-        if let Some(log) = self.log.as_mut() {
+        let (closed, changed) = self.correlator.tick(now_boot_ns);
+        if let Some(log) = self.log.as_mut().filter(|_| changed) {
             log.tick(now_boot_ns);
         }
-        let closed = self.correlator.tick(now_boot_ns);
         self.emit(closed, sink)
     }
 

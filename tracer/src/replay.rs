@@ -15,7 +15,7 @@ use crate::decode::decode;
 use crate::enrich::clock::BootClock;
 use crate::enrich::facts::{Fact, ReplayFacts};
 use crate::pipeline::Pipeline;
-use crate::recording::format::{load, End, Reader, RecordKind};
+use crate::recording::format::{load_into, reclaim, End, Reader, RecordKind, RECORD_HEADER_LEN};
 use crate::recording::writer::segments;
 use crate::sink::Sink;
 
@@ -59,8 +59,6 @@ pub struct Replayed {
     pub kernel_records: u64,
     /// Records that did not decode, facts that did not parse.
     pub bad_records: u64,
-    /// Incidents the live run recorded as they closed.
-    pub recorded_incidents: Vec<Value>,
     /// How segments that did not end cleanly ended: (path, end).
     pub damaged: Vec<(PathBuf, End)>,
 }
@@ -147,46 +145,91 @@ pub fn query(
 ) -> io::Result<Replayed> {
     let mut out = Replayed::default();
     let mut facts = ReplayFacts::default();
+    let mut buf = Vec::new();
     for p in paths {
-        let (data, mut r) = open_segment(p)?;
-        index_into(&mut facts, data);
-        out.segments += 1;
-        for rec in r.by_ref().filter(|r| r.kind == RecordKind::Kernel) {
-            match decode(rec.payload) {
-                Ok(ev) => {
-                    out.kernel_records += 1;
-                    let en = facts.enrich(&ev);
-                    let (selected, backing) = q.select(&ev, &en);
-                    if selected {
-                        each(&ev, backing.as_ref())?;
-                    }
-                }
-                Err(_) => out.bad_records += 1,
+        let (data, items) = read_segment(p, buf, &mut facts, &mut out)?;
+        for item in items {
+            let Item::Kernel(rec) = item else { continue };
+            let Some(ev) = decoded(data.slice(rec), &mut out) else {
+                continue;
+            };
+            let en = facts.enrich(&ev);
+            let (selected, backing) = q.select(&ev, &en);
+            if selected {
+                each(&ev, backing.as_ref())?;
             }
         }
-        if let Some(end) = r.end().filter(|e| **e != End::Clean) {
-            out.damaged.push((p.clone(), end.clone()));
-        }
+        buf = reclaim(data);
     }
     Ok(out)
 }
 
-/// A segment's bytes (read and decompressed once) and a reader over them.
-fn open_segment(p: &Path) -> io::Result<(bytes::Bytes, Reader)> {
-    let bad = |e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()));
-    let data = load(p).map_err(bad)?;
-    let r = Reader::new(data.clone()).map_err(bad)?;
-    Ok((data, r))
+/// A segment's records in stream order, as the pipeline takes them.
+enum Item {
+    /// Where a kernel record's bytes are in the segment (decoded when its
+    /// turn comes: a segment's events are not all kept at once).
+    Kernel(std::ops::Range<usize>),
+    /// A tick or a holder answer (enrichment is indexed instead).
+    Fact(Box<Fact>),
+    /// Cumulative kernel-side losses.
+    Losses(u64),
 }
 
-/// Index the recorded enrichment of one segment (its bytes), by event.
-fn index_into(facts: &mut ReplayFacts, segment: bytes::Bytes) {
-    let Ok(r) = Reader::new(segment) else { return };
-    for rec in r.filter(|r| r.kind == RecordKind::Fact) {
-        if let Ok(Fact::Enrichment { ts_ns, tid, en }) = Fact::from_json(&rec.payload) {
-            facts.add(ts_ns, tid, *en);
+/// A kernel record decoded, counted as replayed or as bad.
+fn decoded(rec: bytes::Bytes, out: &mut Replayed) -> Option<crate::model::Event> {
+    match decode(rec) {
+        Ok(ev) => {
+            out.kernel_records += 1;
+            Some(ev)
+        }
+        Err(_) => {
+            out.bad_records += 1;
+            None
         }
     }
+}
+
+/// Read one segment in one pass (every record's checksum checked once):
+/// its enrichment indexed into `facts`, the records the pipeline takes in
+/// stream order, what was damaged into `out`. `buf`: memory to load it
+/// into ([`reclaim`] it after).
+fn read_segment(
+    p: &Path,
+    buf: Vec<u8>,
+    facts: &mut ReplayFacts,
+    out: &mut Replayed,
+) -> io::Result<(bytes::Bytes, Vec<Item>)> {
+    let bad = |e| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", p.display()));
+    let data = load_into(p, buf).map_err(bad)?;
+    let mut r = Reader::new(data.clone()).map_err(bad)?;
+    out.segments += 1;
+    let mut items = Vec::new();
+    for rec in r.by_ref() {
+        match rec.kind {
+            RecordKind::Kernel => {
+                let start = rec.offset as usize + RECORD_HEADER_LEN;
+                items.push(Item::Kernel(start..start + rec.payload.len()));
+            }
+            RecordKind::Fact => match Fact::from_json(&rec.payload) {
+                Ok(Fact::Enrichment { ts_ns, tid, en }) => facts.add(ts_ns, tid, *en),
+                Ok(f) => items.push(Item::Fact(Box::new(f))),
+                Err(_) => out.bad_records += 1,
+            },
+            RecordKind::Loss => {
+                let v: Value = serde_json::from_slice(&rec.payload).unwrap_or_default();
+                match v["lost_total"].as_u64() {
+                    Some(total) => items.push(Item::Losses(total)),
+                    None => out.bad_records += 1,
+                }
+            }
+            // The incidents are found again by the pipeline.
+            RecordKind::Segment | RecordKind::Incident | RecordKind::Unwritten => {}
+        }
+    }
+    if let Some(end) = r.end().filter(|e| **e != End::Clean) {
+        out.damaged.push((p.to_owned(), end.clone()));
+    }
+    Ok((data, items))
 }
 
 /// The recording's first segment header (JSON), if it can be read.
@@ -204,7 +247,7 @@ pub fn header_clock(header: &Value) -> Option<BootClock> {
 }
 
 /// Replay `paths` into `pipeline` (set up like live mode's) and `sink`;
-/// `progress` is told the bytes of each segment done.
+/// `progress` is told the number of segments done.
 pub fn replay(
     paths: &[PathBuf],
     window: Window,
@@ -214,49 +257,24 @@ pub fn replay(
 ) -> io::Result<Replayed> {
     let mut out = Replayed::default();
     pipeline.replaying(ReplayFacts::default());
+    let mut buf = Vec::new();
     for (i, p) in paths.iter().enumerate() {
-        // Each segment is read once: the enrichment a chunk of events used
-        // is recorded in the same segment as the chunk (a segment only
-        // rotates between chunks), so it is indexed segment by segment.
-        let (data, mut r) = open_segment(p)?;
-        if let Some(facts) = pipeline.replay_facts() {
-            index_into(facts, data);
-        }
-        out.segments += 1;
-        for rec in r.by_ref() {
-            match rec.kind {
-                RecordKind::Kernel => match decode(rec.payload) {
-                    Ok(ev) => {
-                        out.kernel_records += 1;
-                        if window.contains(ev.ts_ns) {
-                            pipeline.event(&ev, sink)?;
-                        }
-                    }
-                    Err(_) => out.bad_records += 1,
+        // The enrichment a chunk of events used is recorded in the same
+        // segment as the chunk (a segment only rotates between chunks), so
+        // it is indexed segment by segment.
+        let facts = pipeline.replay_facts().expect("replaying");
+        let (data, items) = read_segment(p, buf, facts, &mut out)?;
+        for item in items {
+            match item {
+                Item::Kernel(rec) => match decoded(data.slice(rec), &mut out) {
+                    Some(ev) if window.contains(ev.ts_ns) => pipeline.event(&ev, sink)?,
+                    _ => {}
                 },
-                RecordKind::Fact => match Fact::from_json(&rec.payload) {
-                    Ok(f) => pipeline.apply_fact(f, sink)?,
-                    Err(_) => out.bad_records += 1,
-                },
-                RecordKind::Loss => {
-                    let v: Value = serde_json::from_slice(&rec.payload).unwrap_or_default();
-                    if let Some(total) = v["lost_total"].as_u64() {
-                        pipeline.losses(total);
-                    }
-                }
-                RecordKind::Incident => {
-                    if let Ok(v) = serde_json::from_slice(&rec.payload) {
-                        out.recorded_incidents.push(v);
-                    }
-                }
-                RecordKind::Segment | RecordKind::Unwritten => {}
+                Item::Fact(f) => pipeline.apply_fact(*f, sink)?,
+                Item::Losses(total) => pipeline.losses(total),
             }
         }
-        if let Some(end) = r.end() {
-            if *end != End::Clean {
-                out.damaged.push((p.clone(), end.clone()));
-            }
-        }
+        buf = reclaim(data);
         progress(i + 1);
     }
     pipeline.finish(sink)?;

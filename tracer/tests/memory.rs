@@ -94,18 +94,18 @@ fn event(ts: u64, tid: u32, kind: EventKind, ret: i64, args: Args) -> Event {
     }
 }
 
-fn dir(path: String, mountpoint_len: usize, mnt_id: u32, flags: u32) -> Dir {
+fn dir(path: impl Into<Bytes>, mountpoint_len: usize, mnt_id: u32, flags: u32) -> Dir {
     Dir {
         mnt_id,
         mnt_ns: NS,
         flags: DIR_RESOLVED | flags,
-        path: Str::new(Bytes::from(path)),
+        path: Str::new(path),
         rel_off: mountpoint_len as u32,
         ..Default::default()
     }
 }
 
-fn delete(ts: u64, tid: u32, d: Dir, name: String, capture: u32, origin: u32) -> Event {
+fn delete(ts: u64, tid: u32, d: Dir, name: impl Into<Bytes>, capture: u32, origin: u32) -> Event {
     event(
         ts,
         tid,
@@ -113,7 +113,7 @@ fn delete(ts: u64, tid: u32, d: Dir, name: String, capture: u32, origin: u32) ->
         0,
         Args::Delete {
             dfd: 3,
-            pathname: Str::new(Bytes::from(name)),
+            pathname: Str::new(name),
             flags: 0,
             dir: d,
             capture,
@@ -122,16 +122,16 @@ fn delete(ts: u64, tid: u32, d: Dir, name: String, capture: u32, origin: u32) ->
     )
 }
 
-fn umount(ts: u64, target: String, ret: i64) -> Event {
+fn umount(ts: u64, target: impl Into<Bytes>, ret: i64) -> Event {
     event(
         ts,
         1,
         EventKind::Umount,
         ret,
         Args::Umount {
-            target: Str::new(Bytes::from(target)),
+            target: Str::new(target),
             flags: 0,
-            cwd: dir("/".into(), 0, 27, DIR_FROM_ROOT),
+            cwd: dir("/", 0, 27, DIR_FROM_ROOT),
         },
     )
 }
@@ -148,7 +148,7 @@ fn bind(ts: u64, n: u64) -> Event {
             fstype: Str::default(),
             data: Str::default(),
             flags: 4096, // MS_BIND
-            cwd: dir("/".into(), 0, 27, DIR_FROM_ROOT),
+            cwd: dir("/", 0, 27, DIR_FROM_ROOT),
         },
     )
 }
@@ -202,14 +202,7 @@ fn round(p: &mut Pipeline, sink: &mut Discard, r: u64) {
         }
         let d = dir(pod.clone(), 0, 27, DIR_FROM_FD);
         p.event(
-            &delete(
-                tick(&mut ts),
-                1000 + b,
-                d,
-                "etc-hosts".into(),
-                CAP_CROSSING,
-                27,
-            ),
+            &delete(tick(&mut ts), 1000 + b, d, "etc-hosts", CAP_CROSSING, 27),
             sink,
         )
         .unwrap();
@@ -226,8 +219,12 @@ fn round(p: &mut Pipeline, sink: &mut Discard, r: u64) {
     p.holders_ready();
 }
 
+/// The tests measure the one process-wide heap: one at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn two_million_events_with_incidents_keep_the_heap_flat() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut p = Pipeline::new(
         CorrelatorConfig::default(),
         Display {
@@ -258,4 +255,88 @@ fn two_million_events_with_incidents_keep_the_heap_flat() {
             i + 1
         );
     }
+}
+
+/// Events are slices of the record they were decoded from (a 1 MiB
+/// ring-buffer chunk live, a whole segment in a replay). What outlives an
+/// event (a busy mount, an open incident, a burst) must not keep that
+/// record alive: a replay of a months-long recording with a busy mount in
+/// every segment would otherwise hold every segment.
+#[test]
+fn what_is_kept_does_not_pin_the_record_it_came_from() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut p = Pipeline::new(CorrelatorConfig::default(), Display::default());
+    let mut sink = Discard::default();
+    const RECORD: usize = 16 << 20;
+    let before = LIVE.load(Ordering::Relaxed);
+    {
+        let mp = b"/var/lib/c/pin/tmpmounts/p0/0";
+        let pod = b"/var/lib/kubelet/pods/pin";
+        let sub = b"/var/lib/kubelet/pods/pin/volume-subpaths/v/c/0";
+        let mut buf = vec![0u8; RECORD];
+        let mut at = 0;
+        let mut put = |s: &[u8]| {
+            buf[at..at + s.len()].copy_from_slice(s);
+            at += s.len();
+            at - s.len()..at
+        };
+        let (mp_r, pod_r, sub_r, name_r) = (put(mp), put(pod), put(sub), put(b"f0"));
+        let record = Bytes::from(buf);
+        let ts = 7_000_000_000;
+        let events = vec![
+            umount(ts, record.slice(mp_r.clone()), -16),
+            delete(
+                ts + 1_000,
+                10,
+                dir(
+                    record.slice(mp_r.clone()),
+                    mp.len(),
+                    100,
+                    DIR_FROM_FD | DIR_SUBTREE,
+                ),
+                record.slice(name_r.clone()),
+                CAP_BUSY,
+                0,
+            ),
+            // A walk of the pod directory that crosses into a subpath bind.
+            delete(
+                ts + 2_000,
+                20,
+                dir(record.slice(pod_r.clone()), 0, 27, DIR_FROM_FD),
+                record.slice(name_r.clone()),
+                CAP_CROSSING,
+                27,
+            ),
+            delete(
+                ts + 3_000,
+                20,
+                dir(
+                    record.slice(sub_r),
+                    sub.len(),
+                    300,
+                    DIR_FROM_FD | DIR_SUBTREE,
+                ),
+                record.slice(name_r),
+                CAP_SUBTREE | CAP_CROSSING,
+                27,
+            ),
+        ];
+        for e in &events {
+            p.event(e, &mut sink).unwrap();
+        }
+        // The events and the record are gone; the busy mount, its open
+        // incident and the burst are still kept.
+        assert!(!p.correlator.is_idle());
+        let _ = pod_r;
+    }
+    let kept = LIVE.load(Ordering::Relaxed) - before;
+    assert!(
+        kept < (RECORD / 16) as i64,
+        "{kept} bytes still live after the events of a {RECORD}-byte record were dropped"
+    );
+    p.finish(&mut sink).unwrap();
+    assert_eq!(
+        sink.incidents, 2,
+        "the busy-unmount incident and the crossing"
+    );
 }

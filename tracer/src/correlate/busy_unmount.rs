@@ -54,7 +54,7 @@ impl Holders {
 #[derive(Clone, Debug)]
 struct Busy {
     unmount: FailedUnmount,
-    mount: Option<MountInfo>,
+    mount: Option<std::sync::Arc<MountInfo>>,
     backing_root: Option<Bytes>,
     /// Mountpoints strictly below T at the EBUSY (a path below one of them
     /// goes through that mount, not M).
@@ -114,6 +114,11 @@ impl BusyUnmounts {
         self.busy.is_empty()
     }
 
+    /// What is kept (a tick that changes it changed something).
+    pub fn len(&self) -> usize {
+        self.busy.len()
+    }
+
     /// The holder scan `id` answered.
     pub fn holders(&mut self, id: ScanId, scan: &HolderScan) {
         for b in self.busy.values_mut() {
@@ -136,7 +141,7 @@ impl BusyUnmounts {
                 unmount: FailedUnmount {
                     ts_ns: ev.ts_ns,
                     by: process(ev),
-                    target,
+                    target: crate::model::detach(&target),
                     target_abs: abs,
                     flags,
                 },
@@ -255,7 +260,7 @@ impl BusyUnmounts {
         let via_path = name.contains(&b'/');
         // A deletion by path reports nothing about M's directory: the
         // mount table's facts are M's.
-        let en_mount = if via_path { None } else { en.mount.as_ref() };
+        let en_mount = if via_path { None } else { en.mount.as_deref() };
         let en_backing = if via_path {
             None
         } else {
@@ -266,8 +271,9 @@ impl BusyUnmounts {
         let inc = b.open.get_or_insert_with(|| {
             let id = *next_id;
             *next_id += 1;
-            let mount = b.mount.as_ref().or(en_mount);
-            let mountpoint = key.1.clone();
+            let mount = b.mount.as_deref().or(en_mount);
+            // The busy target as kept (the key found may be a slice of the event).
+            let mountpoint = b.unmount.target_abs.clone();
             let mut facts = mount_facts(dir, mountpoint, mount, backing_root.clone());
             if via_path {
                 // The directory the lookup started in is not on M.
@@ -399,7 +405,7 @@ mod tests {
         );
         let en = Enrichment {
             umount_target: Some(Bytes::copy_from_slice(target)),
-            mount: (ret == -i64::from(EBUSY)).then(|| mount_info(65)),
+            mount: (ret == -i64::from(EBUSY)).then(|| mount_info(65).into()),
             backing_root: (ret == -i64::from(EBUSY)).then(|| Bytes::from_static(ROOT)),
             ..Default::default()
         };
@@ -461,10 +467,10 @@ mod tests {
         let mut c = Correlator::new(CorrelatorConfig::default());
         let mut out = Vec::new();
         for (e, en) in events {
-            out.extend(c.tick(e.ts_ns));
+            out.extend(c.tick(e.ts_ns).0);
             out.extend(c.event(e, en));
         }
-        out.extend(c.tick(end));
+        out.extend(c.tick(end).0);
         out.extend(c.finish());
         out
     }
@@ -670,17 +676,19 @@ mod tests {
             &delete(1_100, 100, MP, b"", 65, b"a", 0),
             &Enrichment::default(),
         );
-        // Quiet long enough, but the scan has not answered: kept open.
-        assert!(c.tick(10_000_000_000).is_empty());
+        // Quiet long enough, but the scan has not answered: kept open, and
+        // the tick changed nothing (a recording leaves it out).
+        assert_eq!(c.tick(10_000_000_000), (Vec::new(), false));
         let scan = HolderScan {
             holders: Vec::new(),
             processes_scanned: 3,
             complete: true,
         };
         c.holders(6, &scan); // another scan
-        assert!(c.tick(10_000_000_001).is_empty());
+        assert_eq!(c.tick(10_000_000_001), (Vec::new(), false));
         c.holders(7, &scan);
-        let closed = c.tick(10_000_000_002);
+        let (closed, changed) = c.tick(10_000_000_002);
+        assert!(changed);
         assert_eq!(closed.len(), 1);
         assert_eq!(closed[0].holders.as_ref(), Some(&scan));
     }
@@ -779,10 +787,10 @@ mod tests {
             &Enrichment::default(),
         );
         assert!(
-            c.tick(2_000 + 1_999_999_999).is_empty(),
+            c.tick(2_000 + 1_999_999_999).0.is_empty(),
             "not quiet long enough yet"
         );
-        let first = c.tick(2_000 + 2_000_000_000);
+        let first = c.tick(2_000 + 2_000_000_000).0;
         assert_eq!((first.len(), first[0].id), (1, 1));
         c.event(
             &delete(3_000_000_000, 100, MP, b"", 65, b"b", 0),

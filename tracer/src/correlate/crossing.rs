@@ -22,7 +22,7 @@ use tracer_common::{event::CAP_ALL, uapi::EBUSY};
 use super::incident::{deletion, is_dir_removal, mount_facts, process};
 use super::*;
 use crate::enrich::mount_table::MountInfo;
-use crate::model::{Args, Dir};
+use crate::model::{detach, Args, Dir};
 use crate::path::{is_under, join, resolve_arg};
 
 fn depth(path: &[u8]) -> usize {
@@ -33,7 +33,7 @@ fn depth(path: &[u8]) -> usize {
 struct Side {
     first_dir: Dir,
     mountpoint: Bytes,
-    mount: Option<MountInfo>,
+    mount: Option<std::sync::Arc<MountInfo>>,
     backing_root: Option<Bytes>,
     deletions: Vec<Deletion>,
     count: u64,
@@ -59,13 +59,13 @@ impl Burst {
     /// was the target of a removal, so `mnt_id` is its parent's mount; on a
     /// tie it wins over the same directory seen as a place deleted from
     /// (which, at a mountpoint, is the mount on it, not the one holding it).
-    fn consider_root(&mut self, path: Bytes, mnt_id: u32, removal: bool) {
+    fn consider_root(&mut self, path: &Bytes, mnt_id: u32, removal: bool) {
         let better = match &self.root {
             None => true,
-            Some((r, _)) => depth(&path) < depth(r) || (removal && depth(&path) == depth(r)),
+            Some((r, _)) => depth(path) < depth(r) || (removal && depth(path) == depth(r)),
         };
         if better {
-            self.root = Some((path, mnt_id));
+            self.root = Some((detach(path), mnt_id));
         }
     }
 }
@@ -145,10 +145,10 @@ impl Crossings {
             && !dir.truncated()
             && dir.from() == crate::model::DirFrom::Fd
         {
-            b.consider_root(dir.path.bytes.clone(), dir.mnt_id, false);
+            b.consider_root(&dir.path.bytes, dir.mnt_id, false);
         }
         if removes_dir {
-            b.consider_root(path.clone(), en.parent_mnt_id.unwrap_or(dir.mnt_id), true);
+            b.consider_root(&path, en.parent_mnt_id.unwrap_or(dir.mnt_id), true);
             if ev.errno() == Some(EBUSY) {
                 b.ebusy.push((path.clone(), ev.ts_ns));
             }
@@ -161,8 +161,8 @@ impl Crossings {
         };
         let rel_dir = dir.rel_path().unwrap_or_else(|| Bytes::from_static(b"/"));
         let side = b.sides.entry(dir.mnt_id).or_insert_with(|| Side {
-            first_dir: dir.clone(),
-            mountpoint,
+            first_dir: dir.detached(),
+            mountpoint: detach(&mountpoint),
             mount: en.mount.clone(),
             backing_root: en.backing_root.clone(),
             deletions: Vec::new(),
@@ -187,6 +187,11 @@ impl Crossings {
 
     pub fn is_empty(&self) -> bool {
         self.bursts.is_empty()
+    }
+
+    /// What is kept (a tick that changes it changed something).
+    pub fn len(&self) -> usize {
+        self.bursts.len()
     }
 
     pub fn losses(&mut self, delta: u64) {
@@ -259,7 +264,7 @@ impl Crossings {
                 mount: mount_facts(
                     &side.first_dir,
                     side.mountpoint.clone(),
-                    side.mount.as_ref(),
+                    side.mount.as_deref(),
                     side.backing_root.clone(),
                 ),
                 holders: None,
@@ -452,7 +457,7 @@ mod tests {
     #[test]
     fn go_order_into_a_tmpfs_inside_the_tree_is_a_complete_warning() {
         let tmp_en = Enrichment {
-            mount: Some(tmpfs(70)),
+            mount: Some(tmpfs(70).into()),
             ..Default::default()
         };
         let evs = vec![

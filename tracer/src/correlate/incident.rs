@@ -171,7 +171,7 @@ pub fn process(ev: &Event) -> Process {
         tid: ev.tid,
         ppid: ev.ppid,
         uid: ev.uid,
-        comm: ev.comm.clone(),
+        comm: crate::model::detach(&ev.comm),
         cgroup_id: ev.cgroup_id,
         mnt_ns: ev.mnt_ns,
     }

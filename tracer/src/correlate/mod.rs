@@ -87,11 +87,16 @@ impl Correlator {
         self.busy.is_empty() && self.crossing.is_empty()
     }
 
-    /// Time passes (boot-time ns, never read here).
-    pub fn tick(&mut self, now_ns: u64) -> Vec<Incident> {
+    /// Time passes (boot-time ns, never read here): the incidents it
+    /// closed, and whether it changed anything (closed an incident, forgot
+    /// a busy mount or a burst). A tick that changed nothing need not be
+    /// recorded: a replay without it ends in the same state.
+    pub fn tick(&mut self, now_ns: u64) -> (Vec<Incident>, bool) {
+        let before = (self.busy.len(), self.crossing.len());
         let mut closed = self.busy.tick(now_ns);
         closed.extend(self.crossing.tick(now_ns, &mut self.next_id));
-        self.graded(closed)
+        let changed = !closed.is_empty() || before != (self.busy.len(), self.crossing.len());
+        (self.graded(closed), changed)
     }
 
     /// End of the stream: close everything still open.

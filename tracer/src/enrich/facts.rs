@@ -49,7 +49,7 @@ impl Fact {
 }
 
 /// A deletion's per-mount answer.
-type MountAnswer = (Option<MountInfo>, Option<Bytes>);
+type MountAnswer = (Option<std::sync::Arc<MountInfo>>, Option<Bytes>);
 
 /// Mount ids whose last answer is remembered at most (the rest is recorded
 /// again when seen again: correct, a few bytes more).

@@ -25,7 +25,7 @@ pub struct Enrichment {
     pub umount_target: Option<Bytes>,
     /// umount that failed with EBUSY: the mount at the target (still there);
     /// deletion: the mount its directory is on.
-    pub mount: Option<MountInfo>,
+    pub mount: Option<std::sync::Arc<MountInfo>>,
     /// Where the root of `mount` really lives (a path in the namespace),
     /// from the mount table: for a bind or clone of a directory, that
     /// directory.

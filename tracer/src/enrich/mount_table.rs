@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -192,7 +193,8 @@ fn unescape(b: &[u8]) -> Bytes {
 
 #[derive(Clone, Debug, Default)]
 struct NsMounts {
-    mounts: Vec<MountInfo>,
+    /// Shared with the enrichment of events (cloned per deletion).
+    mounts: Vec<Arc<MountInfo>>,
     by_id: HashMap<u32, usize>,
 }
 
@@ -209,6 +211,7 @@ impl MountTable {
 
     /// Replaces the table of namespace `ns` (mounts in mountinfo order).
     pub fn insert_ns(&mut self, ns: u32, mounts: Vec<MountInfo>) {
+        let mounts: Vec<Arc<MountInfo>> = mounts.into_iter().map(Arc::new).collect();
         let by_id = mounts
             .iter()
             .enumerate()
@@ -253,20 +256,20 @@ impl MountTable {
     }
 
     /// The mounts of namespace `ns` in mountinfo order (empty if unknown).
-    pub fn mounts(&self, ns: u32) -> &[MountInfo] {
+    pub fn mounts(&self, ns: u32) -> &[Arc<MountInfo>] {
         self.namespaces
             .get(&ns)
             .map_or(&[][..], |t| t.mounts.as_slice())
     }
 
-    pub fn get(&self, ns: u32, mnt_id: u32) -> Option<&MountInfo> {
+    pub fn get(&self, ns: u32, mnt_id: u32) -> Option<&Arc<MountInfo>> {
         let t = self.namespaces.get(&ns)?;
         t.by_id.get(&mnt_id).and_then(|&i| t.mounts.get(i))
     }
 
     /// Looks `mnt_id` up in every namespace (mount ids are unique
     /// system-wide); namespaces are searched in inode order.
-    pub fn find(&self, mnt_id: u32) -> Option<(u32, &MountInfo)> {
+    pub fn find(&self, mnt_id: u32) -> Option<(u32, &Arc<MountInfo>)> {
         self.namespaces.iter().find_map(|(&ns, t)| {
             t.by_id
                 .get(&mnt_id)
@@ -277,7 +280,7 @@ impl MountTable {
 
     /// The topmost mount whose mountpoint is exactly `path`: when several
     /// are stacked there, the last one in mountinfo order.
-    pub fn at_mountpoint(&self, ns: u32, path: &[u8]) -> Option<&MountInfo> {
+    pub fn at_mountpoint(&self, ns: u32, path: &[u8]) -> Option<&Arc<MountInfo>> {
         self.namespaces
             .get(&ns)?
             .mounts
@@ -617,7 +620,7 @@ mod tests {
         let foreign = MountInfo {
             mnt_id: 1000,
             root: Bytes::from_static(b"/srv/data/sub"),
-            ..m32.clone()
+            ..(*m32).clone()
         };
         assert_eq!(
             t.backing_path(5, &foreign, b"/f").unwrap().as_ref(),
@@ -627,7 +630,7 @@ mod tests {
         let other_dev = MountInfo {
             dev: 7,
             mnt_id: 1001,
-            ..m32
+            ..(*m32).clone()
         };
         assert!(t.backing_path(5, &other_dev, b"/f").is_none());
         // Different device: /boot resolves through itself.

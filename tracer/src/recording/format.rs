@@ -31,6 +31,10 @@ pub const RECORD_HEADER_LEN: usize = 12;
 /// of a large node is the largest record).
 pub const PAYLOAD_MAX: usize = 64 << 20;
 
+/// Largest decompressed segment a reader allocates at once (a larger size
+/// in a damaged frame header is not believed).
+const SEGMENT_MAX: u64 = 4 << 30;
+
 /// What a record holds. Stable ids: recordings store them.
 #[repr(u16)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -197,20 +201,46 @@ impl Reader {
 
 /// A segment file's bytes, decompressed when it is `.zst`.
 pub fn load(path: &std::path::Path) -> Result<Bytes, FormatError> {
-    let raw = std::fs::read(path)?;
+    load_into(path, Vec::new())
+}
+
+/// [`load`] into `buf` (its memory reused: see [`reclaim`]).
+pub fn load_into(path: &std::path::Path, mut buf: Vec<u8>) -> Result<Bytes, FormatError> {
+    buf.clear();
     if path.extension().is_none_or(|e| e != "zst") {
-        return Ok(Bytes::from(raw));
+        std::fs::File::open(path)?.read_to_end(&mut buf)?;
+        return Ok(Bytes::from(buf));
     }
-    let mut out = Vec::with_capacity(raw.len() * 4);
+    let raw = std::fs::read(path)?;
+    // Segments say their size in the frame header: decompressed at once
+    // into a buffer of that size. Without it (or when that fails) streamed.
+    let size = zstd::zstd_safe::get_frame_content_size(&raw).ok().flatten();
+    if let Some(n) = size.filter(|&n| n <= SEGMENT_MAX) {
+        buf.reserve_exact(n as usize);
+        let whole = zstd::bulk::Decompressor::new()
+            .and_then(|mut d| d.decompress_to_buffer(&raw[..], &mut buf));
+        if whole.is_ok() {
+            return Ok(Bytes::from(buf));
+        }
+        buf.clear();
+    }
+    buf.reserve(raw.len() * 4);
     // A damaged compressed segment yields what decompressed before the
     // damage; the reader then reports the cut record as torn.
     let mut dec = zstd::stream::read::Decoder::new(&raw[..])?;
-    if let Err(e) = dec.read_to_end(&mut out) {
-        if out.len() < FILE_HEADER_LEN {
+    if let Err(e) = dec.read_to_end(&mut buf) {
+        if buf.len() < FILE_HEADER_LEN {
             return Err(FormatError::Io(e));
         }
     }
-    Ok(Bytes::from(out))
+    Ok(Bytes::from(buf))
+}
+
+/// The memory of a segment's bytes back, once nothing refers to them any
+/// more (else an empty buffer), to load the next segment into: a replay
+/// then faults in one segment's worth of memory, not every segment's.
+pub fn reclaim(data: Bytes) -> Vec<u8> {
+    data.try_into_mut().map(Vec::from).unwrap_or_default()
 }
 
 impl Iterator for Reader {
@@ -423,5 +453,59 @@ mod tests {
             let junk: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             let _ = Reader::new(Bytes::from(junk)).map(|r| r.count());
         }
+    }
+
+    #[test]
+    fn compressed_segments_load_with_or_without_their_size_and_damaged() {
+        use std::io::Write;
+        // Several zstd blocks (128 KiB each) of data that does not shrink.
+        let mut x: u32 = 1;
+        let noise: Vec<u8> = (0..600_000)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                (x >> 16) as u8
+            })
+            .collect();
+        let plain = segment(&[
+            (RecordKind::Segment, b"{}"),
+            (RecordKind::Kernel, &noise[..300_000]),
+            (RecordKind::Kernel, &noise[300_000..]),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, pledged: bool| {
+            let path = dir.path().join(name);
+            let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+            if pledged {
+                enc.set_pledged_src_size(Some(plain.len() as u64)).unwrap();
+            }
+            enc.write_all(&plain).unwrap();
+            let z = enc.finish().unwrap();
+            std::fs::write(&path, &z).unwrap();
+            (path, z)
+        };
+        let (sized, z) = write("a.mtr.zst", true);
+        let (unsized_, _) = write("b.mtr.zst", false);
+        assert!(zstd::zstd_safe::get_frame_content_size(&z)
+            .unwrap()
+            .is_some());
+        assert_eq!(load(&sized).unwrap(), plain);
+        assert_eq!(load(&unsized_).unwrap(), plain);
+        // Into a reclaimed buffer: its memory is reused.
+        let first = load(&sized).unwrap();
+        let ptr = first.as_ptr();
+        let buf = reclaim(first);
+        assert!(buf.capacity() >= plain.len());
+        let again = load_into(&sized, buf).unwrap();
+        assert_eq!((again.as_ptr(), &again[..]), (ptr, &plain[..]));
+        // Still referred to: nothing reclaimed.
+        let held = again.slice(0..8);
+        assert_eq!(reclaim(again).capacity(), 0);
+        drop(held);
+        // Cut short (a damaged file): what decompressed, then a torn end.
+        let cut = dir.path().join("c.mtr.zst");
+        std::fs::write(&cut, &z[..z.len() * 3 / 4]).unwrap();
+        let (recs, end) = read_all(load(&cut).unwrap().to_vec());
+        assert!(matches!(end, End::Torn { .. }), "{end:?}");
+        assert_eq!(recs.len(), 2, "the header and the first record");
     }
 }

@@ -358,6 +358,8 @@ pub fn compress(path: &Path) -> io::Result<()> {
         .open(&tmp)?;
     let r = (|| {
         let mut enc = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL)?;
+        // The size in the frame header: a reader allocates it once.
+        enc.set_pledged_src_size(Some(data.len() as u64))?;
         enc.write_all(&data)?;
         let out = enc.finish()?;
         out.sync_all()?;
