@@ -48,11 +48,20 @@ fn read<T: Copy + Default>(b: &[u8], off: usize) -> T {
 
 /// Decode one record.
 pub fn decode(rec: Bytes) -> Result<Event, DecodeError> {
+    decode_in(&rec, 0..rec.len())
+}
+
+/// Decode the record at `range` of `buf` (the strings are slices of `buf`:
+/// no copy, and no reference taken on the record alone).
+pub fn decode_in(buf: &Bytes, range: std::ops::Range<usize>) -> Result<Event, DecodeError> {
+    let base = range.start;
+    let rec = &buf[range];
+    let slice = |r: std::ops::Range<usize>| buf.slice(base + r.start..base + r.end);
     let hlen = core::mem::size_of::<Header>();
     if rec.len() < hlen {
         return Err(DecodeError::Short(rec.len()));
     }
-    let h: Header = read(&rec, 0);
+    let h: Header = read(rec, 0);
     let kind = EventKind::try_from(h.kind).map_err(DecodeError::UnknownKind)?;
     if h.len as usize != rec.len() {
         return Err(DecodeError::Length {
@@ -85,13 +94,13 @@ pub fn decode(rec: Bytes) -> Result<Event, DecodeError> {
     // most MAX_STRS).
     let mut strs: [Str; tracer_common::limits::MAX_STRS] = Default::default();
     for (i, slot) in strs.iter_mut().enumerate().take(nwant) {
-        let r: StrRef = read(&rec, table + i * core::mem::size_of::<StrRef>());
+        let r: StrRef = read(rec, table + i * core::mem::size_of::<StrRef>());
         let end = off + r.len as usize;
         if end > rec.len() {
             return Err(DecodeError::StrOverrun);
         }
         *slot = Str {
-            bytes: rec.slice(off..end),
+            bytes: slice(off..end),
             flags: r.flags,
         };
         off = end;
@@ -223,7 +232,7 @@ pub fn decode(rec: Bytes) -> Result<Event, DecodeError> {
         gid: h.gid,
         mnt_ns: h.mnt_ns,
         cgroup_id: h.cgroup_id,
-        comm: rec.slice(comm_off..comm_off + comm_len),
+        comm: slice(comm_off..comm_off + comm_len),
         args,
     })
 }

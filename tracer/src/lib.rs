@@ -8,10 +8,11 @@
 //! table, holders on their own thread, wall time) → [`correlate`]
 //! (incidents) → sinks ([`sink`]: console, JSON Lines, metrics, served by
 //! [`metrics_http`]). [`pipeline`] runs the stages after the reader; [`live`]
-//! wires them for a live session.
+//! wires them for a live session; [`recording`] and [`replay`] feed the
+//! same pipeline from a recording (`record`, `triage`, `query`).
 //! Shared helpers live in modules named for them: [`path`] (paths as
 //! bytes), [`drops`] (kernel-side drop counters), [`names`] (flag and
-//! errno names).
+//! errno names), [`progress`] (the bar of long replays on a terminal).
 
 pub mod config;
 pub mod correlate;
@@ -29,6 +30,7 @@ pub mod path;
 pub mod pipeline;
 pub mod preflight;
 pub mod probes;
+pub mod progress;
 pub mod reader;
 pub mod recording;
 pub mod replay;

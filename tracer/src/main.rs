@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use mntrace::progress::Progress;
+use mntrace::replay::stored_bytes;
 use mntrace::{
     config::{DeleteMode, RunConfig, TraceOptions},
     enrich::clock::BootClock,
@@ -375,14 +377,18 @@ fn triage(args: TriageArgs) -> i32 {
         show_events: args.events,
         ..RunConfig::from_settings(&settings)
     };
-    let out: Box<dyn Write> = Box::new(BufWriter::new(io::stdout().lock()));
+    let progress = Progress::new(stored_bytes(&paths));
+    let out: Box<dyn Write> = Box::new(BufWriter::new(progress.suspending(io::stdout().lock())));
     let mut sink: Box<dyn Sink> = if args.json {
         Box::new(JsonLines::new(out, clock))
     } else {
         Box::new(Console::new(out, clock))
     };
     let mut pipeline = Pipeline::new(run.correlator(), run.display());
-    let r = replay(&paths, window, &mut pipeline, sink.as_mut(), |_| {});
+    let r = replay(&paths, window, &mut pipeline, sink.as_mut(), |done| {
+        progress.set(done)
+    });
+    progress.finish();
     let replayed = match r {
         Ok(r) => r,
         Err(e) => {
@@ -449,29 +455,37 @@ fn query(args: QueryArgs) -> i32 {
             None
         },
     };
-    let mut out = BufWriter::new(io::stdout().lock());
+    let progress = Progress::new(stored_bytes(&paths));
+    let mut out = BufWriter::new(progress.suspending(io::stdout().lock()));
     let mut matched = 0u64;
-    let r = query(&paths, &q, |ev, backing| {
-        matched += 1;
-        if args.json {
-            let mut v = mntrace::sink::jsonl::event_json(ev, &clock);
-            if let Some(b) = backing {
-                mntrace::sink::jsonl::put_bytes(
-                    v.as_object_mut().expect("an object"),
-                    "backing_path",
-                    b,
-                );
+    let r = query(
+        &paths,
+        &q,
+        |done| progress.set(done),
+        |ev, backing| {
+            matched += 1;
+            if args.json {
+                let mut v = mntrace::sink::jsonl::event_json(ev, &clock);
+                if let Some(b) = backing {
+                    mntrace::sink::jsonl::put_bytes(
+                        v.as_object_mut().expect("an object"),
+                        "backing_path",
+                        b,
+                    );
+                }
+                writeln!(out, "{v}")
+            } else {
+                let mut line = mntrace::sink::console::line(ev, &clock);
+                if let Some(b) = backing {
+                    line += &format!("  backing={}", mntrace::sink::quote(b));
+                }
+                writeln!(out, "{line}")
             }
-            writeln!(out, "{v}")
-        } else {
-            let mut line = mntrace::sink::console::line(ev, &clock);
-            if let Some(b) = backing {
-                line += &format!("  backing={}", mntrace::sink::quote(b));
-            }
-            writeln!(out, "{line}")
-        }
-    });
-    let replayed = match r.and_then(|r| out.flush().map(|()| r)) {
+        },
+    );
+    let r = r.and_then(|r| out.flush().map(|()| r));
+    progress.finish();
+    let replayed = match r {
         Ok(r) => r,
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return exit::OK,
         Err(e) => {

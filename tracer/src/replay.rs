@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::decode::decode;
+use crate::decode::decode_in;
 use crate::enrich::clock::BootClock;
 use crate::enrich::facts::{Fact, ReplayFacts};
+use crate::path::is_under;
 use crate::pipeline::Pipeline;
-use crate::recording::format::{load_into, reclaim, End, Reader, RecordKind, RECORD_HEADER_LEN};
+use crate::recording::format::{load_into, reclaim, End, Reader, RecordKind};
 use crate::recording::writer::segments;
 use crate::sink::Sink;
 
@@ -36,6 +37,43 @@ pub fn segment_paths(path: &Path) -> io::Result<Vec<PathBuf>> {
     } else {
         std::fs::metadata(path)?;
         Ok(vec![path.to_owned()])
+    }
+}
+
+/// What a replay goes through, in bytes of the files as stored.
+pub fn stored_bytes(paths: &[PathBuf]) -> u64 {
+    paths
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// How far a replay is, in bytes of the files as stored: a segment's share
+/// as its records are done.
+#[derive(Default)]
+struct Done {
+    /// Segments before the current one.
+    before: u64,
+    /// The current segment.
+    size: u64,
+    items: usize,
+}
+
+impl Done {
+    /// Records between two reports.
+    const EVERY: usize = 1 << 14;
+
+    fn segment(&mut self, p: &Path, items: usize) {
+        self.before += self.size;
+        self.size = std::fs::metadata(p).map_or(0, |m| m.len());
+        self.items = items.max(1);
+    }
+
+    fn item(&self, i: usize, progress: &mut impl FnMut(u64)) {
+        if i.is_multiple_of(Self::EVERY) {
+            progress(self.before + self.size * i as u64 / self.items as u64);
+        }
     }
 }
 
@@ -101,38 +139,61 @@ pub fn deletion_paths(
 
 impl Query {
     /// Whether `ev` (with its recorded enrichment) is selected; the backing
-    /// path of a deletion, when known.
+    /// path of a deletion, when known. The cheap criteria first; paths are
+    /// only built for deletions that can be at or below a path asked for.
     pub fn select(
         &self,
         ev: &crate::model::Event,
         en: &crate::enrich::Enrichment,
     ) -> (bool, Option<bytes::Bytes>) {
-        use crate::path::is_under;
-        let paths = deletion_paths(ev, en);
-        let backing = paths.as_ref().and_then(|(_, b)| b.clone());
+        use crate::model::Args;
         let dir_mnt = match &ev.args {
-            crate::model::Args::Delete { dir, .. } => Some(dir.mnt_id),
-            crate::model::Args::Mount { cwd, .. } | crate::model::Args::Umount { cwd, .. } => {
-                Some(cwd.mnt_id)
-            }
-            crate::model::Args::OpenTree { dir, .. }
-            | crate::model::Args::MountSetattr { dir, .. } => Some(dir.mnt_id),
-            crate::model::Args::MoveMount { from, .. } => Some(from.mnt_id),
+            Args::Delete { dir, .. } => Some(dir.mnt_id),
+            Args::Mount { cwd, .. } | Args::Umount { cwd, .. } => Some(cwd.mnt_id),
+            Args::OpenTree { dir, .. } | Args::MountSetattr { dir, .. } => Some(dir.mnt_id),
+            Args::MoveMount { from, .. } => Some(from.mnt_id),
             _ => None,
         };
-        let ok = self.window.contains(ev.ts_ns)
+        let cheap = self.window.contains(ev.ts_ns)
             && (self.pids.is_empty() || self.pids.contains(&ev.pid))
             && (self.comms.is_empty() || self.comms.iter().any(|c| c == &ev.comm))
             && (self.kinds.is_empty() || self.kinds.contains(&ev.kind))
             && self.ok.is_none_or(|want| want == (ev.ret >= 0))
-            && (self.mnt_ids.is_empty() || dir_mnt.is_some_and(|m| self.mnt_ids.contains(&m)))
-            && (self.paths.is_empty()
-                || paths.as_ref().is_some_and(|(seen, backing)| {
-                    self.paths.iter().any(|p| {
-                        is_under(seen, p) || backing.as_ref().is_some_and(|b| is_under(b, p))
-                    })
-                }));
+            && (self.mnt_ids.is_empty() || dir_mnt.is_some_and(|m| self.mnt_ids.contains(&m)));
+        if !cheap || (!self.paths.is_empty() && !self.may_be_under(ev, en)) {
+            return (false, None);
+        }
+        let paths = deletion_paths(ev, en);
+        let backing = paths.as_ref().and_then(|(_, b)| b.clone());
+        let ok = self.paths.is_empty()
+            || paths.as_ref().is_some_and(|(seen, backing)| {
+                self.paths
+                    .iter()
+                    .any(|p| is_under(seen, p) || backing.as_ref().is_some_and(|b| is_under(b, p)))
+            });
         (ok, backing)
+    }
+
+    /// Whether a deletion's paths can be at or below one of `self.paths`
+    /// (without building them): each is its directory (or the backing
+    /// root) followed by more components, so that start and the path asked
+    /// for must be one under the other.
+    fn may_be_under(&self, ev: &crate::model::Event, en: &crate::enrich::Enrichment) -> bool {
+        let crate::model::Args::Delete { pathname, dir, .. } = &ev.args else {
+            return false;
+        };
+        let Some(name) = pathname.value() else {
+            return false;
+        };
+        let starts: [Option<&[u8]>; 2] = if name.starts_with(b"/") {
+            [Some(name), None]
+        } else {
+            [Some(&dir.path.bytes[..]), en.backing_root.as_deref()]
+        };
+        let related = |a: &[u8], p: &[u8]| is_under(a, p) || is_under(p, a);
+        self.paths
+            .iter()
+            .any(|p| starts.iter().flatten().any(|s| related(s, p)))
     }
 }
 
@@ -141,16 +202,20 @@ impl Query {
 pub fn query(
     paths: &[PathBuf],
     q: &Query,
+    mut progress: impl FnMut(u64),
     mut each: impl FnMut(&crate::model::Event, Option<&bytes::Bytes>) -> io::Result<()>,
 ) -> io::Result<Replayed> {
     let mut out = Replayed::default();
     let mut facts = ReplayFacts::default();
     let mut buf = Vec::new();
+    let mut done = Done::default();
     for p in paths {
         let (data, items) = read_segment(p, buf, &mut facts, &mut out)?;
-        for item in items {
+        done.segment(p, items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            done.item(i, &mut progress);
             let Item::Kernel(rec) = item else { continue };
-            let Some(ev) = decoded(data.slice(rec), &mut out) else {
+            let Some(ev) = decoded(&data, rec, &mut out) else {
                 continue;
             };
             let en = facts.enrich(&ev);
@@ -175,9 +240,14 @@ enum Item {
     Losses(u64),
 }
 
-/// A kernel record decoded, counted as replayed or as bad.
-fn decoded(rec: bytes::Bytes, out: &mut Replayed) -> Option<crate::model::Event> {
-    match decode(rec) {
+/// The kernel record at `range` of a segment decoded, counted as replayed
+/// or as bad.
+fn decoded(
+    data: &bytes::Bytes,
+    range: std::ops::Range<usize>,
+    out: &mut Replayed,
+) -> Option<crate::model::Event> {
+    match decode_in(data, range) {
         Ok(ev) => {
             out.kernel_records += 1;
             Some(ev)
@@ -204,19 +274,17 @@ fn read_segment(
     let mut r = Reader::new(data.clone()).map_err(bad)?;
     out.segments += 1;
     let mut items = Vec::new();
-    for rec in r.by_ref() {
-        match rec.kind {
-            RecordKind::Kernel => {
-                let start = rec.offset as usize + RECORD_HEADER_LEN;
-                items.push(Item::Kernel(start..start + rec.payload.len()));
-            }
-            RecordKind::Fact => match Fact::from_json(&rec.payload) {
+    while let Some((kind, range)) = r.next_in_place() {
+        let payload = &data[range.clone()];
+        match kind {
+            RecordKind::Kernel => items.push(Item::Kernel(range)),
+            RecordKind::Fact => match Fact::from_json(payload) {
                 Ok(Fact::Enrichment { ts_ns, tid, en }) => facts.add(ts_ns, tid, *en),
                 Ok(f) => items.push(Item::Fact(Box::new(f))),
                 Err(_) => out.bad_records += 1,
             },
             RecordKind::Loss => {
-                let v: Value = serde_json::from_slice(&rec.payload).unwrap_or_default();
+                let v: Value = serde_json::from_slice(payload).unwrap_or_default();
                 match v["lost_total"].as_u64() {
                     Some(total) => items.push(Item::Losses(total)),
                     None => out.bad_records += 1,
@@ -247,26 +315,30 @@ pub fn header_clock(header: &Value) -> Option<BootClock> {
 }
 
 /// Replay `paths` into `pipeline` (set up like live mode's) and `sink`;
-/// `progress` is told the number of segments done.
+/// `progress` is told the bytes of the recording's files done (of
+/// [`stored_bytes`]).
 pub fn replay(
     paths: &[PathBuf],
     window: Window,
     pipeline: &mut Pipeline,
     sink: &mut dyn Sink,
-    mut progress: impl FnMut(usize),
+    mut progress: impl FnMut(u64),
 ) -> io::Result<Replayed> {
     let mut out = Replayed::default();
     pipeline.replaying(ReplayFacts::default());
     let mut buf = Vec::new();
-    for (i, p) in paths.iter().enumerate() {
+    let mut done = Done::default();
+    for p in paths {
         // The enrichment a chunk of events used is recorded in the same
         // segment as the chunk (a segment only rotates between chunks), so
         // it is indexed segment by segment.
         let facts = pipeline.replay_facts().expect("replaying");
         let (data, items) = read_segment(p, buf, facts, &mut out)?;
-        for item in items {
+        done.segment(p, items.len());
+        for (i, item) in items.into_iter().enumerate() {
+            done.item(i, &mut progress);
             match item {
-                Item::Kernel(rec) => match decoded(data.slice(rec), &mut out) {
+                Item::Kernel(rec) => match decoded(&data, rec, &mut out) {
                     Some(ev) if window.contains(ev.ts_ns) => pipeline.event(&ev, sink)?,
                     _ => {}
                 },
@@ -275,8 +347,94 @@ pub fn replay(
             }
         }
         buf = reclaim(data);
-        progress(i + 1);
     }
+    progress(done.before + done.size);
     pipeline.finish(sink)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::enrich::Enrichment;
+    use crate::model::{Args, Dir, Event, Str};
+    use bytes::Bytes;
+    use tracer_common::event::{DIR_FROM_FD, DIR_RESOLVED};
+
+    fn deletion(dir: &'static [u8], rel_off: u32, name: &'static [u8]) -> Event {
+        Event {
+            kind: crate::EventKind::Unlinkat,
+            args: Args::Delete {
+                dfd: 3,
+                pathname: Str::new(Bytes::from_static(name)),
+                flags: 0,
+                dir: Dir {
+                    mnt_id: 70,
+                    flags: DIR_RESOLVED | DIR_FROM_FD,
+                    path: Str::new(Bytes::from_static(dir)),
+                    rel_off,
+                    ..Default::default()
+                },
+                capture: 0,
+                origin_mnt_id: 0,
+            },
+            ts_ns: 1,
+            duration_ns: 1,
+            ret: 0,
+            pid: 7,
+            tid: 7,
+            ppid: 1,
+            uid: 0,
+            gid: 0,
+            mnt_ns: 1,
+            cgroup_id: 1,
+            comm: Bytes::from_static(b"rm"),
+        }
+    }
+
+    fn selects(paths: &[&'static [u8]], ev: &Event, en: &Enrichment) -> (bool, Option<Bytes>) {
+        let q = Query {
+            paths: paths.iter().map(|p| Bytes::from_static(p)).collect(),
+            ..Default::default()
+        };
+        q.select(ev, en)
+    }
+
+    #[test]
+    fn a_path_selects_deletions_seen_or_living_at_or_below_it() {
+        // Through a clone mounted at /run/c of the layer /srv/layer.
+        let en = Enrichment {
+            backing_root: Some(Bytes::from_static(b"/srv/layer")),
+            ..Default::default()
+        };
+        let ev = deletion(b"/run/c/etc", 6, b"passwd");
+        let backing = Some(Bytes::from_static(b"/srv/layer/etc/passwd"));
+        // As seen, as it really lived, exactly the entry, or its directory.
+        for p in [
+            &b"/run/c"[..],
+            b"/run/c/etc/passwd",
+            b"/srv/layer",
+            b"/srv/layer/etc",
+        ] {
+            assert_eq!(selects(&[p], &ev, &en), (true, backing.clone()), "{p:?}");
+        }
+        for p in [
+            &b"/run/c/etc/pass"[..],
+            b"/srv/lay",
+            b"/srv/layer/usr",
+            b"/run/c/etc/passwd/x",
+        ] {
+            assert!(!selects(&[p], &ev, &en).0, "{p:?}");
+        }
+        // Any of several paths; no path: everything.
+        assert!(selects(&[b"/nowhere", b"/srv"], &ev, &en).0);
+        assert_eq!(selects(&[], &ev, &en), (true, backing));
+        // A name with components below the directory; an absolute name.
+        let ev = deletion(b"/srv", 0, b"tree/x/y");
+        assert!(selects(&[b"/srv/tree/x"], &ev, &Enrichment::default()).0);
+        assert!(!selects(&[b"/srv/tree/z"], &ev, &Enrichment::default()).0);
+        let ev = deletion(b"/home/u", 0, b"/srv/tree/x");
+        assert!(selects(&[b"/srv/tree"], &ev, &Enrichment::default()).0);
+        assert!(!selects(&[b"/home/u"], &ev, &Enrichment::default()).0);
+    }
 }

@@ -157,7 +157,20 @@ fn bind(ts: u64, n: u64) -> Event {
 /// through them, 50 crossing bursts of 100 deletions, 100,000 plain
 /// deletions, 20,000 bind mounts (more than any cache keeps); then an hour
 /// later everything has closed.
-fn round(p: &mut Pipeline, sink: &mut Discard, r: u64) {
+/// A kernel record as the recorder keeps it (its bytes are not looked at).
+const RAW: [u8; 160] = [0x5a; 160];
+
+/// One event as live mode hands it on: its record to the sink (the
+/// recorder keeps it), then the pipeline, then what it noted for a replay.
+fn feed(p: &mut Pipeline, sink: &mut dyn Sink, ev: &Event) {
+    sink.raw(&RAW);
+    p.event(ev, sink).unwrap();
+    for f in p.take_facts() {
+        sink.fact(&f);
+    }
+}
+
+fn round(p: &mut Pipeline, sink: &mut dyn Sink, r: u64) {
     let base = r * 3_600_000_000_000;
     let mut ts = base;
     let tick = |ts: &mut u64| {
@@ -165,12 +178,11 @@ fn round(p: &mut Pipeline, sink: &mut Discard, r: u64) {
         *ts
     };
     for n in 0..20_000u64 {
-        p.event(&bind(tick(&mut ts), r * 20_000 + n), sink).unwrap();
+        feed(p, sink, &bind(tick(&mut ts), r * 20_000 + n));
     }
     for m in 0..50u32 {
         let mp = format!("/var/lib/c/r{r}/tmpmounts/p{m}/0");
-        p.event(&umount(tick(&mut ts), mp.clone(), -16), sink)
-            .unwrap();
+        feed(p, sink, &umount(tick(&mut ts), mp.clone(), -16));
         for i in 0..2_000u32 {
             let d = dir(
                 format!("{mp}/lib"),
@@ -179,10 +191,10 @@ fn round(p: &mut Pipeline, sink: &mut Discard, r: u64) {
                 DIR_FROM_FD | DIR_SUBTREE,
             );
             let e = delete(tick(&mut ts), 10, d, format!("f{i}"), CAP_BUSY, 0);
-            p.event(&e, sink).unwrap();
+            feed(p, sink, &e);
         }
         if m % 2 == 0 {
-            p.event(&umount(tick(&mut ts), mp, 0), sink).unwrap();
+            feed(p, sink, &umount(tick(&mut ts), mp, 0));
         }
     }
     for b in 0..50u32 {
@@ -198,25 +210,29 @@ fn round(p: &mut Pipeline, sink: &mut Discard, r: u64) {
                 CAP_SUBTREE | CAP_CROSSING,
                 27,
             );
-            p.event(&e, sink).unwrap();
+            feed(p, sink, &e);
         }
         let d = dir(pod.clone(), 0, 27, DIR_FROM_FD);
-        p.event(
-            &delete(tick(&mut ts), 1000 + b, d, "etc-hosts", CAP_CROSSING, 27),
+        feed(
+            p,
             sink,
-        )
-        .unwrap();
+            &delete(tick(&mut ts), 1000 + b, d, "etc-hosts", CAP_CROSSING, 27),
+        );
     }
     for i in 0..100_000u32 {
         let d = dir(format!("/home/u/tree{}", i % 100), 0, 27, DIR_FROM_FD);
-        p.event(
-            &delete(tick(&mut ts), 7, d, format!("n{i}"), CAP_ALL, 0),
+        feed(
+            p,
             sink,
-        )
-        .unwrap();
+            &delete(tick(&mut ts), 7, d, format!("n{i}"), CAP_ALL, 0),
+        );
     }
     p.tick(base + 3_000_000_000_000, sink).unwrap();
     p.holders_ready();
+    for f in p.take_facts() {
+        sink.fact(&f);
+    }
+    sink.flush().unwrap();
 }
 
 /// The tests measure the one process-wide heap: one at a time.
@@ -339,4 +355,156 @@ fn what_is_kept_does_not_pin_the_record_it_came_from() {
         sink.incidents, 2,
         "the busy-unmount incident and the crossing"
     );
+}
+
+/// `mntrace record` left running: a day of a busy node (an hour in well
+/// under a second) through the recorder, in segments of 4 MiB rotated,
+/// compressed on their own thread and removed beyond 8 MiB. The heap is
+/// flat once the bounded caches are full, and the directory stays within
+/// its cap (a segment closes at its size at the next chunk boundary, not a
+/// second later: at a high rate, that second was most of a segment).
+#[test]
+fn a_day_of_recording_keeps_the_heap_and_the_directory_bounded() {
+    use mntrace::recording::writer::{segments, WriterConfig};
+    use mntrace::sink::recorder::RecorderSink;
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("rec");
+    const SEGMENT: u64 = 4 << 20;
+    const MAX_TOTAL: u64 = 8 << 20;
+    let cfg = WriterConfig {
+        dir: rec.clone(),
+        segment_bytes: SEGMENT,
+        segment_age: std::time::Duration::from_secs(3600),
+        max_total_bytes: MAX_TOTAL,
+    };
+    let clock = mntrace::enrich::clock::BootClock::now();
+    let mut sink = RecorderSink::open(
+        cfg,
+        serde_json::json!({}),
+        clock,
+        None,
+        Box::new(Discard::default()),
+    )
+    .unwrap();
+    let mut p = Pipeline::new(CorrelatorConfig::default(), Display::default());
+    p.record_facts();
+    // The compressor thread is done with the closed segments: only the
+    // open one is uncompressed.
+    let settle = || {
+        for _ in 0..600 {
+            let open = segments(&rec).unwrap().iter().filter(|s| !s.2).count();
+            if open == 1 {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("closed segments still uncompressed after 30 s");
+    };
+    const HOURS: u64 = 24;
+    let mut after = Vec::new();
+    for r in 1..=HOURS {
+        hour(&mut p, &mut sink, r);
+        settle();
+        after.push(LIVE.load(Ordering::Relaxed));
+        let on_disk: u64 = segments(&rec)
+            .unwrap()
+            .iter()
+            .map(|s| std::fs::metadata(&s.1).map_or(0, |m| m.len()))
+            .sum();
+        assert!(
+            on_disk <= MAX_TOTAL + SEGMENT,
+            "hour {r}: {on_disk} bytes in the recording: {:?}",
+            segments(&rec)
+                .unwrap()
+                .iter()
+                .map(|s| (
+                    s.1.file_name().unwrap().to_owned(),
+                    std::fs::metadata(&s.1).map_or(0, |m| m.len())
+                ))
+                .collect::<Vec<_>>()
+        );
+    }
+    eprintln!("live heap after each hour: {after:?}");
+    let stats = sink.writer_stats();
+    assert!(stats.segments > HOURS * 2, "{stats:?}");
+    assert_eq!((stats.unwritten, stats.write_errors), (0, 0), "{stats:?}");
+    // The heap grows while the bounded caches fill (the bind cache keeps
+    // 16,384 binds: 2,000 an hour fill it in about 8 hours), then stays
+    // flat for the rest of the day, and small.
+    let settled = after[11];
+    for (i, &bytes) in after.iter().enumerate().skip(11) {
+        assert!(
+            (bytes - settled).abs() < 256 * 1024,
+            "hour {}: {bytes} bytes live vs {settled} after hour 12: {after:?}",
+            i + 1
+        );
+    }
+    assert!(settled < 32 << 20, "{after:?}");
+    p.finish(&mut sink).unwrap();
+    sink.finish(&p.stats).unwrap();
+}
+
+/// An hour of a busy node, smaller than [`round`]: 5 busy mounts with
+/// 2,000 deletions each, 10 crossing bursts, 40,000 plain deletions, 2,000
+/// binds (about 10 MiB recorded).
+fn hour(p: &mut Pipeline, sink: &mut dyn Sink, r: u64) {
+    let base = r * 3_600_000_000_000;
+    let mut ts = base;
+    let mut tick = || {
+        ts += 1_000;
+        ts
+    };
+    for n in 0..2_000u64 {
+        feed(p, sink, &bind(tick(), r * 2_000 + n));
+    }
+    for m in 0..5u32 {
+        let mp = format!("/var/lib/c/h{r}/tmpmounts/p{m}/0");
+        feed(p, sink, &umount(tick(), mp.clone(), -16));
+        for i in 0..2_000u32 {
+            let d = dir(
+                format!("{mp}/lib"),
+                mp.len(),
+                100 + m,
+                DIR_FROM_FD | DIR_SUBTREE,
+            );
+            feed(
+                p,
+                sink,
+                &delete(tick(), 10, d, format!("f{i}"), CAP_BUSY, 0),
+            );
+        }
+        feed(p, sink, &umount(tick(), mp, 0));
+    }
+    for b in 0..10u32 {
+        let pod = format!("/var/lib/kubelet/pods/h{r}b{b}");
+        let mp = format!("{pod}/volume-subpaths/v/c/0");
+        for i in 0..100u32 {
+            let d = dir(mp.clone(), mp.len(), 300 + b, DIR_FROM_FD | DIR_SUBTREE);
+            let caps = CAP_SUBTREE | CAP_CROSSING;
+            feed(
+                p,
+                sink,
+                &delete(tick(), 1000 + b, d, format!("x{i}"), caps, 27),
+            );
+        }
+        let d = dir(pod.clone(), 0, 27, DIR_FROM_FD);
+        feed(
+            p,
+            sink,
+            &delete(tick(), 1000 + b, d, "etc-hosts", CAP_CROSSING, 27),
+        );
+    }
+    for i in 0..40_000u32 {
+        let d = dir(format!("/home/u/tree{}", i % 100), 0, 27, DIR_FROM_FD);
+        feed(p, sink, &delete(tick(), 7, d, format!("n{i}"), CAP_ALL, 0));
+        if i.is_multiple_of(4096) {
+            sink.flush().unwrap();
+        }
+    }
+    p.tick(base + 3_000_000_000_000, sink).unwrap();
+    for f in p.take_facts() {
+        sink.fact(&f);
+    }
+    sink.flush().unwrap();
 }

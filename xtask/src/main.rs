@@ -1,5 +1,7 @@
-//! Project tasks: `cargo xtask setup | run | test | lint | deploy-check`.
+//! Project tasks: `cargo xtask setup | run | test | lint | deploy-check |
+//! bench`.
 
+mod bench;
 mod cmd;
 mod deploy;
 mod lint;
@@ -56,6 +58,26 @@ enum Task {
     /// Run setup, build mntrace, then check deploy/ with systemd-analyze and
     /// kubernetes-validate (the `deploy files` step of `test`).
     DeployCheck,
+    /// Run setup and a benchmark (root; not part of the tests): `replay`
+    /// records a real workload, then times `mntrace triage` and `query`
+    /// over it on one CPU.
+    Bench {
+        #[command(subcommand)]
+        what: Bench,
+    },
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// Replay speed: events per second of triage and query on one CPU.
+    Replay {
+        /// Files removed by the recorded workload (one event each).
+        #[arg(long, default_value_t = 1_000_000)]
+        files: u64,
+        /// Rounds (each runs every command once, in a rotated order).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -76,6 +98,12 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
         Task::Lint => {
             setup::setup()?;
             Ok(lint::lint().finish())
+        }
+        Task::Bench {
+            what: Bench::Replay { files, reps },
+        } => {
+            setup::setup()?;
+            bench::replay(files, reps).map(|()| ExitCode::SUCCESS)
         }
         Task::DeployCheck => {
             setup::setup()?;

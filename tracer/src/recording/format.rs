@@ -192,7 +192,7 @@ impl Reader {
         self.end.as_ref()
     }
 
-    fn stop(&mut self, end: End) -> Option<Record> {
+    fn stop<T>(&mut self, end: End) -> Option<T> {
         self.pos = self.data.len();
         self.end = Some(end);
         None
@@ -247,6 +247,24 @@ impl Iterator for Reader {
     type Item = Record;
 
     fn next(&mut self) -> Option<Record> {
+        let (kind, payload) = self.next_in_place()?;
+        Some(Record {
+            kind,
+            offset: (payload.start - RECORD_HEADER_LEN) as u64,
+            payload: self.data.slice(payload),
+        })
+    }
+}
+
+impl Reader {
+    /// The segment's bytes (what [`Reader::next_in_place`] ranges are in).
+    pub fn data(&self) -> &Bytes {
+        &self.data
+    }
+
+    /// The next record, checked like [`Iterator::next`]'s, as its kind and
+    /// where its payload is in [`Reader::data`] (no reference taken).
+    pub fn next_in_place(&mut self) -> Option<(RecordKind, std::ops::Range<usize>)> {
         if self.end.is_some() {
             return None;
         }
@@ -280,8 +298,8 @@ impl Iterator for Reader {
             });
         }
         let start = self.pos + RECORD_HEADER_LEN;
-        let payload = self.data.slice(start..start + len);
-        if crc(kind, flags, &payload) != sum {
+        let payload = start..start + len;
+        if crc(kind, flags, &self.data[payload.clone()]) != sum {
             // The last record of the file cut and padded by the file system
             // (power loss) reads like this too: a torn tail when nothing
             // follows it.
@@ -307,11 +325,7 @@ impl Iterator for Reader {
             });
         };
         self.pos = start + len;
-        Some(Record {
-            kind,
-            payload,
-            offset,
-        })
+        Some((kind, payload))
     }
 }
 

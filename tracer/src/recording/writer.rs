@@ -165,9 +165,14 @@ impl Writer {
     /// is full or old.
     pub fn flush(&mut self) {
         self.write_out(true);
-        if self.good >= self.cfg.segment_bytes || self.opened.elapsed() >= self.cfg.segment_age {
+        if self.full() || self.opened.elapsed() >= self.cfg.segment_age {
             self.rotate();
         }
+    }
+
+    /// The open segment holds (with what is buffered) its size.
+    pub fn full(&self) -> bool {
+        self.good + self.buf.len() as u64 >= self.cfg.segment_bytes
     }
 
     fn write_out(&mut self, sync: bool) {

@@ -154,12 +154,19 @@ impl Sink for RecorderSink {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        // Called after every chunk of events (a segment only rotates
+        // between chunks, so a chunk and its facts share a segment).
         if self.last_flush.elapsed() >= FLUSH_EVERY {
             if let Some(w) = self.writer.as_mut() {
                 w.flush();
             }
             self.report();
             self.last_flush = Instant::now();
+        } else if let Some(w) = self.writer.as_mut().filter(|w| w.full()) {
+            // Full before the next durable flush: closed now, so a segment
+            // overshoots its size by at most a chunk, whatever the rate.
+            w.rotate();
+            self.report();
         }
         self.inner.flush()
     }

@@ -1,0 +1,315 @@
+//! `cargo xtask bench replay`: how fast `mntrace triage` and `mntrace
+//! query` go through a real recording, on one core.
+//!
+//! The recording is made here, by the real tracer (`mntrace record
+//! --deletes all`), of a real workload in a private mount namespace: FILES
+//! files removed by `rm -rf` (most of them plain, a share of them through a
+//! mount whose unmount failed with EBUSY while a process held it, so the
+//! replay builds one large incident). Then, for REPS rounds, each replay
+//! command runs pinned to one CPU (`taskset -c 0`), in an order rotated
+//! every round; reported: median, min and max wall time, events per second
+//! of the median, CPU time and peak RSS. Not part of the tests (too slow
+//! and too noisy for CI).
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::cmd::{self, cargo, target_dir, workspace_root};
+
+/// Share of the files under the busy mount (the incident's deletions).
+const BUSY_SHARE: u64 = 3;
+/// Files per directory of the workload tree.
+const PER_DIR: u64 = 10_000;
+
+pub fn replay(files: u64, reps: usize) -> Result<()> {
+    if !cmd::is_root() {
+        bail!("the replay benchmark records real deletions: run it as root");
+    }
+    if files < PER_DIR || reps == 0 {
+        bail!("--files must be at least {PER_DIR} and --reps at least 1");
+    }
+    cmd::run(cargo().current_dir(workspace_root()).args([
+        "build",
+        "--release",
+        "-p",
+        "tracer",
+        "-p",
+        "mntrace-fixture",
+    ]))?;
+    let release = target_dir().join("release");
+    let mntrace = release.join("mntrace");
+    let fixture = release.join("mntrace-fixture");
+    let work = target_dir().join("bench").join("replay");
+    if work.exists() {
+        std::fs::remove_dir_all(&work).with_context(|| format!("removing {}", work.display()))?;
+    }
+    let tree = work.join("tree");
+    let rec = work.join("rec");
+    std::fs::create_dir_all(&tree)?;
+
+    eprintln!("xtask: recording the removal of {files} files (mntrace record --deletes all)");
+    let recorded = record(&mntrace, &fixture, &tree, &rec, files)?;
+    let stored: u64 = std::fs::read_dir(&rec)?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+
+    let rec_os = rec.as_os_str().to_owned();
+    let configs: Vec<(&str, Vec<OsString>)> = vec![
+        ("triage", vec!["triage".into(), rec_os.clone()]),
+        (
+            "triage --json",
+            vec!["triage".into(), "--json".into(), rec_os.clone()],
+        ),
+        (
+            "query --path (no match)",
+            vec![
+                "query".into(),
+                "--path".into(),
+                "/nonexistent".into(),
+                rec_os.clone(),
+            ],
+        ),
+    ];
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); configs.len()];
+    let mut events = None;
+    for rep in 0..reps {
+        for k in 0..configs.len() {
+            let i = (k + rep) % configs.len();
+            let (name, args) = &configs[i];
+            let r = timed(&mntrace, args)?;
+            eprintln!(
+                "xtask: rep {rep} {name}: {:.3} s, {} events, RSS {} MiB",
+                r.wall.as_secs_f64(),
+                r.events,
+                r.max_rss_kib / 1024
+            );
+            if *events.get_or_insert(r.events) != r.events {
+                bail!(
+                    "{name} replayed {} events, another run {events:?}",
+                    r.events
+                );
+            }
+            runs[i].push(r);
+        }
+    }
+    let events = events.unwrap_or(0);
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "Replay of a recording of {recorded} events ({} MiB in its files, zstd), \
+         one CPU (`taskset -c 0`), {reps} rounds, kernel {}:\n",
+        stored >> 20,
+        kernel()
+    );
+    let _ = writeln!(
+        md,
+        "| command | median | min | max | events/s (median) | CPU (median) | peak RSS (median) |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+    for ((name, _), rs) in configs.iter().zip(&runs) {
+        let mut wall: Vec<f64> = rs.iter().map(|r| r.wall.as_secs_f64()).collect();
+        wall.sort_by(f64::total_cmp);
+        let mut cpu: Vec<f64> = rs.iter().map(|r| r.cpu.as_secs_f64()).collect();
+        cpu.sort_by(f64::total_cmp);
+        let med = median(&wall);
+        let mut rss: Vec<u64> = rs.iter().map(|r| r.max_rss_kib).collect();
+        rss.sort();
+        let rss = rss[rss.len() / 2];
+        let _ = writeln!(
+            md,
+            "| `mntrace {name}` | {med:.3} s | {:.3} s | {:.3} s | {:.2} M | {:.3} s | {} MiB |",
+            wall[0],
+            wall[wall.len() - 1],
+            events as f64 / med / 1e6,
+            median(&cpu),
+            rss / 1024
+        );
+    }
+    println!("{md}");
+    let out = work.join("replay.md");
+    std::fs::write(&out, &md)?;
+    eprintln!("xtask: written to {}", out.display());
+    Ok(())
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+fn kernel() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// The workload, run by bash in a private mount namespace: a tmpfs for
+/// the tree, a tmpfs mounted inside it and held busy, an unmount that fails
+/// with EBUSY, then `rm -rf` of the plain part and of the busy part.
+const WORKLOAD: &str = r#"
+set -eu
+tree=$1 fixture=$2 plain_dirs=$3 busy_dirs=$4 per_dir=$5
+mount -t tmpfs -o size=8g,nr_inodes=0 bench "$tree"
+cd "$tree"
+mkdir -p plain layer/mnt
+for i in $(seq 1 "$plain_dirs"); do mkdir plain/d$i; "$fixture" touch-many plain/d$i "$per_dir" >/dev/null; done
+mount -t tmpfs -o nr_inodes=0 busy layer/mnt
+touch layer/mnt/held
+for i in $(seq 1 "$busy_dirs"); do mkdir layer/mnt/d$i; "$fixture" touch-many layer/mnt/d$i "$per_dir" >/dev/null; done
+sleep 3600 < layer/mnt/held &
+holder=$!
+trap 'kill $holder 2>/dev/null; cd /; umount -l "$tree/layer/mnt" 2>/dev/null; umount -l "$tree"' EXIT
+if umount layer/mnt 2>/dev/null; then echo "the busy mount unmounted" >&2; exit 1; fi
+rm -rf plain
+rm -rf layer 2>/dev/null || true
+"#;
+
+/// Record the workload; the number of events recorded.
+fn record(mntrace: &Path, fixture: &Path, tree: &Path, rec: &Path, files: u64) -> Result<u64> {
+    let dirs = files / PER_DIR;
+    let busy_dirs = (dirs / BUSY_SHARE).max(1);
+    let plain_dirs = dirs - busy_dirs;
+    let mut recorder = Command::new(mntrace)
+        .args(["record", "--deletes", "all", "--no-default-roots", "--root"])
+        .arg(format!("{}/layer/**", tree.display()))
+        .arg("--dir")
+        .arg(rec)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting mntrace record")?;
+    let mut err = BufReader::new(recorder.stderr.take().expect("piped"));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if err.read_line(&mut line)? == 0 {
+            bail!(
+                "mntrace record exited before recording: {:?}",
+                recorder.wait()?
+            );
+        }
+        if line.starts_with("mntrace: recording") {
+            break;
+        }
+    }
+    let lines =
+        std::thread::spawn(move || err.lines().map_while(Result::ok).collect::<Vec<String>>());
+    let status = Command::new("unshare")
+        .args([
+            "-m",
+            "--propagation",
+            "private",
+            "bash",
+            "-c",
+            WORKLOAD,
+            "workload",
+        ])
+        .arg(tree)
+        .arg(fixture)
+        .args([plain_dirs, busy_dirs, PER_DIR].map(|n| n.to_string()))
+        .status()
+        .context("running the workload (unshare, bash)")?;
+    // The recorder stops on SIGINT, after draining what the kernel emitted.
+    std::thread::sleep(Duration::from_secs(1));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(recorder.id() as i32, libc::SIGINT) };
+    let rstatus = recorder.wait()?;
+    let summary = lines.join().unwrap_or_default();
+    if !status.success() || !rstatus.success() {
+        bail!(
+            "the workload ({status}) or mntrace record ({rstatus}) failed:\n{}",
+            summary.join("\n")
+        );
+    }
+    if !summary.iter().any(|l| l.contains("no events lost")) {
+        bail!("the recording lost events:\n{}", summary.join("\n"));
+    }
+    // "mntrace: N events: ..."
+    summary
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("mntrace: ")?
+                .split_once(" events: ")?
+                .0
+                .parse()
+                .ok()
+        })
+        .with_context(|| format!("no event count in the summary:\n{}", summary.join("\n")))
+}
+
+#[derive(Clone, Debug)]
+struct Run {
+    wall: Duration,
+    cpu: Duration,
+    max_rss_kib: u64,
+    events: u64,
+}
+
+/// `mntrace ARGS` on CPU 0, stdout discarded; wall time, the CPU time and
+/// peak RSS of the run (its own rusage), and the events it replayed.
+fn timed(mntrace: &Path, args: &[OsString]) -> Result<Run> {
+    use std::io::Read;
+    let t = Instant::now();
+    let mut child = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(mntrace)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running taskset -c 0 mntrace")?;
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("piped")
+        .read_to_string(&mut err)?;
+    // wait4 rather than Child::wait: the rusage of this child alone
+    // (taskset execs mntrace, so it is mntrace's).
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a child of ours, not waited for yet; valid pointers.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut ru) };
+    let wall = t.elapsed();
+    if pid < 0 {
+        bail!("wait4: {}", std::io::Error::last_os_error());
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        bail!("mntrace {args:?} failed (wait status {status}):\n{err}");
+    }
+    // "mntrace: replayed N kernel records ..." or "mntrace: M of N recorded
+    // events matched".
+    let events = err
+        .lines()
+        .find_map(|l| {
+            let l = l.strip_prefix("mntrace: ")?;
+            l.strip_prefix("replayed ")
+                .and_then(|r| r.split_once(' '))
+                .map(|(n, _)| n)
+                .or_else(|| l.split_once(" of ")?.1.split_once(' ').map(|(n, _)| n))?
+                .parse()
+                .ok()
+        })
+        .with_context(|| format!("no event count from mntrace {args:?}:\n{err}"))?;
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Ok(Run {
+        wall,
+        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        max_rss_kib: ru.ru_maxrss as u64,
+        events,
+    })
+}
