@@ -86,31 +86,38 @@ pub fn decode_in(buf: &Bytes, range: std::ops::Range<usize>) -> Result<Event, De
         });
     }
     let table = hlen + want;
-    let mut off = table + nwant * core::mem::size_of::<StrRef>();
-    if off > rec.len() {
+    let strs_at = table + nwant * core::mem::size_of::<StrRef>();
+    if strs_at > rec.len() {
         return Err(DecodeError::StrOverrun);
     }
-    // No allocation per record (tracer-common checks every kind has at
-    // most MAX_STRS).
-    let mut strs: [Str; tracer_common::limits::MAX_STRS] = Default::default();
-    for (i, slot) in strs.iter_mut().enumerate().take(nwant) {
-        let r: StrRef = read(rec, table + i * core::mem::size_of::<StrRef>());
-        let end = off + r.len as usize;
+    let str_ref = |i: usize| -> StrRef { read(rec, table + i * core::mem::size_of::<StrRef>()) };
+    // Check the lengths first; the strings are then sliced as the event
+    // is built (no array of them to fill and move).
+    let mut end = strs_at;
+    for i in 0..nwant {
+        end += str_ref(i).len as usize;
         if end > rec.len() {
             return Err(DecodeError::StrOverrun);
         }
-        *slot = Str {
-            bytes: slice(off..end),
-            flags: r.flags,
-        };
-        off = end;
     }
-    if off != rec.len() {
-        return Err(DecodeError::Trailing(rec.len() - off));
+    if end != rec.len() {
+        return Err(DecodeError::Trailing(rec.len() - end));
     }
     let p = &rec[hlen..hlen + want];
-    let mut s = strs.into_iter().take(nwant);
-    let mut next = move || s.next().unwrap_or_default();
+    let (mut i, mut off) = (0, strs_at);
+    let mut next = move || {
+        if i >= nwant {
+            return Str::default(); // (each kind takes exactly nwant)
+        }
+        let r = str_ref(i);
+        let start = off;
+        i += 1;
+        off += r.len as usize;
+        Str {
+            bytes: slice(start..off),
+            flags: r.flags,
+        }
+    };
     let args = match kind {
         EventKind::Mount => {
             let a: MountArgs = read(p, 0);

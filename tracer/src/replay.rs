@@ -16,7 +16,7 @@ use crate::enrich::clock::BootClock;
 use crate::enrich::facts::{Fact, ReplayFacts};
 use crate::path::is_under;
 use crate::pipeline::Pipeline;
-use crate::recording::format::{load_into, reclaim, End, Reader, RecordKind};
+use crate::recording::format::{first_record, load_into, reclaim, End, Reader, RecordKind};
 use crate::recording::writer::segments;
 use crate::sink::Sink;
 
@@ -302,7 +302,7 @@ fn read_segment(
 
 /// The recording's first segment header (JSON), if it can be read.
 pub fn first_header(paths: &[PathBuf]) -> Option<Value> {
-    let rec = Reader::open(paths.first()?).ok()?.next()?;
+    let rec = first_record(paths.first()?).ok()??;
     (rec.kind == RecordKind::Segment)
         .then(|| serde_json::from_slice(&rec.payload).ok())
         .flatten()

@@ -48,6 +48,8 @@ struct Burst {
     last_ts: u64,
     /// Shallowest directory removal attempted: (path, mount holding it).
     root: Option<(Bytes, u32)>,
+    /// `depth` of `root` (looked at for every deletion of the burst).
+    root_depth: usize,
     sides: BTreeMap<u32, Side>,
     /// Directories whose removal failed with EBUSY (mountpoints), with time.
     ebusy: Vec<(Bytes, u64)>,
@@ -60,12 +62,14 @@ impl Burst {
     /// tie it wins over the same directory seen as a place deleted from
     /// (which, at a mountpoint, is the mount on it, not the one holding it).
     fn consider_root(&mut self, path: &Bytes, mnt_id: u32, removal: bool) {
+        let d = depth(path);
         let better = match &self.root {
             None => true,
-            Some((r, _)) => depth(path) < depth(r) || (removal && depth(path) == depth(r)),
+            Some(_) => d < self.root_depth || (removal && d == self.root_depth),
         };
         if better {
             self.root = Some((detach(path), mnt_id));
+            self.root_depth = d;
         }
     }
 }
@@ -123,6 +127,7 @@ impl Crossings {
             start_ts: ev.ts_ns,
             last_ts: ev.ts_ns,
             root: None,
+            root_depth: 0,
             sides: BTreeMap::new(),
             ebusy: Vec::new(),
             lost_while_open: 0,

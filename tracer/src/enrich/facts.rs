@@ -122,7 +122,13 @@ impl ReplayFacts {
 
     /// The enrichment live mode computed for `ev`.
     pub fn enrich(&mut self, ev: &Event) -> Enrichment {
-        let recorded = self.by_event.remove(&(ev.ts_ns, ev.tid));
+        // Most events have no recorded enrichment (and the index is
+        // mostly empty): no hashing then.
+        let recorded = if self.by_event.is_empty() {
+            None
+        } else {
+            self.by_event.remove(&(ev.ts_ns, ev.tid))
+        };
         match &ev.args {
             Args::Umount { target, cwd, .. } => {
                 let mut en = recorded.unwrap_or_default();

@@ -236,6 +236,44 @@ pub fn load_into(path: &std::path::Path, mut buf: Vec<u8>) -> Result<Bytes, Form
     Ok(Bytes::from(buf))
 }
 
+/// A segment file's first record (its header, in a well-formed segment),
+/// reading and decompressing only as much of the file as it takes.
+pub fn first_record(path: &std::path::Path) -> Result<Option<Record>, FormatError> {
+    let file = std::fs::File::open(path)?;
+    let mut src: Box<dyn Read> = if path.extension().is_some_and(|e| e == "zst") {
+        Box::new(zstd::stream::read::Decoder::new(file)?)
+    } else {
+        Box::new(io::BufReader::new(file))
+    };
+    let mut head = vec![0u8; FILE_HEADER_LEN + RECORD_HEADER_LEN];
+    let n = read_up_to(&mut src, &mut head)?;
+    head.truncate(n);
+    if n == FILE_HEADER_LEN + RECORD_HEADER_LEN {
+        let len = u32::from_le_bytes(head[FILE_HEADER_LEN..][..4].try_into().expect("4 bytes"));
+        let len = (len as usize).min(PAYLOAD_MAX);
+        head.resize(n + len, 0);
+        let got = read_up_to(&mut src, &mut head[n..])?;
+        head.truncate(n + got);
+    }
+    Ok(Reader::new(Bytes::from(head))?.next())
+}
+
+/// Read until `buf` is full or the end (or a decompression error: what
+/// came before it is kept); how much was read.
+fn read_up_to(src: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match src.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) if n > 0 => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
 /// The memory of a segment's bytes back, once nothing refers to them any
 /// more (else an empty buffer), to load the next segment into: a replay
 /// then faults in one segment's worth of memory, not every segment's.
@@ -521,5 +559,33 @@ mod tests {
         let (recs, end) = read_all(load(&cut).unwrap().to_vec());
         assert!(matches!(end, End::Torn { .. }), "{end:?}");
         assert_eq!(recs.len(), 2, "the header and the first record");
+    }
+
+    #[test]
+    fn the_first_record_is_read_without_the_rest() {
+        use std::io::Write;
+        let plain = segment(&[
+            (RecordKind::Segment, b"{\"host\":\"h\"}"),
+            (RecordKind::Kernel, &[7u8; 1_000_000]),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("seg-0000000001.mtr");
+        std::fs::write(&raw, &plain).unwrap();
+        let zst = dir.path().join("seg-0000000002.mtr.zst");
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        enc.write_all(&plain).unwrap();
+        std::fs::write(&zst, enc.finish().unwrap()).unwrap();
+        for p in [&raw, &zst] {
+            let r = first_record(p).unwrap().unwrap();
+            assert_eq!(
+                (r.kind, &r.payload[..]),
+                (RecordKind::Segment, &b"{\"host\":\"h\"}"[..])
+            );
+        }
+        // Cut inside the first record: none; not a segment: an error.
+        std::fs::write(&raw, &plain[..FILE_HEADER_LEN + RECORD_HEADER_LEN + 3]).unwrap();
+        assert!(first_record(&raw).unwrap().is_none());
+        std::fs::write(&raw, b"not a segment at all").unwrap();
+        assert!(first_record(&raw).is_err());
     }
 }
