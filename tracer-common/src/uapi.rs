@@ -60,6 +60,15 @@ pub const FSCONFIG_SET_FD: u32 = 5;
 /// umount2(2): lazy unmount.
 pub const MNT_DETACH: u32 = 2;
 
+// ---- syscalls and ioctls newer than the libc crate's tables ----
+
+/// statmount(2) (Linux 6.8+; the same number on every architecture since
+/// the syscall tables were unified).
+pub const SYS_STATMOUNT: i64 = 457;
+/// linux/nsfs.h: `_IOR(0xb7, 5, __u64)`, the 64-bit id of a mount
+/// namespace from its nsfs fd (Linux 6.11+).
+pub const NS_GET_MNTNS_ID: u32 = 0x8008_b705;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +94,11 @@ mod tests {
         assert_eq!(FSCONFIG_SET_PATH, libc::FSCONFIG_SET_PATH);
         assert_eq!(FSCONFIG_SET_PATH_EMPTY, libc::FSCONFIG_SET_PATH_EMPTY);
         assert_eq!(FSCONFIG_SET_FD, libc::FSCONFIG_SET_FD);
+    }
+
+    /// `_IOR(type, nr, size)` = read (2) << 30 | size << 16 | type << 8 | nr.
+    #[test]
+    fn ioctl_numbers_are_their_encoding() {
+        assert_eq!(NS_GET_MNTNS_ID, (2 << 30) | (8 << 16) | (0xb7 << 8) | 5);
     }
 }

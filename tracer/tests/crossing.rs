@@ -370,3 +370,106 @@ fn rm_rf_whose_first_deletion_is_inside_a_tmpfs_is_captured_in_full() {
     assert_eq!(seen, want, "every entry, including the very first deletion");
     assert!(i.walk().unwrap().mountpoint_ebusy_ts_ns.is_some());
 }
+
+/// The kernel reuses a 32-bit mount id as soon as its mount is gone. A
+/// bind of one directory is seen through a deletion, unmounted, and the
+/// PV's bind on the same mountpoint gets its id: a deletion through it must
+/// be enriched with the PV's bind, not the first one. Mount churn does not
+/// reread the table; such a deletion's mount is asked for by its 64-bit
+/// id, which the kernel never reuses. mntrace processes each phase before
+/// the next (as it keeps up on a node), so the first bind is in its table.
+#[test]
+fn a_reused_mount_id_is_the_new_mount() {
+    let pod = Pod::new();
+    let (mp, other, pv) = (pod.mountpoint(), pod.disks().join("other"), pod.pv());
+    let o = |p: &Path| OsString::from(p);
+    let s = |x: &str| OsString::from(x);
+    // Op 0 is Fixture::spawn's own wait-stdin.
+    let resolved: Vec<OsString> = vec![
+        s("unshare-mntns"), // 1
+        s("mount-tmpfs"),
+        o(&pod.disks()), // 2
+        s("mkdirs"),
+        o(&other), // 3
+        s("write"),
+        o(&other.join("f")), // 4
+        s("mkdirs"),
+        o(&pv), // 5
+        s("write"),
+        o(&pv.join("c")), // 6
+        s("bind"),
+        o(&other),
+        o(&mp), // 7
+        s("mnt-id"),
+        o(&mp), // 8
+        s("open-dir"),
+        o(&mp), // 9
+        s("unlinkat"),
+        s("@9"),
+        s("f"),
+        s("0"), // 10
+        s("close"),
+        s("@9"),         // 11
+        s("wait-stdin"), // 12
+        s("umount"),
+        o(&mp),
+        s("0"), // 13
+        s("bind"),
+        o(&pv),
+        o(&mp), // 14
+        s("mnt-id"),
+        o(&mp), // 15
+        s("open-dir"),
+        o(&mp), // 16
+        s("unlinkat"),
+        s("@16"),
+        s("c"),
+        s("0"), // 17
+        s("close"),
+        s("@16"), // 18
+    ];
+    let mut live = Live::start(Default::default());
+    live.pipeline.record_facts();
+    let mut fx = Fixture::spawn(&resolved);
+    fx.step();
+    fx.wait_for_op(11);
+    live.pump();
+    let first: Vec<_> = live.pipeline.take_facts();
+    fx.step();
+    let pid = fx.pid;
+    let lines = fx.wait();
+    live.pump();
+    let second: Vec<_> = live.pipeline.take_facts();
+    let ids: Vec<(u64, u64)> = lines
+        .iter()
+        .filter(|l| l["op"] == "mnt-id")
+        .map(|l| (u64_of(l, "mnt_id"), u64_of(l, "mnt_id_unique")))
+        .collect();
+    assert_eq!(ids.len(), 2, "{lines:?}");
+    assert_eq!(
+        ids[0].0, ids[1].0,
+        "the kernel reused the 32-bit id: {ids:?}"
+    );
+    assert_ne!(ids[0].1, ids[1].1, "never the 64-bit one: {ids:?}");
+    for l in lines.iter().filter(|l| l["op"] == "unlinkat") {
+        assert_eq!(l["errno"], 0, "{l}");
+    }
+    // The enrichment of the deletion through the mount, in each phase:
+    // where its entries really live. (By the time the second is processed
+    // the fixture and its namespace are gone: what the bind event said is
+    // all there is, and the first bind's entry must not stand in for it.)
+    let backing_of = |facts: &[mntrace::enrich::facts::Fact]| -> Vec<PathBuf> {
+        facts
+            .iter()
+            .filter_map(|f| match f {
+                mntrace::enrich::facts::Fact::Enrichment { tid, en, .. } if *tid == pid => {
+                    en.backing_root.as_deref().map(to_path_buf)
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(backing_of(&first), vec![other.clone()], "{first:?}");
+    assert_eq!(backing_of(&second), vec![pv.clone()], "{second:?}");
+    live.finish();
+}

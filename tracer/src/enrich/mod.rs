@@ -6,6 +6,7 @@ pub mod clock;
 pub mod facts;
 pub mod holders;
 pub mod mount_table;
+pub mod statmount;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -62,6 +63,11 @@ pub struct Enricher {
     ns_seen: HashMap<u32, u64>,
     /// Holder scans: a rate limit (event time) and the next scan's id.
     scans: ScanRate,
+    /// Single mounts from the kernel, so that mount churn never rereads a
+    /// whole table ([`statmount`]).
+    statmount: statmount::StatMount,
+    /// 64-bit ids of mount namespaces (by inode), for statmount.
+    ns_ids: HashMap<u32, u64>,
 }
 
 impl Default for Enricher {
@@ -79,6 +85,8 @@ impl Enricher {
             missing_mnt: HashSet::new(),
             ns_seen: HashMap::new(),
             scans: ScanRate::default(),
+            statmount: statmount::StatMount::default(),
+            ns_ids: HashMap::new(),
             clones: Recent::new(RECENT_MAX),
             binds: Recent::new(RECENT_MAX),
         }
@@ -149,6 +157,62 @@ impl Enricher {
         }
     }
 
+    /// The mount a deletion's directory is on, and its namespace. From the
+    /// table when it is sure of it ([`MountTable::exact`]); else that mount
+    /// alone from the kernel, by its 64-bit id (statmount); else (an older
+    /// kernel, a mount of no namespace) the table, reread once per unknown
+    /// id.
+    fn mount_of_dir(
+        &mut self,
+        ev: &Event,
+        dir: &crate::model::Dir,
+    ) -> Option<(u32, std::sync::Arc<MountInfo>)> {
+        let ns = dir.mnt_ns;
+        if let Some(m) = self.table.exact(ns, dir.mnt_id, dir.mnt_id_unique) {
+            return Some((ns, m.clone()));
+        }
+        if dir.mnt_id_unique != 0 && ns != 0 && self.statmount.available() {
+            if let Some(ns_id) = self.ns_id(ns, ev) {
+                if let Ok(m) = self.statmount.mount(dir.mnt_id_unique, ns_id) {
+                    if m.mnt_id == dir.mnt_id {
+                        return Some((ns, self.table.upsert(ns, m, dir.mnt_id_unique)));
+                    }
+                }
+            }
+        }
+        // The entry of that 32-bit id is another mount (the kernel reused
+        // the id), and this one is gone (its namespace with it): what the
+        // events said of it (binds, clones) is all there is.
+        let unique = self.table.unique_of(ns, dir.mnt_id);
+        if dir.mnt_id_unique != 0 && unique.is_some_and(|u| u != dir.mnt_id_unique) {
+            return None;
+        }
+        if self.table.find(dir.mnt_id).is_none()
+            && bounded_insert(&mut self.missing_mnt, dir.mnt_id)
+        {
+            // A mount we have not seen yet (made since the last load).
+            self.reload(ev);
+        }
+        self.table.find(dir.mnt_id).map(|(ns, m)| (ns, m.clone()))
+    }
+
+    /// The 64-bit id of mount namespace `ns` (inode), learnt from `ev`'s
+    /// process when it is in that namespace.
+    fn ns_id(&mut self, ns: u32, ev: &Event) -> Option<u64> {
+        if let Some(&id) = self.ns_ids.get(&ns) {
+            return Some(id);
+        }
+        if ev.mnt_ns != ns {
+            return None;
+        }
+        let id = statmount::ns_id_of_pid(ev.pid).ok()?;
+        if self.ns_ids.len() >= SET_MAX {
+            self.ns_ids.clear();
+        }
+        self.ns_ids.insert(ns, id);
+        Some(id)
+    }
+
     fn ensure_ns(&mut self, ev: &Event) {
         if !self.table.has_ns(ev.mnt_ns) && self.failed_ns.get(&ev.mnt_ns) != Some(&ev.pid) {
             self.reload(ev);
@@ -163,6 +227,9 @@ impl Enricher {
         let mut out = Enrichment::default();
         match &ev.args {
             Args::Umount { target, cwd, .. } => {
+                if ev.ret >= 0 {
+                    self.table.changed(ev.mnt_ns);
+                }
                 let Some(t) = target.value() else {
                     return out;
                 };
@@ -187,6 +254,11 @@ impl Enricher {
             Args::Delete { dir, pathname, .. } if dir.resolved() => {
                 self.ensure_ns(ev);
                 if let Some(p) = pathname.value().filter(|p| p.contains(&b'/')) {
+                    // Which mount holds the parent: the whole table, as it
+                    // is now.
+                    if !self.table.is_current(ev.mnt_ns) {
+                        self.reload(ev);
+                    }
                     let full = resolve_arg(&dir.path.bytes, p);
                     let parent = match full.iter().rposition(|&c| c == b'/') {
                         Some(0) | None => Bytes::from_static(b"/"),
@@ -197,14 +269,7 @@ impl Enricher {
                         .mount_of_path(ev.mnt_ns, &parent)
                         .map(|m| m.mnt_id);
                 }
-                if self.table.find(dir.mnt_id).is_none()
-                    && bounded_insert(&mut self.missing_mnt, dir.mnt_id)
-                {
-                    // A mount we have not seen yet (made since the last load).
-                    self.reload(ev);
-                }
-                if let Some((ns, m)) = self.table.find(dir.mnt_id) {
-                    let m = m.clone();
+                if let Some((ns, m)) = self.mount_of_dir(ev, dir) {
                     out.backing_root = self.table.backing_path(ns, &m, b"/");
                     out.mount = Some(m);
                 } else if let Some(src) = self.clones.get(&dir.mnt_id) {
@@ -213,8 +278,16 @@ impl Enricher {
                     out.backing_root = self.binds.get(&(dir.mnt_ns, mp)).cloned();
                 }
             }
+            // Mounts made or removed: the table is not reread (a node's
+            // mount churn would reread thousands of lines per mount);
+            // deletions ask about their mount alone (`mount_of_dir`).
             Args::Mount { .. } | Args::MoveMount { .. } | Args::Fsmount { .. } if ev.ret >= 0 => {
-                self.reload(ev);
+                if self.statmount.available() {
+                    self.ensure_ns(ev);
+                    self.table.changed(ev.mnt_ns);
+                } else {
+                    self.reload(ev);
+                }
             }
             _ => self.ensure_ns(ev),
         }

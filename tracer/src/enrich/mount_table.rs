@@ -196,6 +196,13 @@ struct NsMounts {
     /// Shared with the enrichment of events (cloned per deletion).
     mounts: Vec<Arc<MountInfo>>,
     by_id: HashMap<u32, usize>,
+    /// Mounts were made or removed since the table was read: an entry is
+    /// only trusted when its 64-bit id is known to match.
+    changed: bool,
+    /// 64-bit ids of the entries asked about one by one (statmount).
+    unique: HashMap<u32, u64>,
+    /// Read from mountinfo (else only mounts asked about one by one).
+    read: bool,
 }
 
 /// Mount tables keyed by mount-namespace inode.
@@ -217,7 +224,64 @@ impl MountTable {
             .enumerate()
             .map(|(i, m)| (m.mnt_id, i))
             .collect();
-        self.namespaces.insert(ns, NsMounts { mounts, by_id });
+        self.namespaces.insert(
+            ns,
+            NsMounts {
+                mounts,
+                by_id,
+                read: true,
+                ..Default::default()
+            },
+        );
+    }
+
+    /// Mounts of namespace `ns` were made or removed (its table is not
+    /// reread for that: see [`MountTable::exact`]).
+    pub fn changed(&mut self, ns: u32) {
+        if let Some(t) = self.namespaces.get_mut(&ns) {
+            t.changed = true;
+        }
+    }
+
+    /// Whether the table of `ns` is as read (no mount made or removed
+    /// since).
+    pub fn is_current(&self, ns: u32) -> bool {
+        self.namespaces.get(&ns).is_some_and(|t| !t.changed)
+    }
+
+    /// Mount `mnt_id` of namespace `ns` when the table is sure it is the
+    /// mount with 64-bit id `unique`: the table is current, or that entry
+    /// was asked about by that id.
+    pub fn exact(&self, ns: u32, mnt_id: u32, unique: u64) -> Option<&Arc<MountInfo>> {
+        let t = self.namespaces.get(&ns)?;
+        let m = t.by_id.get(&mnt_id).and_then(|&i| t.mounts.get(i))?;
+        (!t.changed || (unique != 0 && t.unique.get(&mnt_id) == Some(&unique))).then_some(m)
+    }
+
+    /// The 64-bit id of entry `mnt_id` of `ns`, when it was asked about by
+    /// it.
+    pub fn unique_of(&self, ns: u32, mnt_id: u32) -> Option<u64> {
+        self.namespaces.get(&ns)?.unique.get(&mnt_id).copied()
+    }
+
+    /// Put one mount, asked about by its 64-bit id, into the table of
+    /// `ns` (replacing the entry with its 32-bit id, which the kernel
+    /// reuses).
+    pub fn upsert(&mut self, ns: u32, m: MountInfo, unique: u64) -> Arc<MountInfo> {
+        let t = self.namespaces.entry(ns).or_insert_with(|| NsMounts {
+            changed: true,
+            ..Default::default()
+        });
+        let m = Arc::new(m);
+        match t.by_id.get(&m.mnt_id) {
+            Some(&i) => t.mounts[i] = m.clone(),
+            None => {
+                t.by_id.insert(m.mnt_id, t.mounts.len());
+                t.mounts.push(m.clone());
+            }
+        }
+        t.unique.insert(m.mnt_id, unique);
+        m
     }
 
     /// Forgets namespace `ns`; returns whether it was known.
@@ -251,8 +315,9 @@ impl MountTable {
         ))
     }
 
+    /// Whether the table of `ns` was read (from mountinfo).
     pub fn has_ns(&self, ns: u32) -> bool {
-        self.namespaces.contains_key(&ns)
+        self.namespaces.get(&ns).is_some_and(|t| t.read)
     }
 
     /// The mounts of namespace `ns` in mountinfo order (empty if unknown).
@@ -489,6 +554,35 @@ mod tests {
         assert_eq!(e, MountinfoError::TrailingData { line: 1 });
         assert!(e.to_string().contains("line 1"));
         assert_eq!(parse_mountinfo(b"").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn after_mount_churn_an_entry_is_trusted_only_by_its_64_bit_id() {
+        let mut t = MountTable::new();
+        let ns = 4026531841;
+        t.insert_ns(ns, parse_mountinfo(SAMPLE).unwrap());
+        let id = t.mounts(ns)[0].mnt_id;
+        // As read: trusted whatever the 64-bit id.
+        assert!(t.is_current(ns) && t.exact(ns, id, 77).is_some());
+        t.changed(ns);
+        assert!(!t.is_current(ns) && t.exact(ns, id, 77).is_none());
+        // Asked about by its 64-bit id: that id only.
+        let mut m = (*t.mounts(ns)[0]).clone();
+        m.root = Bytes::from_static(b"/asked");
+        let asked = t.upsert(ns, m, 77);
+        assert_eq!(t.exact(ns, id, 77), Some(&asked));
+        assert!(t.exact(ns, id, 78).is_none());
+        assert_eq!(t.unique_of(ns, id), Some(77));
+        assert_eq!(t.mounts(ns).iter().filter(|m| m.mnt_id == id).count(), 1);
+        // A mount the table never had, in a namespace never read.
+        let mut n = (*asked).clone();
+        n.mnt_id = 9999;
+        t.upsert(7, n, 5);
+        assert_eq!(t.exact(7, 9999, 5).map(|m| m.mnt_id), Some(9999));
+        assert!(!t.has_ns(7), "not read from mountinfo: still to be read");
+        // Read again: current, and the 64-bit ids forgotten.
+        t.insert_ns(ns, parse_mountinfo(SAMPLE).unwrap());
+        assert!(t.is_current(ns) && t.unique_of(ns, id).is_none());
     }
 
     #[test]

@@ -108,6 +108,20 @@ impl Fixture {
         }
     }
 
+    /// Let it run its ops up to the next `wait-stdin` (stdin stays open).
+    pub fn step(&mut self) {
+        self.child
+            .stdin
+            .as_mut()
+            .expect("stdin still open")
+            .write_all(b"go\n")
+            .expect("step fixture");
+        if self.lines.is_none() {
+            let out = self.child.stdout.take().expect("fixture stdout");
+            self.lines = Some(BufReader::new(out).lines());
+        }
+    }
+
     /// Let it run its ops.
     pub fn release(&mut self) {
         if let Some(mut stdin) = self.child.stdin.take() {
