@@ -1,5 +1,7 @@
 //! `cargo xtask bench replay`: how fast `mntrace triage` and `mntrace
-//! query` go through a real recording, on one core.
+//! query` go through a real recording, on one core. `cargo xtask bench
+//! mounts`: what mount churn costs with the mount count of a small, a large
+//! and a very large node (the curve must stay flat).
 //!
 //! The recording is made here, by the real tracer (`mntrace record
 //! --deletes all`), of a real workload in a private mount namespace: FILES
@@ -313,3 +315,142 @@ fn timed(mntrace: &Path, args: &[OsString]) -> Result<Run> {
         events,
     })
 }
+
+/// Mount churn against the number of mounts in the namespace, traced or
+/// not: for each size, `rounds` rounds of (no tracer, `mntrace trace`) in
+/// turn, each timing `pairs` bind + unmount pairs made by one process
+/// (mntrace-fixture) in a private mount namespace, and the CPU mntrace
+/// spent meanwhile.
+pub fn mounts(sizes: &[u64], pairs: u64, rounds: usize) -> Result<()> {
+    if !cmd::is_root() {
+        bail!("the mount benchmark mounts in a private namespace: run it as root");
+    }
+    cmd::run(cargo().current_dir(workspace_root()).args([
+        "build",
+        "--release",
+        "-p",
+        "tracer",
+        "-p",
+        "mntrace-fixture",
+    ]))?;
+    let release = target_dir().join("release");
+    let work = target_dir().join("bench").join("mounts");
+    std::fs::create_dir_all(&work)?;
+    let sizes: Vec<String> = sizes.iter().map(u64::to_string).collect();
+    let out = Command::new("unshare")
+        .args([
+            "-m",
+            "--propagation",
+            "private",
+            "bash",
+            "-c",
+            MOUNTS,
+            "mounts",
+        ])
+        .arg(&work)
+        .arg(release.join("mntrace"))
+        .arg(release.join("mntrace-fixture"))
+        .arg(pairs.to_string())
+        .arg(rounds.to_string())
+        .args(&sizes)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running the mount benchmark (unshare, bash)")?;
+    if !out.status.success() {
+        bail!("the mount benchmark failed ({})", out.status);
+    }
+    // Lines: "MOUNTS CONFIG SECONDS CPU_SECONDS"
+    let mut runs: std::collections::BTreeMap<(u64, String), Vec<(f64, f64)>> = Default::default();
+    for l in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if let [n, config, secs, cpu] = f[..] {
+            runs.entry((n.parse()?, config.to_owned()))
+                .or_default()
+                .push((secs.parse()?, cpu.parse()?));
+        }
+    }
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "{pairs} bind + unmount pairs by one process, against the mounts in its namespace; \
+         {rounds} rounds alternating no tracer / `mntrace trace`, kernel {}:\n",
+        kernel()
+    );
+    let _ = writeln!(
+        md,
+        "| mounts | untraced median | traced median (min-max) | ratio | mntrace CPU median | per mount event |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    let med = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        median(v)
+    };
+    let ns: std::collections::BTreeSet<u64> = runs.keys().map(|k| k.0).collect();
+    for n in ns {
+        let (Some(base), Some(traced)) = (
+            runs.get(&(n, "baseline".into())),
+            runs.get(&(n, "mntrace".into())),
+        ) else {
+            continue;
+        };
+        let b = med(&mut base.iter().map(|r| r.0).collect());
+        let mut t: Vec<f64> = traced.iter().map(|r| r.0).collect();
+        let tm = med(&mut t);
+        let cpu = med(&mut traced.iter().map(|r| r.1).collect());
+        let _ = writeln!(
+            md,
+            "| {n} | {b:.3} s | {tm:.3} s ({:.3}-{:.3}) | {:.2}× | {cpu:.2} s | {:.0} µs |",
+            t[0],
+            t[t.len() - 1],
+            tm / b,
+            cpu * 1e6 / (2 * pairs) as f64
+        );
+    }
+    println!("{md}");
+    std::fs::write(work.join("mounts.md"), &md)?;
+    eprintln!("xtask: written to {}", work.join("mounts.md").display());
+    Ok(())
+}
+
+/// The mount benchmark, in bash in a private mount namespace: a tmpfs for
+/// the mounts, grown to each size, then the churn alone and under mntrace.
+const MOUNTS: &str = r#"
+set -eu
+work=$1 mntrace=$2 fixture=$3 pairs=$4 rounds=$5; shift 5
+w=$work/ns
+mkdir -p "$w"
+mount -t tmpfs bench "$w"
+trap 'cd /; umount -R -l "$w"' EXIT
+mkdir -p "$w/src" "$w/dst" "$w/m"
+ops=(); for i in $(seq 1 "$pairs"); do ops+=(bind "$w/src" "$w/dst" umount "$w/dst" 0); done
+have=0
+for size in "$@"; do
+  while (( $(grep -c . /proc/self/mountinfo) < size )); do
+    mkdir -p "$w/m/$have"; mount -t tmpfs -o size=64k m "$w/m/$have"; have=$((have + 1))
+  done
+  n=$(grep -c . /proc/self/mountinfo)
+  for r in $(seq 1 "$rounds"); do
+    for config in baseline mntrace; do
+      pid=
+      if [[ $config == mntrace ]]; then
+        "$mntrace" trace -o /dev/null 2> "$work/trace.err" & pid=$!
+        until grep -q "mntrace: tracing" "$work/trace.err"; do
+          kill -0 $pid 2>/dev/null || { cat "$work/trace.err" >&2; exit 1; }
+          sleep 0.1
+        done
+        c0=$(awk '{print $14 + $15}' /proc/$pid/stat)
+      fi
+      s=$(date +%s%N); "$fixture" "${ops[@]}" > /dev/null; e=$(date +%s%N)
+      cpu=0
+      if [[ -n $pid ]]; then
+        sleep 1 # what mntrace still had to process
+        c1=$(awk '{print $14 + $15}' /proc/$pid/stat)
+        cpu=$(awk -v a=$c0 -v b=$c1 -v hz=$(getconf CLK_TCK) 'BEGIN {print (b - a) / hz}')
+        kill -INT $pid; wait $pid
+      fi
+      echo "$n $config $(awk -v s=$s -v e=$e 'BEGIN {print (e - s) / 1e9}') $cpu"
+      echo "xtask: $n mounts, $config: $(( (e - s) / 1000000 )) ms" >&2
+    done
+  done
+done
+"#;

@@ -60,7 +60,8 @@ enum Task {
     DeployCheck,
     /// Run setup and a benchmark (root; not part of the tests): `replay`
     /// records a real workload, then times `mntrace triage` and `query`
-    /// over it on one CPU.
+    /// over it on one CPU; `mounts` times mount churn against the mount
+    /// count, untraced and traced.
     Bench {
         #[command(subcommand)]
         what: Bench,
@@ -77,6 +78,18 @@ enum Bench {
         /// Rounds (each runs every command once, in a rotated order).
         #[arg(long, default_value_t = 5)]
         reps: usize,
+    },
+    /// Mount churn against the mount count: untraced vs mntrace.
+    Mounts {
+        /// Mounts in the namespace (each size in turn).
+        #[arg(long, value_delimiter = ',', default_value = "100,1000,5000")]
+        sizes: Vec<u64>,
+        /// Bind + unmount pairs per run.
+        #[arg(long, default_value_t = 2000)]
+        pairs: u64,
+        /// Rounds per size (each: untraced, then traced).
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
     },
 }
 
@@ -104,6 +117,17 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
         } => {
             setup::setup()?;
             bench::replay(files, reps).map(|()| ExitCode::SUCCESS)
+        }
+        Task::Bench {
+            what:
+                Bench::Mounts {
+                    sizes,
+                    pairs,
+                    rounds,
+                },
+        } => {
+            setup::setup()?;
+            bench::mounts(&sizes, pairs, rounds).map(|()| ExitCode::SUCCESS)
         }
         Task::DeployCheck => {
             setup::setup()?;
