@@ -587,6 +587,31 @@ pub fn unique_mount_id_finding(version: Option<KernelVersion>) -> Finding {
     }
 }
 
+/// Mount tables from single mounts (statmount, by namespace id).
+pub fn statmount_finding(probe: &io::Result<()>) -> Finding {
+    const ID: &str = "statmount";
+    match probe {
+        Ok(()) => Finding::ok(
+            ID,
+            "available",
+            "statmount(2) answers for a namespace given by id (6.8+, 6.11+ for other \
+             namespaces): mount churn marks tables changed and deletions ask about their \
+             mount alone, whatever the number of mounts"
+                .to_owned(),
+        ),
+        Err(e) => Finding::warn(
+            ID,
+            "unavailable",
+            format!(
+                "statmount(2) by namespace id does not answer here ({e}): mntrace rereads a \
+                 namespace's /proc/PID/mountinfo at every mount, which costs CPU in \
+                 proportion to the number of mounts on nodes with heavy mount churn"
+            ),
+            "nothing needed for correctness; kernel 6.11 or later makes mount churn cheap",
+        ),
+    }
+}
+
 // ---- reading the system -------------------------------------------------------
 
 /// Run `f` on a thread of its own in a private mount namespace: a copy of
@@ -1013,6 +1038,7 @@ pub fn run() -> Report {
         kprobes_finding(Path::new(KPROBE_PMU).exists(), kprobe_events),
         lsm_finding(&loads.lsm, &lsm, &caps),
         unique_mount_id_finding(version),
+        statmount_finding(&crate::enrich::statmount::probe()),
         io_uring_finding(read_trimmed(IO_URING_DISABLED).as_deref(), version),
     ];
     Report {
@@ -1210,6 +1236,15 @@ mod tests {
         let f = io_uring_finding(None, Some(KernelVersion(6, 1, 0)));
         assert_eq!((f.status, f.state.as_str()), (Status::Warn, "unknown"));
         assert!(io_uring_finding(None, None).status == Status::Warn);
+    }
+
+    #[test]
+    fn statmount_is_ok_when_it_answers_and_a_warning_with_the_cause_otherwise() {
+        let f = statmount_finding(&Ok(()));
+        assert_eq!((f.status, f.state.as_str()), (Status::Ok, "available"));
+        let f = statmount_finding(&Err(io::Error::from_raw_os_error(libc::ENOSYS)));
+        assert_eq!((f.status, f.state.as_str()), (Status::Warn, "unavailable"));
+        assert!(f.found.contains("not implemented"), "{}", f.found);
     }
 
     #[test]

@@ -95,7 +95,7 @@ fn expect(
 }
 
 /// What this project's machines must say (PLATFORM.md).
-const THIS_MACHINE: [(&str, &str, &str, Option<&str>); 14] = [
+const THIS_MACHINE: [(&str, &str, &str, Option<&str>); 15] = [
     ("capabilities", "ok", "complete", None),
     ("tracefs", "ok", "ready", None),
     ("btf", "ok", "present", None),
@@ -109,6 +109,7 @@ const THIS_MACHINE: [(&str, &str, &str, Option<&str>); 14] = [
     ("kprobes", "warn", "absent", None),
     ("lsm", "warn", "refused", Some("EPERM")),
     ("unique_mount_id", "ok", "available", None),
+    ("statmount", "ok", "available", None),
     ("io_uring", "warn", "enabled", None),
 ];
 

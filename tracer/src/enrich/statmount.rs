@@ -115,6 +115,34 @@ pub fn ns_id_of_pid(pid: u32) -> io::Result<u64> {
     Ok(id)
 }
 
+/// Whether statmount answers here for a namespace given by id: asks about
+/// this process's root mount.
+pub fn probe() -> io::Result<()> {
+    let ns = ns_id_of_pid(std::process::id())?;
+    // SAFETY: an all-zero statx is valid; statx fills it.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid NUL-terminated path and buffer.
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            c"/".as_ptr(),
+            0,
+            STATX_MNT_ID_UNIQUE,
+            &mut stx,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if stx.stx_mask & STATX_MNT_ID_UNIQUE == 0 {
+        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+    }
+    StatMount::default().mount(stx.stx_mnt_id, ns).map(|_| ())
+}
+
+/// statx(2): the 64-bit mount id in `stx_mnt_id` (6.8+).
+const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
+
 fn bad(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("statmount: {what}"))
 }
@@ -208,7 +236,6 @@ mod tests {
     fn unique_id(path: &std::ffi::CStr) -> u64 {
         // SAFETY: zeroed statx is valid; statx fills it.
         let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-        const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
         // SAFETY: valid path and buffer.
         let r = unsafe {
             libc::statx(
@@ -259,5 +286,6 @@ mod tests {
         // An id no mount has.
         assert!(sm.mount(u64::MAX - 7, ns).is_err());
         assert!(sm.available());
+        probe().expect("statmount answers here");
     }
 }
