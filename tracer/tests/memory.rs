@@ -153,10 +153,6 @@ fn bind(ts: u64, n: u64) -> Event {
     )
 }
 
-/// One round of a busy node: 50 busy mounts with 2,000 deletions each
-/// through them, 50 crossing bursts of 100 deletions, 100,000 plain
-/// deletions, 20,000 bind mounts (more than any cache keeps); then an hour
-/// later everything has closed.
 /// A kernel record as the recorder keeps it (its bytes are not looked at).
 const RAW: [u8; 160] = [0x5a; 160];
 
@@ -170,62 +166,97 @@ fn feed(p: &mut Pipeline, sink: &mut dyn Sink, ev: &Event) {
     }
 }
 
-fn round(p: &mut Pipeline, sink: &mut dyn Sink, r: u64) {
+/// How busy a round of the node is.
+struct Busy {
+    /// Bind mounts (more than any cache keeps, over a few rounds).
+    binds: u64,
+    /// Busy mounts, with this many deletions through each.
+    busy: u32,
+    per_busy: u32,
+    /// Crossing bursts of 100 deletions.
+    bursts: u32,
+    /// Plain deletions.
+    plain: u32,
+}
+
+/// [`two_million_events_with_incidents_keep_the_heap_flat`]'s round.
+const ROUND: Busy = Busy {
+    binds: 20_000,
+    busy: 50,
+    per_busy: 2_000,
+    bursts: 50,
+    plain: 100_000,
+};
+
+/// An hour of [`a_day_of_recording_keeps_the_heap_and_the_directory_bounded`]
+/// (about 10 MiB recorded).
+const HOUR: Busy = Busy {
+    binds: 2_000,
+    busy: 5,
+    per_busy: 2_000,
+    bursts: 10,
+    plain: 40_000,
+};
+
+/// One round of a busy node: busy mounts with deletions through them (half
+/// of them unmounted after), crossing bursts, plain deletions, bind mounts;
+/// then an hour later everything has closed.
+fn round(p: &mut Pipeline, sink: &mut dyn Sink, r: u64, n: &Busy) {
     let base = r * 3_600_000_000_000;
     let mut ts = base;
-    let tick = |ts: &mut u64| {
-        *ts += 1_000;
-        *ts
+    let mut tick = || {
+        ts += 1_000;
+        ts
     };
-    for n in 0..20_000u64 {
-        feed(p, sink, &bind(tick(&mut ts), r * 20_000 + n));
+    for i in 0..n.binds {
+        feed(p, sink, &bind(tick(), r * n.binds + i));
     }
-    for m in 0..50u32 {
+    for m in 0..n.busy {
         let mp = format!("/var/lib/c/r{r}/tmpmounts/p{m}/0");
-        feed(p, sink, &umount(tick(&mut ts), mp.clone(), -16));
-        for i in 0..2_000u32 {
+        feed(p, sink, &umount(tick(), mp.clone(), -16));
+        for i in 0..n.per_busy {
             let d = dir(
                 format!("{mp}/lib"),
                 mp.len(),
                 100 + m,
                 DIR_FROM_FD | DIR_SUBTREE,
             );
-            let e = delete(tick(&mut ts), 10, d, format!("f{i}"), CAP_BUSY, 0);
-            feed(p, sink, &e);
+            feed(
+                p,
+                sink,
+                &delete(tick(), 10, d, format!("f{i}"), CAP_BUSY, 0),
+            );
         }
         if m % 2 == 0 {
-            feed(p, sink, &umount(tick(&mut ts), mp, 0));
+            feed(p, sink, &umount(tick(), mp, 0));
         }
     }
-    for b in 0..50u32 {
+    for b in 0..n.bursts {
         let pod = format!("/var/lib/kubelet/pods/r{r}b{b}");
         let mp = format!("{pod}/volume-subpaths/v/c/0");
         for i in 0..100u32 {
             let d = dir(mp.clone(), mp.len(), 300 + b, DIR_FROM_FD | DIR_SUBTREE);
-            let e = delete(
-                tick(&mut ts),
-                1000 + b,
-                d,
-                format!("x{i}"),
-                CAP_SUBTREE | CAP_CROSSING,
-                27,
+            let caps = CAP_SUBTREE | CAP_CROSSING;
+            feed(
+                p,
+                sink,
+                &delete(tick(), 1000 + b, d, format!("x{i}"), caps, 27),
             );
-            feed(p, sink, &e);
         }
         let d = dir(pod.clone(), 0, 27, DIR_FROM_FD);
         feed(
             p,
             sink,
-            &delete(tick(&mut ts), 1000 + b, d, "etc-hosts", CAP_CROSSING, 27),
+            &delete(tick(), 1000 + b, d, "etc-hosts", CAP_CROSSING, 27),
         );
     }
-    for i in 0..100_000u32 {
+    for i in 0..n.plain {
         let d = dir(format!("/home/u/tree{}", i % 100), 0, 27, DIR_FROM_FD);
-        feed(
-            p,
-            sink,
-            &delete(tick(&mut ts), 7, d, format!("n{i}"), CAP_ALL, 0),
-        );
+        feed(p, sink, &delete(tick(), 7, d, format!("n{i}"), CAP_ALL, 0));
+        // A chunk boundary, as live mode has (a segment rotates there).
+        if i.is_multiple_of(4096) {
+            sink.flush().unwrap();
+        }
     }
     p.tick(base + 3_000_000_000_000, sink).unwrap();
     p.holders_ready();
@@ -252,7 +283,7 @@ fn two_million_events_with_incidents_keep_the_heap_flat() {
     let mut after = Vec::new();
     const ROUNDS: u64 = 9;
     for r in 1..=ROUNDS {
-        round(&mut p, &mut sink, r);
+        round(&mut p, &mut sink, r, &ROUND);
         after.push(LIVE.load(Ordering::Relaxed));
     }
     eprintln!("live heap after each round: {after:?}");
@@ -404,7 +435,7 @@ fn a_day_of_recording_keeps_the_heap_and_the_directory_bounded() {
     const HOURS: u64 = 24;
     let mut after = Vec::new();
     for r in 1..=HOURS {
-        hour(&mut p, &mut sink, r);
+        round(&mut p, &mut sink, r, &HOUR);
         settle();
         after.push(LIVE.load(Ordering::Relaxed));
         let on_disk: u64 = segments(&rec)
@@ -443,68 +474,4 @@ fn a_day_of_recording_keeps_the_heap_and_the_directory_bounded() {
     assert!(settled < 32 << 20, "{after:?}");
     p.finish(&mut sink).unwrap();
     sink.finish(&p.stats).unwrap();
-}
-
-/// An hour of a busy node, smaller than [`round`]: 5 busy mounts with
-/// 2,000 deletions each, 10 crossing bursts, 40,000 plain deletions, 2,000
-/// binds (about 10 MiB recorded).
-fn hour(p: &mut Pipeline, sink: &mut dyn Sink, r: u64) {
-    let base = r * 3_600_000_000_000;
-    let mut ts = base;
-    let mut tick = || {
-        ts += 1_000;
-        ts
-    };
-    for n in 0..2_000u64 {
-        feed(p, sink, &bind(tick(), r * 2_000 + n));
-    }
-    for m in 0..5u32 {
-        let mp = format!("/var/lib/c/h{r}/tmpmounts/p{m}/0");
-        feed(p, sink, &umount(tick(), mp.clone(), -16));
-        for i in 0..2_000u32 {
-            let d = dir(
-                format!("{mp}/lib"),
-                mp.len(),
-                100 + m,
-                DIR_FROM_FD | DIR_SUBTREE,
-            );
-            feed(
-                p,
-                sink,
-                &delete(tick(), 10, d, format!("f{i}"), CAP_BUSY, 0),
-            );
-        }
-        feed(p, sink, &umount(tick(), mp, 0));
-    }
-    for b in 0..10u32 {
-        let pod = format!("/var/lib/kubelet/pods/h{r}b{b}");
-        let mp = format!("{pod}/volume-subpaths/v/c/0");
-        for i in 0..100u32 {
-            let d = dir(mp.clone(), mp.len(), 300 + b, DIR_FROM_FD | DIR_SUBTREE);
-            let caps = CAP_SUBTREE | CAP_CROSSING;
-            feed(
-                p,
-                sink,
-                &delete(tick(), 1000 + b, d, format!("x{i}"), caps, 27),
-            );
-        }
-        let d = dir(pod.clone(), 0, 27, DIR_FROM_FD);
-        feed(
-            p,
-            sink,
-            &delete(tick(), 1000 + b, d, "etc-hosts", CAP_CROSSING, 27),
-        );
-    }
-    for i in 0..40_000u32 {
-        let d = dir(format!("/home/u/tree{}", i % 100), 0, 27, DIR_FROM_FD);
-        feed(p, sink, &delete(tick(), 7, d, format!("n{i}"), CAP_ALL, 0));
-        if i.is_multiple_of(4096) {
-            sink.flush().unwrap();
-        }
-    }
-    p.tick(base + 3_000_000_000_000, sink).unwrap();
-    for f in p.take_facts() {
-        sink.fact(&f);
-    }
-    sink.flush().unwrap();
 }

@@ -30,21 +30,10 @@ const BUSY_SHARE: u64 = 3;
 const PER_DIR: u64 = 10_000;
 
 pub fn replay(files: u64, reps: usize) -> Result<()> {
-    if !cmd::is_root() {
-        bail!("the replay benchmark records real deletions: run it as root");
-    }
     if files < PER_DIR || reps == 0 {
         bail!("--files must be at least {PER_DIR} and --reps at least 1");
     }
-    cmd::run(cargo().current_dir(workspace_root()).args([
-        "build",
-        "--release",
-        "-p",
-        "tracer",
-        "-p",
-        "mntrace-fixture",
-    ]))?;
-    let release = target_dir().join("release");
+    let release = build("the replay benchmark records real deletions")?;
     let mntrace = release.join("mntrace");
     let fixture = release.join("mntrace-fixture");
     let work = target_dir().join("bench").join("replay");
@@ -139,6 +128,23 @@ pub fn replay(files: u64, reps: usize) -> Result<()> {
     std::fs::write(&out, &md)?;
     eprintln!("xtask: written to {}", out.display());
     Ok(())
+}
+
+/// Check for root (`why` it is needed), build mntrace and the fixture in
+/// release mode; their directory.
+fn build(why: &str) -> Result<std::path::PathBuf> {
+    if !cmd::is_root() {
+        bail!("{why}: run it as root");
+    }
+    cmd::run(cargo().current_dir(workspace_root()).args([
+        "build",
+        "--release",
+        "-p",
+        "tracer",
+        "-p",
+        "mntrace-fixture",
+    ]))?;
+    Ok(target_dir().join("release"))
 }
 
 fn median(sorted: &[f64]) -> f64 {
@@ -322,18 +328,7 @@ fn timed(mntrace: &Path, args: &[OsString]) -> Result<Run> {
 /// (mntrace-fixture) in a private mount namespace, and the CPU mntrace
 /// spent meanwhile.
 pub fn mounts(sizes: &[u64], pairs: u64, rounds: usize) -> Result<()> {
-    if !cmd::is_root() {
-        bail!("the mount benchmark mounts in a private namespace: run it as root");
-    }
-    cmd::run(cargo().current_dir(workspace_root()).args([
-        "build",
-        "--release",
-        "-p",
-        "tracer",
-        "-p",
-        "mntrace-fixture",
-    ]))?;
-    let release = target_dir().join("release");
+    let release = build("the mount benchmark mounts in a private namespace")?;
     let work = target_dir().join("bench").join("mounts");
     std::fs::create_dir_all(&work)?;
     let sizes: Vec<String> = sizes.iter().map(u64::to_string).collect();
