@@ -34,6 +34,18 @@ pub const NAME_MAX: usize = 255;
 /// Largest record the kernel emits (header, payload, string table, strings).
 pub const RECORD_MAX: usize = 32 * 1024;
 
+/// Records wake the ring buffer's reader only when this many bytes are
+/// waiting (or for an unmount that failed with EBUSY, which userspace acts
+/// on at once); otherwise the reader drains the ring every
+/// `RING_DRAIN_MS`. A wakeup is work for the traced process (irq_work, a
+/// scheduler wakeup): one per record under churn, now one per this many
+/// bytes.
+pub const RING_WAKEUP_BYTES: u64 = 256 * 1024;
+
+/// How often the reader drains the ring buffer with no wakeup (ms): the
+/// most a record waits before userspace sees it.
+pub const RING_DRAIN_MS: i32 = 20;
+
 /// Most strings one record carries.
 pub const MAX_STRS: usize = 5;
 

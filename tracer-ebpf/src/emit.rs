@@ -10,7 +10,8 @@ use core::ffi::c_void;
 use tracer_common::{
     counters::DropReason,
     event::{nstr, payload_len, Header, StrRef, STR_FAULT, STR_NULL, STR_TRUNCATED},
-    limits::{RECORD_MAX, STR_MAX},
+    limits::{RECORD_MAX, RING_WAKEUP_BYTES, STR_MAX},
+    uapi::EBUSY,
     EventKind,
 };
 
@@ -124,7 +125,31 @@ pub fn emit<const N: usize>(slot: &mut Slot<N>, kind: EventKind) {
         return;
     }
     let record = unsafe { core::slice::from_raw_parts(base as *const u8, total) };
-    if EVENTS.output::<[u8]>(record, 0).is_err() {
+    if EVENTS
+        .output::<[u8]>(record, wakeup(kind, slot.hdr.ret, total))
+        .is_err()
+    {
         count_drop(kind, DropReason::RingFull);
+    }
+}
+
+// linux/bpf.h: bpf_ringbuf_output flags and bpf_ringbuf_query's question.
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+
+/// Wake the reader for a record of `len` bytes only when the waiting bytes
+/// cross [`RING_WAKEUP_BYTES`] with it, or for a failed (EBUSY) unmount;
+/// the reader drains on a timer otherwise.
+#[inline(always)]
+fn wakeup(kind: EventKind, ret: i64, len: usize) -> u64 {
+    if kind == EventKind::Umount && ret == -(EBUSY as i64) {
+        return BPF_RB_FORCE_WAKEUP;
+    }
+    let waiting = EVENTS.query(BPF_RB_AVAIL_DATA);
+    if waiting < RING_WAKEUP_BYTES && waiting + len as u64 >= RING_WAKEUP_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
     }
 }

@@ -18,6 +18,7 @@ use std::thread::JoinHandle;
 use aya::maps::{MapData, RingBuf};
 use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
+use tracer_common::limits::RING_DRAIN_MS;
 
 use crate::decode::{decode, DecodeError};
 use crate::model::Event;
@@ -116,8 +117,10 @@ fn read_loop(mut ring: RingBuf<MapData>, stop: &OwnedFd, tx: mpsc::Sender<Chunk>
                 revents: 0,
             },
         ];
+        // Records wake this thread only in bulk (RING_WAKEUP_BYTES); the
+        // rest is drained on this timer.
         // SAFETY: two valid pollfds.
-        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, RING_DRAIN_MS) };
         if r < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
             return;
         }
