@@ -326,8 +326,10 @@ fn timed(mntrace: &Path, args: &[OsString]) -> Result<Run> {
 /// not: for each size, `rounds` rounds of (no tracer, `mntrace trace`) in
 /// turn, each timing `pairs` bind + unmount pairs made by one process
 /// (mntrace-fixture) in a private mount namespace, and the CPU mntrace
-/// spent meanwhile.
-pub fn mounts(sizes: &[u64], pairs: u64, rounds: usize) -> Result<()> {
+/// spent meanwhile. With `sustain` seconds, then for each size a steady
+/// 100 pairs per second for that long under mntrace: its CPU per mount
+/// event and what the kernel dropped (nothing, or the benchmark fails).
+pub fn mounts(sizes: &[u64], pairs: u64, rounds: usize, sustain: u64) -> Result<()> {
     let release = build("the mount benchmark mounts in a private namespace")?;
     let work = target_dir().join("bench").join("mounts");
     std::fs::create_dir_all(&work)?;
@@ -347,6 +349,7 @@ pub fn mounts(sizes: &[u64], pairs: u64, rounds: usize) -> Result<()> {
         .arg(release.join("mntrace-fixture"))
         .arg(pairs.to_string())
         .arg(rounds.to_string())
+        .arg(sustain.to_string())
         .args(&sizes)
         .stderr(Stdio::inherit())
         .output()
@@ -354,14 +357,25 @@ pub fn mounts(sizes: &[u64], pairs: u64, rounds: usize) -> Result<()> {
     if !out.status.success() {
         bail!("the mount benchmark failed ({})", out.status);
     }
-    // Lines: "MOUNTS CONFIG SECONDS CPU_SECONDS"
+    // Lines: "MOUNTS CONFIG SECONDS CPU_SECONDS", and for the steady phase
+    // "MOUNTS sustained SECONDS CPU_SECONDS PAIRS LOST".
     let mut runs: std::collections::BTreeMap<(u64, String), Vec<(f64, f64)>> = Default::default();
+    let mut steady = Vec::new();
     for l in String::from_utf8_lossy(&out.stdout).lines() {
         let f: Vec<&str> = l.split_whitespace().collect();
-        if let [n, config, secs, cpu] = f[..] {
-            runs.entry((n.parse()?, config.to_owned()))
+        match f[..] {
+            [n, "sustained", secs, cpu, pairs, lost] => steady.push((
+                n.parse::<u64>()?,
+                secs.parse::<f64>()?,
+                cpu.parse::<f64>()?,
+                pairs.parse::<u64>()?,
+                lost.parse::<u64>()?,
+            )),
+            [n, config, secs, cpu] => runs
+                .entry((n.parse()?, config.to_owned()))
                 .or_default()
-                .push((secs.parse()?, cpu.parse()?));
+                .push((secs.parse()?, cpu.parse()?)),
+            _ => {}
         }
     }
     let mut md = String::new();
@@ -401,8 +415,30 @@ pub fn mounts(sizes: &[u64], pairs: u64, rounds: usize) -> Result<()> {
             cpu * 1e6 / (2 * pairs) as f64
         );
     }
+    if !steady.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nSteady churn under `mntrace trace`: 100 bind + unmount pairs a second \
+             (`sleep-ms 10` between pairs) for {sustain} s:\n"
+        );
+        let _ = writeln!(
+            md,
+            "| mounts | pairs | seconds | mntrace CPU | per mount event | lost in the kernel |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|---|");
+        for (n, secs, cpu, pairs, lost) in &steady {
+            let _ = writeln!(
+                md,
+                "| {n} | {pairs} | {secs:.1} s | {cpu:.2} s | {:.0} µs | {lost} |",
+                cpu * 1e6 / (2 * pairs) as f64
+            );
+        }
+    }
     println!("{md}");
     std::fs::write(work.join("mounts.md"), &md)?;
+    if let Some((n, _, _, _, lost)) = steady.iter().find(|s| s.4 > 0) {
+        bail!("mntrace lost {lost} events under steady churn with {n} mounts");
+    }
     eprintln!("xtask: written to {}", work.join("mounts.md").display());
     Ok(())
 }
@@ -411,13 +447,29 @@ pub fn mounts(sizes: &[u64], pairs: u64, rounds: usize) -> Result<()> {
 /// the mounts, grown to each size, then the churn alone and under mntrace.
 const MOUNTS: &str = r#"
 set -eu
-work=$1 mntrace=$2 fixture=$3 pairs=$4 rounds=$5; shift 5
+work=$1 mntrace=$2 fixture=$3 pairs=$4 rounds=$5 sustain=$6; shift 6
 w=$work/ns
 mkdir -p "$w"
 mount -t tmpfs bench "$w"
 trap 'cd /; umount -R -l "$w"' EXIT
 mkdir -p "$w/src" "$w/dst" "$w/m"
 ops=(); for i in $(seq 1 "$pairs"); do ops+=(bind "$w/src" "$w/dst" umount "$w/dst" 0); done
+steady=(); for i in $(seq 1 $((sustain * 100))); do steady+=(bind "$w/src" "$w/dst" umount "$w/dst" 0 sleep-ms 10); done
+start_mntrace() {
+  "$mntrace" trace -o /dev/null 2> "$work/trace.err" & pid=$!
+  until grep -q "mntrace: tracing" "$work/trace.err"; do
+    kill -0 $pid 2>/dev/null || { cat "$work/trace.err" >&2; exit 1; }
+    sleep 0.1
+  done
+  c0=$(awk '{print $14 + $15}' /proc/$pid/stat)
+}
+# mntrace's CPU since start_mntrace (after a second to catch up), then stop it.
+stop_mntrace() {
+  sleep 1
+  c1=$(awk '{print $14 + $15}' /proc/$pid/stat)
+  cpu=$(awk -v a=$c0 -v b=$c1 -v hz=$(getconf CLK_TCK) 'BEGIN {print (b - a) / hz}')
+  kill -INT $pid; wait $pid
+}
 have=0
 for size in "$@"; do
   while (( $(grep -c . /proc/self/mountinfo) < size )); do
@@ -426,26 +478,21 @@ for size in "$@"; do
   n=$(grep -c . /proc/self/mountinfo)
   for r in $(seq 1 "$rounds"); do
     for config in baseline mntrace; do
-      pid=
-      if [[ $config == mntrace ]]; then
-        "$mntrace" trace -o /dev/null 2> "$work/trace.err" & pid=$!
-        until grep -q "mntrace: tracing" "$work/trace.err"; do
-          kill -0 $pid 2>/dev/null || { cat "$work/trace.err" >&2; exit 1; }
-          sleep 0.1
-        done
-        c0=$(awk '{print $14 + $15}' /proc/$pid/stat)
-      fi
+      pid= cpu=0
+      [[ $config == mntrace ]] && start_mntrace
       s=$(date +%s%N); "$fixture" "${ops[@]}" > /dev/null; e=$(date +%s%N)
-      cpu=0
-      if [[ -n $pid ]]; then
-        sleep 1 # what mntrace still had to process
-        c1=$(awk '{print $14 + $15}' /proc/$pid/stat)
-        cpu=$(awk -v a=$c0 -v b=$c1 -v hz=$(getconf CLK_TCK) 'BEGIN {print (b - a) / hz}')
-        kill -INT $pid; wait $pid
-      fi
+      [[ -n $pid ]] && stop_mntrace
       echo "$n $config $(awk -v s=$s -v e=$e 'BEGIN {print (e - s) / 1e9}') $cpu"
       echo "xtask: $n mounts, $config: $(( (e - s) / 1000000 )) ms" >&2
     done
   done
+  if (( sustain > 0 )); then
+    start_mntrace
+    s=$(date +%s%N); "$fixture" "${steady[@]}" > /dev/null; e=$(date +%s%N)
+    stop_mntrace
+    lost=$(sed -n 's/^mntrace: LOST \([0-9]*\) .*/\1/p' "$work/trace.err")
+    echo "$n sustained $(awk -v s=$s -v e=$e 'BEGIN {print (e - s) / 1e9}') $cpu $((sustain * 100)) ${lost:-0}"
+    echo "xtask: $n mounts, steady churn for $(( (e - s) / 1000000000 )) s" >&2
+  fi
 done
 "#;

@@ -90,6 +90,10 @@ enum Bench {
         /// Rounds per size (each: untraced, then traced).
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+        /// Then, per size, this many seconds of steady churn (100 pairs a
+        /// second) under mntrace; 0: none.
+        #[arg(long, default_value_t = 0)]
+        sustain: u64,
     },
 }
 
@@ -124,10 +128,11 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
                     sizes,
                     pairs,
                     rounds,
+                    sustain,
                 },
         } => {
             setup::setup()?;
-            bench::mounts(&sizes, pairs, rounds).map(|()| ExitCode::SUCCESS)
+            bench::mounts(&sizes, pairs, rounds, sustain).map(|()| ExitCode::SUCCESS)
         }
         Task::DeployCheck => {
             setup::setup()?;
