@@ -98,7 +98,9 @@ if [[ "${OVERHEAD_IN_NS:-}" != 1 ]]; then
     mkdir -p "$SCRATCH" || die "mkdir $SCRATCH"
     mountpoint -q "$SCRATCH" && die "$SCRATCH is a mount point in this namespace (left by someone else?)"
     OVERHEAD_IN_NS=1 unshare -m --propagation private -- bash "$0" "$@"
-    exit $?
+    rc=$?
+    rmdir "$SCRATCH" 2>/dev/null || log "warning: could not rmdir $SCRATCH"
+    exit $rc
 fi
 
 # ------------------------------------------------------------ preconditions ---
