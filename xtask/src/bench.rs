@@ -132,7 +132,7 @@ pub fn replay(files: u64, reps: usize) -> Result<()> {
 
 /// Check for root (`why` it is needed), build mntrace and the fixture in
 /// release mode; their directory.
-fn build(why: &str) -> Result<std::path::PathBuf> {
+pub fn build(why: &str) -> Result<std::path::PathBuf> {
     if !cmd::is_root() {
         bail!("{why}: run it as root");
     }

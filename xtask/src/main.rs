@@ -5,6 +5,7 @@ mod bench;
 mod cmd;
 mod deploy;
 mod lint;
+mod overhead;
 mod run;
 mod setup;
 mod summary;
@@ -61,7 +62,8 @@ enum Task {
     /// Run setup and a benchmark (root; not part of the tests): `replay`
     /// records a real workload, then times `mntrace triage` and `query`
     /// over it on one CPU; `mounts` times mount churn against the mount
-    /// count, untraced and traced.
+    /// count, untraced and traced; `overhead` measures mntrace against
+    /// bpftrace, auditd and fatrace.
     Bench {
         #[command(subcommand)]
         what: Bench,
@@ -94,6 +96,21 @@ enum Bench {
         /// second) under mntrace; 0: none.
         #[arg(long, default_value_t = 0)]
         sustain: u64,
+    },
+    /// Tracer overhead on deletion and mount workloads: mntrace in four
+    /// configurations against bpftrace, auditd and fatrace (installed when
+    /// missing), alternating with no tracer; report in
+    /// target/bench/overhead.md.
+    Overhead {
+        /// Rounds (each runs every tracer once after a no-tracer run, in a
+        /// rotated order); default: the script's, 5.
+        #[arg(long)]
+        reps: Option<usize>,
+        /// One round at tiny sizes, then check the report (the `bench
+        /// smoke` step of `cargo xtask test`); report in
+        /// target/bench/overhead-smoke.md.
+        #[arg(long, conflicts_with = "reps")]
+        smoke: bool,
     },
 }
 
@@ -133,6 +150,12 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
         } => {
             setup::setup()?;
             bench::mounts(&sizes, pairs, rounds, sustain).map(|()| ExitCode::SUCCESS)
+        }
+        Task::Bench {
+            what: Bench::Overhead { reps, smoke },
+        } => {
+            setup::setup()?;
+            overhead::bench(reps, smoke).map(|()| ExitCode::SUCCESS)
         }
         Task::DeployCheck => {
             setup::setup()?;

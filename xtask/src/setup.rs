@@ -34,6 +34,11 @@ const APT_PACKAGES: &[&str] = &[
     "python3-venv",
 ];
 
+/// Debian packages only `cargo xtask bench overhead` needs: the anchor
+/// tracers it measures mntrace against, and gcc for its workload helper.
+/// Not part of the tests' set-up (see `bench_packages`).
+pub const BENCH_PACKAGES: &[&str] = &["bpftrace", "auditd", "fatrace", "gcc"];
+
 const NIGHTLY: &str = "nightly";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
@@ -104,8 +109,18 @@ fn apt_installed(package: &str) -> Result<bool> {
 }
 
 fn apt_packages(root: bool) -> Result<()> {
+    apt_install(APT_PACKAGES, root)
+}
+
+/// Install (or check) `BENCH_PACKAGES`, the same way as the set-up's own
+/// packages; an error says which could not be installed and why.
+pub fn bench_packages() -> Result<()> {
+    apt_install(BENCH_PACKAGES, is_root())
+}
+
+fn apt_install(packages: &[&str], root: bool) -> Result<()> {
     let mut missing = Vec::new();
-    for &package in APT_PACKAGES {
+    for &package in packages {
         if apt_installed(package)? {
             println!("setup: apt package {package} ok");
         } else {

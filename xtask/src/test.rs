@@ -1,5 +1,6 @@
 //! `cargo xtask test`: the test fixture driver's build, the workspace tests,
-//! the deployment files' validators, then the lints.
+//! the overhead benchmark's smoke run, the deployment files' validators, then
+//! the lints.
 
 use std::process::ExitCode;
 
@@ -7,7 +8,7 @@ use anyhow::Result;
 
 use crate::cmd::{cargo, is_root, workspace_root};
 use crate::summary::Steps;
-use crate::{deploy, lint, setup};
+use crate::{deploy, lint, overhead, setup};
 
 pub fn test(extra: &[String]) -> Result<ExitCode> {
     setup::setup()?;
@@ -41,6 +42,9 @@ pub fn test(extra: &[String]) -> Result<ExitCode> {
             ])
             .args(extra),
     );
+    // The overhead benchmark at tiny sizes, its report checked (with the
+    // mntrace `cargo test` built).
+    steps.check("bench smoke", overhead::smoke);
     // The deployment files, by systemd's and Kubernetes' own validators
     // (needs the binary that `cargo test` built).
     steps.check("deploy files", deploy::check);
