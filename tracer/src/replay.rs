@@ -202,30 +202,78 @@ impl Query {
 pub fn query(
     paths: &[PathBuf],
     q: &Query,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
     mut each: impl FnMut(&crate::model::Event, Option<&bytes::Bytes>) -> io::Result<()>,
 ) -> io::Result<Replayed> {
-    let mut out = Replayed::default();
     let mut facts = ReplayFacts::default();
+    walk(
+        paths,
+        &mut facts,
+        |f| f,
+        progress,
+        |facts, step| {
+            let Step::Event(ev) = step else {
+                return Ok(());
+            };
+            let en = facts.enrich(ev);
+            let (selected, backing) = q.select(ev, &en);
+            if selected {
+                each(ev, backing.as_ref())?;
+            }
+            Ok(())
+        },
+    )
+}
+
+/// The recorded enrichment a replaying pipeline holds.
+fn pipeline_facts(p: &mut Pipeline) -> &mut ReplayFacts {
+    p.replay_facts().expect("replaying")
+}
+
+/// What a replay hands on, in stream order.
+enum Step<'a> {
+    Event(&'a crate::model::Event),
+    /// A tick or a holder answer.
+    Fact(Fact),
+    /// Cumulative kernel-side losses.
+    Losses(u64),
+}
+
+/// Go through the segments in order, each read once: its enrichment
+/// indexed into the facts `state` holds, then every kernel record (decoded,
+/// counted) and every other input handed to `each` in stream order;
+/// `progress` told the bytes of the files done.
+fn walk<S>(
+    paths: &[PathBuf],
+    state: &mut S,
+    facts: fn(&mut S) -> &mut ReplayFacts,
+    mut progress: impl FnMut(u64),
+    mut each: impl FnMut(&mut S, Step<'_>) -> io::Result<()>,
+) -> io::Result<Replayed> {
+    let mut out = Replayed::default();
     let mut buf = Vec::new();
     let mut done = Done::default();
     for p in paths {
-        let (data, items) = read_segment(p, buf, &mut facts, &mut out)?;
+        // The enrichment a chunk of events used is recorded in the same
+        // segment as the chunk (a segment only rotates between chunks), so
+        // it is indexed segment by segment.
+        let (data, items) = read_segment(p, buf, facts(state), &mut out)?;
         done.segment(p, items.len());
         for (i, item) in items.into_iter().enumerate() {
             done.item(i, &mut progress);
-            let Item::Kernel(rec) = item else { continue };
-            let Some(ev) = decoded(&data, rec, &mut out) else {
-                continue;
-            };
-            let en = facts.enrich(&ev);
-            let (selected, backing) = q.select(&ev, &en);
-            if selected {
-                each(&ev, backing.as_ref())?;
+            match item {
+                Item::Kernel(rec) => {
+                    if let Some(ev) = decoded(&data, rec, &mut out) {
+                        each(state, Step::Event(&ev))?;
+                    }
+                }
+                Item::Fact(f) => each(state, Step::Fact(*f))?,
+                Item::Losses(total) => each(state, Step::Losses(total))?,
             }
         }
         buf = reclaim(data);
     }
+    progress(done.before + done.size);
     Ok(out)
 }
 
@@ -322,33 +370,24 @@ pub fn replay(
     window: Window,
     pipeline: &mut Pipeline,
     sink: &mut dyn Sink,
-    mut progress: impl FnMut(u64),
+    progress: impl FnMut(u64),
 ) -> io::Result<Replayed> {
-    let mut out = Replayed::default();
     pipeline.replaying(ReplayFacts::default());
-    let mut buf = Vec::new();
-    let mut done = Done::default();
-    for p in paths {
-        // The enrichment a chunk of events used is recorded in the same
-        // segment as the chunk (a segment only rotates between chunks), so
-        // it is indexed segment by segment.
-        let facts = pipeline.replay_facts().expect("replaying");
-        let (data, items) = read_segment(p, buf, facts, &mut out)?;
-        done.segment(p, items.len());
-        for (i, item) in items.into_iter().enumerate() {
-            done.item(i, &mut progress);
-            match item {
-                Item::Kernel(rec) => match decoded(&data, rec, &mut out) {
-                    Some(ev) if window.contains(ev.ts_ns) => pipeline.event(&ev, sink)?,
-                    _ => {}
-                },
-                Item::Fact(f) => pipeline.apply_fact(*f, sink)?,
-                Item::Losses(total) => pipeline.losses(total),
+    let out = walk(
+        paths,
+        pipeline,
+        pipeline_facts,
+        progress,
+        |pipeline, step| {
+            match step {
+                Step::Event(ev) if window.contains(ev.ts_ns) => pipeline.event(ev, sink)?,
+                Step::Event(_) => {}
+                Step::Fact(f) => pipeline.apply_fact(f, sink)?,
+                Step::Losses(total) => pipeline.losses(total),
             }
-        }
-        buf = reclaim(data);
-    }
-    progress(done.before + done.size);
+            Ok(())
+        },
+    )?;
     pipeline.finish(sink)?;
     Ok(out)
 }
