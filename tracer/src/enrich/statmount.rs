@@ -119,13 +119,20 @@ pub fn ns_id_of_pid(pid: u32) -> io::Result<u64> {
 /// this process's root mount.
 pub fn probe() -> io::Result<()> {
     let ns = ns_id_of_pid(std::process::id())?;
+    StatMount::default()
+        .mount(unique_mount_id(c"/")?, ns)
+        .map(|_| ())
+}
+
+/// The 64-bit id of the mount `path` is on (statx, 6.8+).
+fn unique_mount_id(path: &std::ffi::CStr) -> io::Result<u64> {
     // SAFETY: an all-zero statx is valid; statx fills it.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
     // SAFETY: a valid NUL-terminated path and buffer.
     let r = unsafe {
         libc::statx(
             libc::AT_FDCWD,
-            c"/".as_ptr(),
+            path.as_ptr(),
             0,
             STATX_MNT_ID_UNIQUE,
             &mut stx,
@@ -137,7 +144,7 @@ pub fn probe() -> io::Result<()> {
     if stx.stx_mask & STATX_MNT_ID_UNIQUE == 0 {
         return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
     }
-    StatMount::default().mount(stx.stx_mnt_id, ns).map(|_| ())
+    Ok(stx.stx_mnt_id)
 }
 
 /// statx(2): the 64-bit mount id in `stx_mnt_id` (6.8+).
@@ -232,24 +239,6 @@ mod tests {
     use super::*;
     use crate::enrich::mount_table::parse_mountinfo;
 
-    /// statx(STATX_MNT_ID_UNIQUE) of a path: its mount's 64-bit id.
-    fn unique_id(path: &std::ffi::CStr) -> u64 {
-        // SAFETY: zeroed statx is valid; statx fills it.
-        let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-        // SAFETY: valid path and buffer.
-        let r = unsafe {
-            libc::statx(
-                libc::AT_FDCWD,
-                path.as_ptr(),
-                0,
-                STATX_MNT_ID_UNIQUE,
-                &mut stx,
-            )
-        };
-        assert_eq!(r, 0, "statx");
-        stx.stx_mnt_id
-    }
-
     /// Every mount of this process's namespace, asked one by one, is its
     /// mountinfo line (the fields the correlator reads).
     #[test]
@@ -257,7 +246,7 @@ mod tests {
         let mut sm = StatMount::default();
         let ns = ns_id_of_pid(std::process::id()).expect("NS_GET_MNTNS_ID (6.11+)");
         let table = parse_mountinfo(&std::fs::read("/proc/self/mountinfo").unwrap()).unwrap();
-        let root = unique_id(c"/");
+        let root = unique_mount_id(c"/").expect("statx STATX_MNT_ID_UNIQUE (6.8+)");
         let m = sm.mount(root, ns).expect("statmount of /");
         let line = table
             .iter()
