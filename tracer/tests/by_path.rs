@@ -208,10 +208,7 @@ fn the_process_that_had_the_ebusy_deleting_by_absolute_path_is_in_the_incident()
     ];
     let mut fx = Fixture::spawn(&ops);
     let pid = fx.pid;
-    let mut live = Live::start(TraceOptions {
-        pids: vec![pid],
-        ..Default::default()
-    });
+    let mut live = Live::of_pid(pid);
     fx.release();
     let lines = fx.wait();
     assert_eq!(op(&lines, 4)["errno"], 16);

@@ -362,35 +362,11 @@ fn non_root_with_the_recommended_set_traces_without_warnings() {
     assert!(!err.contains("mntrace: warning"), "{err}");
 }
 
-/// The watch test's docker-volume race: a bind of a volume held busy by an
-/// open file, unmounted (EBUSY), then its parent removed recursively.
-fn volume_race(s: &Path) -> Vec<std::ffi::OsString> {
-    let data = s.join("docker/volumes/v1/_data");
-    let mnt = s.join("mnt/v");
-    make_tree(&data, &["db/a.dat", "db/b.dat"]);
-    std::fs::create_dir_all(&mnt).expect("mkdir");
-    vec![
-        "unshare-mntns".into(),
-        "bind".into(),
-        data.into(),
-        mnt.clone().into(),
-        "hold".into(),
-        mnt.join("db/a.dat").into(),
-        "umount".into(),
-        mnt.clone().into(),
-        "0".into(),
-        "remove-all".into(),
-        s.join("mnt").into(),
-        "sleep-ms".into(),
-        "300".into(),
-    ]
-}
-
 /// The race by a root process, traced by user 65534 with `caps`: the
 /// incident record.
 fn race_seen_by_nobody_with(caps: &str) -> Value {
     let s = scratch();
-    let fx = Fixture::spawn(&volume_race(s.path()));
+    let fx = Fixture::spawn(&volume_race(s.path(), 300));
     let pid = fx.pid.to_string();
     let mut tracer = Command::new("setpriv")
         .args(as_nobody(caps))

@@ -283,10 +283,7 @@ fn containerd_idmapped_lowerdir_race_is_one_critical_incident() {
     let l = Layout::new();
     let mut fx = Fixture::spawn(&l.buggy_ops(3000));
     let pid = fx.pid;
-    let mut live = Live::start(TraceOptions {
-        pids: vec![pid],
-        ..Default::default()
-    });
+    let mut live = Live::of_pid(pid);
     fx.release();
     let holder = u64_of(&fx.wait_for_op(13), "pid") as u32;
     let busy = fx.wait_for_op(14);
@@ -325,10 +322,7 @@ fn the_fixed_sequence_raises_nothing_and_keeps_the_layer() {
     let l = Layout::new();
     let mut fx = Fixture::spawn(&l.fixed_ops());
     let pid = fx.pid;
-    let mut live = Live::start(TraceOptions {
-        pids: vec![pid],
-        ..Default::default()
-    });
+    let mut live = Live::of_pid(pid);
     fx.release();
     let lines = fx.wait();
     check_setup(&lines);
@@ -410,10 +404,7 @@ fn ebusy_on_one_mount_and_deletions_on_another_raise_nothing() {
     ];
     let mut fx = Fixture::spawn(&ops);
     let pid = fx.pid;
-    let mut live = Live::start(TraceOptions {
-        pids: vec![pid],
-        ..Default::default()
-    });
+    let mut live = Live::of_pid(pid);
     fx.release();
     let lines = fx.wait();
     assert_eq!(op(&lines, 11)["errno"], EBUSY);
@@ -444,10 +435,7 @@ fn deletions_while_the_reader_is_held_back_are_still_caught() {
     let l = Layout::new();
     let mut fx = Fixture::spawn(&l.buggy_ops(0));
     let pid = fx.pid;
-    let mut live = Live::start(TraceOptions {
-        pids: vec![pid],
-        ..Default::default()
-    });
+    let mut live = Live::of_pid(pid);
     fx.release();
     let lines = fx.wait();
     check_setup(&lines);

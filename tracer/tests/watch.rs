@@ -13,30 +13,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-/// A docker-style volume bind-mounted elsewhere, held busy, unmounted
-/// (EBUSY), then its parent removed recursively: the volume's files go.
-fn volume_race(s: &std::path::Path) -> Vec<std::ffi::OsString> {
-    let data = s.join("docker/volumes/v1/_data");
-    let mnt = s.join("mnt/v");
-    make_tree(&data, &["db/a.dat", "db/b.dat"]);
-    std::fs::create_dir_all(&mnt).expect("mkdir");
-    vec![
-        "unshare-mntns".into(),
-        "bind".into(),
-        data.into(),
-        mnt.clone().into(),
-        "hold".into(),
-        mnt.join("db/a.dat").into(),
-        "umount".into(),
-        mnt.clone().into(),
-        "0".into(),
-        "remove-all".into(),
-        s.join("mnt").into(),
-        "sleep-ms".into(),
-        "500".into(),
-    ]
-}
-
 #[test]
 fn watch_fails_on_incident_passes_output_through_and_propagates_exit_codes() {
     require_root();
@@ -52,7 +28,7 @@ fn watch_fails_on_incident_passes_output_through_and_propagates_exit_codes() {
             "--",
         ])
         .arg(fixture())
-        .args(volume_race(s.path()))
+        .args(volume_race(s.path(), 500))
         .output()
         .expect("run mntrace watch");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -90,7 +66,7 @@ fn watch_fails_on_incident_passes_output_through_and_propagates_exit_codes() {
         .arg(&file)
         .arg("--")
         .arg(fixture())
-        .args(volume_race(s.path()))
+        .args(volume_race(s.path(), 500))
         .output()
         .expect("run mntrace watch --json");
     assert_eq!(

@@ -366,6 +366,14 @@ impl Live {
         }
     }
 
+    /// The pipeline over a tracer filtered to process `pid` (a fixture).
+    pub fn of_pid(pid: u32) -> Live {
+        Live::start(TraceOptions {
+            pids: vec![pid],
+            ..Default::default()
+        })
+    }
+
     /// Process everything available now.
     pub fn pump(&mut self) {
         for ev in self.traced.drain() {
@@ -389,6 +397,32 @@ impl Live {
             .expect("pipeline finish");
         std::mem::take(&mut self.out.incidents)
     }
+}
+
+/// Fixture ops for a docker-style volume race: the volume's directory
+/// bind-mounted elsewhere, held busy by an open file, unmounted (EBUSY),
+/// then the bind's parent removed recursively (the volume's files go); the
+/// fixture lingers `linger_ms` after.
+pub fn volume_race(s: &Path, linger_ms: u32) -> Vec<OsString> {
+    let data = s.join("docker/volumes/v1/_data");
+    let mnt = s.join("mnt/v");
+    make_tree(&data, &["db/a.dat", "db/b.dat"]);
+    std::fs::create_dir_all(&mnt).expect("mkdir");
+    vec![
+        "unshare-mntns".into(),
+        "bind".into(),
+        data.into(),
+        mnt.clone().into(),
+        "hold".into(),
+        mnt.join("db/a.dat").into(),
+        "umount".into(),
+        mnt.clone().into(),
+        "0".into(),
+        "remove-all".into(),
+        s.join("mnt").into(),
+        "sleep-ms".into(),
+        linger_ms.to_string().into(),
+    ]
 }
 
 /// Write `files` (relative paths) under `dir`, creating directories.
