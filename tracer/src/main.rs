@@ -465,15 +465,10 @@ fn query(args: QueryArgs) -> i32 {
         |ev, backing| {
             matched += 1;
             if args.json {
-                let mut v = mntrace::sink::jsonl::event_json(ev, &clock);
-                if let Some(b) = backing {
-                    mntrace::sink::jsonl::put_bytes(
-                        v.as_object_mut().expect("an object"),
-                        "backing_path",
-                        b,
-                    );
-                }
-                writeln!(out, "{v}")
+                let mut v = mntrace::sink::jsonl::EventJson::new(ev, &clock);
+                v.backing_path = backing.map(|b| &b[..]);
+                serde_json::to_writer(&mut out, &v)?;
+                writeln!(out)
             } else {
                 let mut line = mntrace::sink::console::line(ev, &clock);
                 if let Some(b) = backing {

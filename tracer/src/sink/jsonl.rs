@@ -5,6 +5,7 @@
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{json, Map, Value};
 use tracer_common::event::*;
 
@@ -14,7 +15,7 @@ use crate::correlate::{Deletion, Incident, Process};
 use crate::drops::Drops;
 use crate::enrich::clock::BootClock;
 use crate::enrich::holders::Hold;
-use crate::model::{Args, Dir, DirFrom, Event, Str};
+use crate::model::{Args, Dir, DirFrom, Event, MountAttr, Str};
 use crate::names;
 use crate::stats::{Stats, Unwritten};
 
@@ -23,18 +24,31 @@ pub const SCHEMA: u32 = 1;
 pub struct JsonLines<W: RecordWrite> {
     out: W,
     clock: BootClock,
+    /// The line being written, reused from record to record.
+    line: Vec<u8>,
 }
 
 impl<W: RecordWrite> JsonLines<W> {
     pub fn new(out: W, clock: BootClock) -> Self {
-        JsonLines { out, clock }
+        JsonLines {
+            out,
+            clock,
+            line: Vec::new(),
+        }
     }
     /// One record, one line.
-    fn write(&mut self, kind: Record, v: &Value) -> io::Result<()> {
-        let mut line = serde_json::to_vec(v)?;
-        line.push(b'\n');
-        self.out.record(kind, &line)
+    fn write(&mut self, kind: Record, v: &impl Serialize) -> io::Result<()> {
+        write_line(&mut self.line, v)?;
+        self.out.record(kind, &self.line)
     }
+}
+
+/// `v` as one JSON line in `line` (cleared first).
+fn write_line(line: &mut Vec<u8>, v: &impl Serialize) -> io::Result<()> {
+    line.clear();
+    serde_json::to_writer(&mut *line, v)?;
+    line.push(b'\n');
+    Ok(())
 }
 
 /// Put a byte string under `key` (see the module doc).
@@ -53,284 +67,346 @@ pub fn put_bytes(m: &mut Map<String, Value>, key: &str, bytes: &[u8]) {
     }
 }
 
-/// A captured argument: null when NULL or unreadable, omitted when absent.
-fn put_str(m: &mut Map<String, Value>, key: &str, s: &Str) {
-    if s.absent() {
-        return;
-    }
-    if s.is_null() {
-        m.insert(key.into(), Value::Null);
-        return;
-    }
-    if s.faulted() {
-        m.insert(key.into(), Value::Null);
-        m.insert(format!("{key}_unreadable"), Value::Bool(true));
-        return;
-    }
-    put_bytes(m, key, &s.bytes);
-    if s.truncated() {
-        m.insert(format!("{key}_truncated"), Value::Bool(true));
+// Events and an incident's deletions are the records of which there can be
+// millions: they are written field by field through serde's map serializer,
+// never built as a `Value` tree first (that tree cost more than half of
+// `--deletes all --json`'s CPU). Fields come in the order written here.
+
+/// A byte string under `key` (see the module doc).
+fn bytes_entry<M: SerializeMap>(m: &mut M, key: &str, bytes: &[u8]) -> Result<(), M::Error> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => m.serialize_entry(key, s),
+        Err(_) => {
+            m.serialize_entry(key, &String::from_utf8_lossy(bytes))?;
+            m.serialize_entry(&format!("{key}_hex"), &hex(bytes))
+        }
     }
 }
 
-fn put_flags(m: &mut Map<String, Value>, key: &str, raw: u64, text: String) {
-    m.insert(key.into(), json!(raw));
-    m.insert(format!("{key}_str"), json!(text));
+/// An optional byte string: null when absent.
+fn opt_bytes_entry<M: SerializeMap>(
+    m: &mut M,
+    key: &str,
+    bytes: Option<&[u8]>,
+) -> Result<(), M::Error> {
+    match bytes {
+        Some(b) => bytes_entry(m, key, b),
+        None => m.serialize_entry(key, &()),
+    }
+}
+
+/// A captured argument: null when NULL or unreadable, omitted when absent.
+fn str_entry<M: SerializeMap>(m: &mut M, key: &str, s: &Str) -> Result<(), M::Error> {
+    if s.absent() {
+        return Ok(());
+    }
+    if s.is_null() {
+        return m.serialize_entry(key, &());
+    }
+    if s.faulted() {
+        m.serialize_entry(key, &())?;
+        return m.serialize_entry(&format!("{key}_unreadable"), &true);
+    }
+    bytes_entry(m, key, &s.bytes)?;
+    if s.truncated() {
+        m.serialize_entry(&format!("{key}_truncated"), &true)?;
+    }
+    Ok(())
+}
+
+/// Flags as their number and their names.
+fn flags_entry<M: SerializeMap>(
+    m: &mut M,
+    key: &str,
+    raw: u64,
+    text: String,
+) -> Result<(), M::Error> {
+    m.serialize_entry(key, &raw)?;
+    m.serialize_entry(&format!("{key}_str"), &text)
+}
+
+/// A boot-clock time as RFC 3339 wall time.
+fn wall(clock: &BootClock, ns: u64) -> String {
+    clock
+        .wall(ns)
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 /// A kernel-resolved directory as a JSON object.
-pub fn dir_json(d: &Dir) -> Value {
-    let mut m = Map::new();
-    let from = match d.from() {
-        DirFrom::Fd => "fd",
-        DirFrom::Cwd => "cwd",
-        DirFrom::Root => "root",
-        DirFrom::Unknown => "unknown",
-    };
-    m.insert("from".into(), json!(from));
-    if d.flags & DIR_BAD_FD != 0 {
-        m.insert("error".into(), json!("bad_fd"));
-        return Value::Object(m);
-    }
-    if !d.resolved() {
-        m.insert("error".into(), json!("unresolved"));
-        return Value::Object(m);
-    }
-    m.insert("mnt_id".into(), json!(d.mnt_id));
-    if d.mnt_id_unique != 0 {
-        m.insert("mnt_id_unique".into(), json!(d.mnt_id_unique));
-    }
-    m.insert("mnt_ns".into(), json!(d.mnt_ns));
-    m.insert("dev".into(), json!(d.dev_str()));
-    m.insert("ino".into(), json!(d.ino));
-    put_bytes(&mut m, "path", &d.path.bytes);
-    match d.rel_path() {
-        Some(r) => put_bytes(&mut m, "rel_path", &r),
-        None => {
-            m.insert("rel_path".into(), Value::Null);
+pub struct DirJson<'a>(pub &'a Dir);
+
+impl Serialize for DirJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = self.0;
+        let mut m = s.serialize_map(None)?;
+        let from = match d.from() {
+            DirFrom::Fd => "fd",
+            DirFrom::Cwd => "cwd",
+            DirFrom::Root => "root",
+            DirFrom::Unknown => "unknown",
+        };
+        m.serialize_entry("from", from)?;
+        if d.flags & DIR_BAD_FD != 0 {
+            m.serialize_entry("error", "bad_fd")?;
+            return m.end();
         }
+        if !d.resolved() {
+            m.serialize_entry("error", "unresolved")?;
+            return m.end();
+        }
+        m.serialize_entry("mnt_id", &d.mnt_id)?;
+        if d.mnt_id_unique != 0 {
+            m.serialize_entry("mnt_id_unique", &d.mnt_id_unique)?;
+        }
+        m.serialize_entry("mnt_ns", &d.mnt_ns)?;
+        m.serialize_entry("dev", &d.dev_str())?;
+        m.serialize_entry("ino", &d.ino)?;
+        bytes_entry(&mut m, "path", &d.path.bytes)?;
+        opt_bytes_entry(&mut m, "rel_path", d.rel_path().as_deref())?;
+        m.serialize_entry("truncated", &d.truncated())?;
+        m.serialize_entry("flags", &names::dir_flags(d.flags))?;
+        m.end()
     }
-    m.insert("truncated".into(), json!(d.truncated()));
-    m.insert("flags".into(), json!(names::dir_flags(d.flags)));
-    Value::Object(m)
 }
 
-fn args_json(ev: &Event) -> Value {
-    let mut m = Map::new();
-    match &ev.args {
-        Args::Mount {
-            source,
-            target,
-            fstype,
-            data,
-            flags,
-            cwd,
-        } => {
-            put_str(&mut m, "source", source);
-            put_str(&mut m, "target", target);
-            put_str(&mut m, "fstype", fstype);
-            put_flags(&mut m, "flags", *flags, names::mount_flags(*flags));
-            put_str(&mut m, "data", data);
-            m.insert("cwd".into(), dir_json(cwd));
-        }
-        Args::Umount { target, flags, cwd } => {
-            put_str(&mut m, "target", target);
-            put_flags(&mut m, "flags", *flags, names::umount_flags(*flags));
-            m.insert("cwd".into(), dir_json(cwd));
-        }
-        Args::Delete {
-            dfd,
-            pathname,
-            flags,
-            dir,
-            capture,
-            origin_mnt_id,
-        } => {
-            m.insert("dfd".into(), json!(dfd));
-            put_str(&mut m, "pathname", pathname);
-            put_flags(
-                &mut m,
-                "flags",
-                *flags as u64,
-                names::at_flags(*flags as u64),
-            );
-            m.insert("dir".into(), dir_json(dir));
-            m.insert("capture".into(), json!(names::capture_reasons(*capture)));
-            if *origin_mnt_id != 0 {
-                m.insert("origin_mnt_id".into(), json!(origin_mnt_id));
+/// An optional resolved directory: null when absent.
+fn opt_dir_entry<M: SerializeMap>(m: &mut M, key: &str, d: Option<&Dir>) -> Result<(), M::Error> {
+    m.serialize_entry(key, &d.map(DirJson))
+}
+
+/// `mount_setattr`'s `struct mount_attr`.
+struct AttrJson<'a>(&'a MountAttr);
+
+impl Serialize for AttrJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let a = self.0;
+        let mut o = s.serialize_map(None)?;
+        flags_entry(
+            &mut o,
+            "attr_set",
+            a.attr_set,
+            names::mount_attr(a.attr_set),
+        )?;
+        flags_entry(
+            &mut o,
+            "attr_clr",
+            a.attr_clr,
+            names::mount_attr(a.attr_clr),
+        )?;
+        flags_entry(
+            &mut o,
+            "propagation",
+            a.propagation,
+            names::propagation(a.propagation),
+        )?;
+        o.serialize_entry("userns_fd", &(a.userns_fd as i64))?;
+        o.serialize_entry("userns_ino", &(a.userns_ino != 0).then_some(a.userns_ino))?;
+        o.end()
+    }
+}
+
+/// An event's arguments.
+struct ArgsJson<'a>(&'a Args);
+
+impl Serialize for ArgsJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        match self.0 {
+            Args::Mount {
+                source,
+                target,
+                fstype,
+                data,
+                flags,
+                cwd,
+            } => {
+                str_entry(&mut m, "source", source)?;
+                str_entry(&mut m, "target", target)?;
+                str_entry(&mut m, "fstype", fstype)?;
+                flags_entry(&mut m, "flags", *flags, names::mount_flags(*flags))?;
+                str_entry(&mut m, "data", data)?;
+                m.serialize_entry("cwd", &DirJson(cwd))?;
             }
-        }
-        Args::OpenTree {
-            dfd,
-            pathname,
-            flags,
-            dir,
-            result,
-        } => {
-            m.insert("dfd".into(), json!(dfd));
-            put_str(&mut m, "pathname", pathname);
-            put_flags(&mut m, "flags", *flags, names::open_tree_flags(*flags));
-            m.insert("dir".into(), dir_json(dir));
-            m.insert(
-                "result".into(),
-                result.as_ref().map(dir_json).unwrap_or(Value::Null),
-            );
-        }
-        Args::MoveMount {
-            from_dfd,
-            from_path,
-            to_dfd,
-            to_path,
-            flags,
-            from,
-            to,
-        } => {
-            m.insert("from_dfd".into(), json!(from_dfd));
-            put_str(&mut m, "from_pathname", from_path);
-            m.insert("to_dfd".into(), json!(to_dfd));
-            put_str(&mut m, "to_pathname", to_path);
-            put_flags(&mut m, "flags", *flags, names::move_mount_flags(*flags));
-            m.insert("from".into(), dir_json(from));
-            m.insert("to".into(), dir_json(to));
-        }
-        Args::MountSetattr {
-            dfd,
-            pathname,
-            at_flags,
-            size,
-            attr,
-            dir,
-        } => {
-            m.insert("dfd".into(), json!(dfd));
-            put_str(&mut m, "pathname", pathname);
-            put_flags(
-                &mut m,
-                "flags",
-                *at_flags as u64,
-                names::at_flags(*at_flags as u64),
-            );
-            m.insert("size".into(), json!(size));
-            let attr = match attr {
-                Some(a) => {
-                    let mut o = Map::new();
-                    put_flags(
-                        &mut o,
-                        "attr_set",
-                        a.attr_set,
-                        names::mount_attr(a.attr_set),
-                    );
-                    put_flags(
-                        &mut o,
-                        "attr_clr",
-                        a.attr_clr,
-                        names::mount_attr(a.attr_clr),
-                    );
-                    put_flags(
-                        &mut o,
-                        "propagation",
-                        a.propagation,
-                        names::propagation(a.propagation),
-                    );
-                    o.insert("userns_fd".into(), json!(a.userns_fd as i64));
-                    o.insert(
-                        "userns_ino".into(),
-                        if a.userns_ino != 0 {
-                            json!(a.userns_ino)
-                        } else {
-                            Value::Null
-                        },
-                    );
-                    Value::Object(o)
+            Args::Umount { target, flags, cwd } => {
+                str_entry(&mut m, "target", target)?;
+                flags_entry(&mut m, "flags", *flags, names::umount_flags(*flags))?;
+                m.serialize_entry("cwd", &DirJson(cwd))?;
+            }
+            Args::Delete {
+                dfd,
+                pathname,
+                flags,
+                dir,
+                capture,
+                origin_mnt_id,
+            } => {
+                m.serialize_entry("dfd", dfd)?;
+                str_entry(&mut m, "pathname", pathname)?;
+                flags_entry(
+                    &mut m,
+                    "flags",
+                    *flags as u64,
+                    names::at_flags(*flags as u64),
+                )?;
+                m.serialize_entry("dir", &DirJson(dir))?;
+                m.serialize_entry("capture", &names::capture_reasons(*capture))?;
+                if *origin_mnt_id != 0 {
+                    m.serialize_entry("origin_mnt_id", origin_mnt_id)?;
                 }
-                None => Value::Null,
-            };
-            m.insert("attr".into(), attr);
-            m.insert("dir".into(), dir_json(dir));
-        }
-        Args::Fsopen { fs_name, flags } => {
-            put_str(&mut m, "fs_name", fs_name);
-            put_flags(&mut m, "flags", *flags, names::fsopen_flags(*flags));
-        }
-        Args::Fsconfig {
-            fd,
-            cmd,
-            key,
-            value,
-            aux,
-            aux_dir,
-        } => {
-            m.insert("fd".into(), json!(fd));
-            m.insert("cmd".into(), json!(cmd));
-            m.insert("cmd_str".into(), json!(names::fsconfig_cmd(*cmd)));
-            put_str(&mut m, "key", key);
-            put_str(&mut m, "value", value);
-            m.insert("aux".into(), json!(aux));
-            if let Some(d) = aux_dir {
-                m.insert("aux_dir".into(), dir_json(d));
+            }
+            Args::OpenTree {
+                dfd,
+                pathname,
+                flags,
+                dir,
+                result,
+            } => {
+                m.serialize_entry("dfd", dfd)?;
+                str_entry(&mut m, "pathname", pathname)?;
+                flags_entry(&mut m, "flags", *flags, names::open_tree_flags(*flags))?;
+                m.serialize_entry("dir", &DirJson(dir))?;
+                opt_dir_entry(&mut m, "result", result.as_ref())?;
+            }
+            Args::MoveMount {
+                from_dfd,
+                from_path,
+                to_dfd,
+                to_path,
+                flags,
+                from,
+                to,
+            } => {
+                m.serialize_entry("from_dfd", from_dfd)?;
+                str_entry(&mut m, "from_pathname", from_path)?;
+                m.serialize_entry("to_dfd", to_dfd)?;
+                str_entry(&mut m, "to_pathname", to_path)?;
+                flags_entry(&mut m, "flags", *flags, names::move_mount_flags(*flags))?;
+                m.serialize_entry("from", &DirJson(from))?;
+                m.serialize_entry("to", &DirJson(to))?;
+            }
+            Args::MountSetattr {
+                dfd,
+                pathname,
+                at_flags,
+                size,
+                attr,
+                dir,
+            } => {
+                m.serialize_entry("dfd", dfd)?;
+                str_entry(&mut m, "pathname", pathname)?;
+                flags_entry(
+                    &mut m,
+                    "flags",
+                    *at_flags as u64,
+                    names::at_flags(*at_flags as u64),
+                )?;
+                m.serialize_entry("size", size)?;
+                m.serialize_entry("attr", &attr.as_ref().map(AttrJson))?;
+                m.serialize_entry("dir", &DirJson(dir))?;
+            }
+            Args::Fsopen { fs_name, flags } => {
+                str_entry(&mut m, "fs_name", fs_name)?;
+                flags_entry(&mut m, "flags", *flags, names::fsopen_flags(*flags))?;
+            }
+            Args::Fsconfig {
+                fd,
+                cmd,
+                key,
+                value,
+                aux,
+                aux_dir,
+            } => {
+                m.serialize_entry("fd", fd)?;
+                m.serialize_entry("cmd", cmd)?;
+                m.serialize_entry("cmd_str", &names::fsconfig_cmd(*cmd))?;
+                str_entry(&mut m, "key", key)?;
+                str_entry(&mut m, "value", value)?;
+                m.serialize_entry("aux", aux)?;
+                if let Some(d) = aux_dir {
+                    m.serialize_entry("aux_dir", &DirJson(d))?;
+                }
+            }
+            Args::Fsmount {
+                fs_fd,
+                flags,
+                attr_flags,
+                result,
+            } => {
+                m.serialize_entry("fs_fd", fs_fd)?;
+                flags_entry(
+                    &mut m,
+                    "flags",
+                    *flags as u64,
+                    names::fsmount_flags(*flags as u64),
+                )?;
+                flags_entry(
+                    &mut m,
+                    "attr_flags",
+                    *attr_flags,
+                    names::mount_attr(*attr_flags),
+                )?;
+                opt_dir_entry(&mut m, "result", result.as_ref())?;
             }
         }
-        Args::Fsmount {
-            fs_fd,
-            flags,
-            attr_flags,
-            result,
-        } => {
-            m.insert("fs_fd".into(), json!(fs_fd));
-            put_flags(
-                &mut m,
-                "flags",
-                *flags as u64,
-                names::fsmount_flags(*flags as u64),
-            );
-            put_flags(
-                &mut m,
-                "attr_flags",
-                *attr_flags,
-                names::mount_attr(*attr_flags),
-            );
-            m.insert(
-                "result".into(),
-                result.as_ref().map(dir_json).unwrap_or(Value::Null),
-            );
-        }
+        m.end()
     }
-    Value::Object(m)
 }
 
-/// One event as a JSON object.
-pub fn event_json(ev: &Event, clock: &BootClock) -> Value {
-    let mut m = Map::new();
-    m.insert("type".into(), json!("event"));
-    m.insert("schema".into(), json!(SCHEMA));
-    m.insert(
-        "time".into(),
-        json!(clock
-            .wall(ev.ts_ns)
-            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)),
-    );
-    m.insert("ts_boot_ns".into(), json!(ev.ts_ns));
-    m.insert("duration_ns".into(), json!(ev.duration_ns));
-    m.insert("syscall".into(), json!(ev.kind.syscall()));
-    m.insert("ret".into(), json!(ev.ret));
-    m.insert(
-        "errno".into(),
+/// One event as a JSON object; `query` adds the deleted file's
+/// `backing_path` when it knows it.
+pub struct EventJson<'a> {
+    pub ev: &'a Event,
+    pub clock: &'a BootClock,
+    pub backing_path: Option<&'a [u8]>,
+}
+
+impl<'a> EventJson<'a> {
+    pub fn new(ev: &'a Event, clock: &'a BootClock) -> Self {
+        EventJson {
+            ev,
+            clock,
+            backing_path: None,
+        }
+    }
+}
+
+impl Serialize for EventJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ev = self.ev;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("type", "event")?;
+        m.serialize_entry("schema", &SCHEMA)?;
+        m.serialize_entry("time", &wall(self.clock, ev.ts_ns))?;
+        m.serialize_entry("ts_boot_ns", &ev.ts_ns)?;
+        m.serialize_entry("duration_ns", &ev.duration_ns)?;
+        m.serialize_entry("syscall", ev.kind.syscall())?;
+        m.serialize_entry("ret", &ev.ret)?;
         match ev.errno() {
-            Some(e) => json!(names::errno_name(e)
-                .map(str::to_owned)
-                .unwrap_or_else(|| e.to_string())),
-            None => Value::Null,
-        },
-    );
-    m.insert("pid".into(), json!(ev.pid));
-    m.insert("tid".into(), json!(ev.tid));
-    m.insert("ppid".into(), json!(ev.ppid));
-    m.insert("uid".into(), json!(ev.uid));
-    m.insert("gid".into(), json!(ev.gid));
-    put_bytes(&mut m, "comm", &ev.comm);
-    m.insert("cgroup_id".into(), json!(ev.cgroup_id));
-    m.insert("mnt_ns".into(), json!(ev.mnt_ns));
-    m.insert("args".into(), args_json(ev));
-    Value::Object(m)
+            Some(e) => match names::errno_name(e) {
+                Some(name) => m.serialize_entry("errno", name)?,
+                None => m.serialize_entry("errno", &e.to_string())?,
+            },
+            None => m.serialize_entry("errno", &())?,
+        }
+        m.serialize_entry("pid", &ev.pid)?;
+        m.serialize_entry("tid", &ev.tid)?;
+        m.serialize_entry("ppid", &ev.ppid)?;
+        m.serialize_entry("uid", &ev.uid)?;
+        m.serialize_entry("gid", &ev.gid)?;
+        bytes_entry(&mut m, "comm", &ev.comm)?;
+        m.serialize_entry("cgroup_id", &ev.cgroup_id)?;
+        m.serialize_entry("mnt_ns", &ev.mnt_ns)?;
+        m.serialize_entry("args", &ArgsJson(&ev.args))?;
+        if let Some(b) = self.backing_path {
+            bytes_entry(&mut m, "backing_path", b)?;
+        }
+        m.end()
+    }
+}
+
+/// One event as a JSON value (for tests and callers that inspect it).
+pub fn event_json(ev: &Event, clock: &BootClock) -> Value {
+    serde_json::to_value(EventJson::new(ev, clock)).expect("an event serializes")
 }
 
 /// `{"unlinkat": {"ring_full": 3}}`.
@@ -369,32 +445,37 @@ fn process_json(p: &Process) -> Value {
 }
 
 fn time(clock: &BootClock, ns: u64) -> Value {
-    json!(clock
-        .wall(ns)
-        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true))
+    json!(wall(clock, ns))
 }
 
-/// One incident as a JSON object (`"type": "incident"`).
 /// One deletion of an incident.
-pub fn deletion_json(d: &Deletion, clock: &BootClock) -> Value {
-    let mut o = Map::new();
-    o.insert("time".into(), time(clock, d.ts_ns));
-    o.insert("pid".into(), json!(d.pid));
-    o.insert("tid".into(), json!(d.tid));
-    o.insert("syscall".into(), json!(d.syscall.syscall()));
-    o.insert("is_dir".into(), json!(d.is_dir));
-    put_bytes(&mut o, "path", &d.path);
-    put_bytes(&mut o, "rel_path", &d.rel_path);
-    bytes_field(&mut o, "backing_path", d.backing_path.as_deref());
-    o.insert("truncated".into(), json!(d.truncated));
-    Value::Object(o)
+pub struct DeletionJson<'a>(pub &'a Deletion, pub &'a BootClock);
+
+impl Serialize for DeletionJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = self.0;
+        let mut o = s.serialize_map(None)?;
+        o.serialize_entry("time", &wall(self.1, d.ts_ns))?;
+        o.serialize_entry("pid", &d.pid)?;
+        o.serialize_entry("tid", &d.tid)?;
+        o.serialize_entry("syscall", d.syscall.syscall())?;
+        o.serialize_entry("is_dir", &d.is_dir)?;
+        bytes_entry(&mut o, "path", &d.path)?;
+        bytes_entry(&mut o, "rel_path", &d.rel_path)?;
+        opt_bytes_entry(&mut o, "backing_path", d.backing_path.as_deref())?;
+        o.serialize_entry("truncated", &d.truncated)?;
+        o.end()
+    }
 }
 
 /// An incident as one JSON object.
 pub fn incident_json(inc: &Incident, clock: &BootClock) -> Value {
     let mut m = incident_head(inc, clock);
-    let dels = inc.deletions.iter().map(|d| deletion_json(d, clock));
-    m.insert("deletions".into(), Value::Array(dels.collect()));
+    let dels = inc.deletions.iter().map(|d| DeletionJson(d, clock));
+    m.insert(
+        "deletions".into(),
+        serde_json::to_value(dels.collect::<Vec<_>>()).expect("deletions serialize"),
+    );
     Value::Object(m)
 }
 
@@ -408,7 +489,7 @@ pub fn incident_line(inc: &Incident, clock: &BootClock) -> io::Result<Vec<u8>> {
         if i > 0 {
             line.push(b',');
         }
-        serde_json::to_writer(&mut line, &deletion_json(d, clock))?;
+        serde_json::to_writer(&mut line, &DeletionJson(d, clock))?;
     }
     line.extend_from_slice(b"]}\n");
     Ok(line)
@@ -430,7 +511,8 @@ fn incident_head(inc: &Incident, clock: &BootClock) -> Map<String, Value> {
         um.insert("process".into(), process_json(&u.by));
         put_bytes(&mut um, "target", &u.target);
         put_bytes(&mut um, "target_abs", &u.target_abs);
-        put_flags(&mut um, "flags", u.flags, names::umount_flags(u.flags));
+        um.insert("flags".into(), json!(u.flags));
+        um.insert("flags_str".into(), json!(names::umount_flags(u.flags)));
         Value::Object(um)
     });
     m.insert("unmount".into(), unmount.unwrap_or(Value::Null));
@@ -517,8 +599,8 @@ pub fn unwritten_json(u: Option<&Unwritten>) -> Value {
 
 impl<W: RecordWrite> Sink for JsonLines<W> {
     fn event(&mut self, ev: &Event) -> io::Result<()> {
-        let v = event_json(ev, &self.clock);
-        self.write(Record::Event, &v)
+        write_line(&mut self.line, &EventJson::new(ev, &self.clock))?;
+        self.out.record(Record::Event, &self.line)
     }
 
     fn incident(&mut self, inc: &Incident) -> io::Result<()> {

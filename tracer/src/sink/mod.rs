@@ -126,9 +126,10 @@ pub fn quote(bytes: &[u8]) -> String {
 
 /// Lower-case hex of all bytes.
 pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push_str(&format!("{b:02x}"));
+        let _ = write!(s, "{b:02x}");
     }
     s
 }
