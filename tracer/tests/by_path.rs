@@ -338,3 +338,72 @@ fn another_process_deleting_by_directory_fd_on_the_busy_mount_is_the_incident() 
         "d2: on the mount found busy"
     );
 }
+
+#[test]
+fn a_busy_mount_with_a_submount_made_after_it_is_exact() {
+    // The mount and its submount are made after mntrace read the table:
+    // the busy mount and what lies below it come from the kernel, mount by
+    // mount. A deletion by path through the submount is not the busy
+    // mount's; one through the busy mount is.
+    let s = scratch();
+    let src = s.path().join("src");
+    let mnt = s.path().join("mnt");
+    std::fs::create_dir_all(src.join("sub")).expect("mkdir");
+    std::fs::create_dir_all(&mnt).expect("mkdir");
+    for f in ["a", "b", "held"] {
+        std::fs::write(src.join(f), b"x").expect("write");
+    }
+    let sub = mnt.join("sub");
+    let ops: Vec<std::ffi::OsString> = vec![
+        "unshare-mntns".into(),
+        "bind".into(),
+        src.clone().into(),
+        mnt.clone().into(),
+        "mount-tmpfs".into(),
+        sub.clone().into(), // 3
+        "write".into(),
+        sub.join("x").into(),
+        "mnt-id".into(),
+        mnt.clone().into(), // 5
+        "hold".into(),
+        mnt.join("held").into(),
+        "umount".into(),
+        mnt.clone().into(),
+        "0".into(), // 7: EBUSY
+        "unlink".into(),
+        sub.join("x").into(), // 8: through the submount
+        "unlink".into(),
+        mnt.join("a").into(), // 9: through the busy mount
+        "wait-stdin".into(),  // 10: alive (and in its namespace) while mntrace looks
+    ];
+    let mut fx = Fixture::spawn(&ops);
+    let pid = fx.pid;
+    let mut live = Live::of_pid(pid);
+    fx.step();
+    fx.wait_for_op(9);
+    let incidents = live.finish();
+    fx.step();
+    let lines = fx.wait();
+    assert_eq!(op(&lines, 7)["errno"], 16);
+    assert_eq!(op(&lines, 8)["errno"], 0);
+    assert_eq!(op(&lines, 9)["errno"], 0);
+    let busy_mnt = u64_of(op(&lines, 5), "mnt_id") as u32;
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    let inc = &incidents[0];
+    assert_eq!(inc.mount.mnt_id, busy_mnt, "{inc:#?}");
+    assert_eq!(&inc.mount.mountpoint[..], b(&mnt));
+    assert_eq!(inc.mount.backing_root.as_deref(), Some(b(&src)));
+    let got: Vec<(PathBuf, PathBuf)> = inc
+        .deletions
+        .iter()
+        .map(|d| {
+            (
+                to_path_buf(&d.path),
+                to_path_buf(d.backing_path.as_deref().expect("backing")),
+            )
+        })
+        .collect();
+    assert_eq!(got, vec![(mnt.join("a"), src.join("a"))]);
+    assert_eq!(inc.count, 1);
+    assert!(!src.join("a").exists() && src.join("b").exists());
+}

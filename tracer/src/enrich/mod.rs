@@ -9,6 +9,7 @@ pub mod mount_table;
 pub mod statmount;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,7 +27,7 @@ pub struct Enrichment {
     pub umount_target: Option<Bytes>,
     /// umount that failed with EBUSY: the mount at the target (still there);
     /// deletion: the mount its directory is on.
-    pub mount: Option<std::sync::Arc<MountInfo>>,
+    pub mount: Option<Arc<MountInfo>>,
     /// Where the root of `mount` really lives (a path in the namespace),
     /// from the mount table: for a bind or clone of a directory, that
     /// directory.
@@ -166,7 +167,7 @@ impl Enricher {
         &mut self,
         ev: &Event,
         dir: &crate::model::Dir,
-    ) -> Option<(u32, std::sync::Arc<MountInfo>)> {
+    ) -> Option<(u32, Arc<MountInfo>)> {
         let ns = dir.mnt_ns;
         if let Some(m) = self.table.exact(ns, dir.mnt_id, dir.mnt_id_unique) {
             return Some((ns, m.clone()));
@@ -194,6 +195,41 @@ impl Enricher {
             self.reload(ev);
         }
         self.table.find(dir.mnt_id).map(|(ns, m)| (ns, m.clone()))
+    }
+
+    /// The mount `path` (absolute, in `ev`'s namespace) is on, asked of the
+    /// kernel alone: its 64-bit id from the path looked up in the process's
+    /// root, then that mount (statmount), kept in the table. `None` when
+    /// the process or the path is gone, or the kernel cannot say: callers
+    /// then read the table.
+    fn mount_at(&mut self, ev: &Event, path: &[u8]) -> Option<(u64, Arc<MountInfo>)> {
+        if !self.statmount.available() {
+            return None;
+        }
+        let ns_id = self.ns_id(ev.mnt_ns, ev)?;
+        let unique = statmount::mount_id_at(ev.pid, path).ok()?;
+        let m = self.statmount.mount(unique, ns_id).ok()?;
+        Some((unique, self.table.upsert(ev.mnt_ns, m, unique)))
+    }
+
+    /// The mount an EBUSY unmount of `target` hit, and the mountpoints
+    /// below it, asked of the kernel alone (statx, statmount, listmount):
+    /// `None` when it cannot say, or there are more than `SUBMOUNTS_MAX`
+    /// mounts below (callers then read the whole table).
+    fn busy_mount_at(&mut self, ev: &Event, target: &[u8]) -> Option<(Arc<MountInfo>, Vec<Bytes>)> {
+        let (unique, m) = self.mount_at(ev, target)?;
+        if m.mountpoint.as_ref() != target {
+            // Not a mountpoint (or reached through a symbolic link).
+            return None;
+        }
+        let ns_id = self.ns_id(ev.mnt_ns, ev)?;
+        let ids = self.statmount.below(unique, ns_id, SUBMOUNTS_MAX).ok()??;
+        let mut below = Vec::with_capacity(ids.len());
+        for id in ids {
+            let sub = self.statmount.mount(id, ns_id).ok()?;
+            below.push(self.table.upsert(ev.mnt_ns, sub, id).mountpoint.clone());
+        }
+        Some((m, below))
     }
 
     /// The 64-bit id of mount namespace `ns` (inode), learnt from `ev`'s
@@ -236,10 +272,21 @@ impl Enricher {
                 let abs = resolve_arg(&cwd.path.bytes, t);
                 out.umount_target = Some(abs.clone());
                 if ev.errno() == Some(EBUSY) {
-                    // The mount is still there: see it as it is now.
-                    self.reload(ev);
-                    out.submounts = self.table.submounts(ev.mnt_ns, &abs);
-                    if let Some(m) = self.table.at_mountpoint(ev.mnt_ns, &abs).cloned() {
+                    // The mount is still there: see it as it is now, that
+                    // mount and those below it alone if the kernel can say,
+                    // else the whole table.
+                    let found = match self.busy_mount_at(ev, &abs) {
+                        Some((m, below)) => {
+                            out.submounts = below;
+                            Some(m)
+                        }
+                        None => {
+                            self.reload(ev);
+                            out.submounts = self.table.submounts(ev.mnt_ns, &abs);
+                            self.table.at_mountpoint(ev.mnt_ns, &abs).cloned()
+                        }
+                    };
+                    if let Some(m) = found {
                         out.backing_root = self.table.backing_path(ev.mnt_ns, &m, b"/");
                         if let Some(id) = self.scans.admit(ev.ts_ns) {
                             self.scanner.submit(id, m.mnt_id);
@@ -254,20 +301,25 @@ impl Enricher {
             Args::Delete { dir, pathname, .. } if dir.resolved() => {
                 self.ensure_ns(ev);
                 if let Some(p) = pathname.value().filter(|p| p.contains(&b'/')) {
-                    // Which mount holds the parent: the whole table, as it
-                    // is now.
-                    if !self.table.is_current(ev.mnt_ns) {
-                        self.reload(ev);
-                    }
+                    // Which mount holds the parent, as it is now: that
+                    // mount alone if the kernel can say, else the table.
                     let full = resolve_arg(&dir.path.bytes, p);
                     let parent = match full.iter().rposition(|&c| c == b'/') {
                         Some(0) | None => Bytes::from_static(b"/"),
                         Some(i) => full.slice(..i),
                     };
-                    out.parent_mnt_id = self
-                        .table
-                        .mount_of_path(ev.mnt_ns, &parent)
-                        .map(|m| m.mnt_id);
+                    let current = self.table.is_current(ev.mnt_ns);
+                    out.parent_mnt_id = match (!current).then(|| self.mount_at(ev, &parent)) {
+                        Some(Some((_, m))) => Some(m.mnt_id),
+                        _ => {
+                            if !self.table.is_current(ev.mnt_ns) {
+                                self.reload(ev);
+                            }
+                            self.table
+                                .mount_of_path(ev.mnt_ns, &parent)
+                                .map(|m| m.mnt_id)
+                        }
+                    };
                 }
                 if let Some((ns, m)) = self.mount_of_dir(ev, dir) {
                     out.backing_root = self.table.backing_path(ns, &m, b"/");
@@ -296,6 +348,9 @@ impl Enricher {
 }
 
 const RECENT_MAX: usize = 16_384;
+/// Mounts below a busy mount asked about one by one; more, and the whole
+/// table is read instead.
+const SUBMOUNTS_MAX: usize = 256;
 
 /// A path argument made absolute with the directory its lookup started from.
 fn absolute(path: Option<&[u8]>, dir: &crate::model::Dir) -> Option<Bytes> {
