@@ -169,3 +169,89 @@ fn a_closed_dirfd_is_reported_not_guessed() {
     assert_eq!(d.flags & (DIR_BAD_FD | DIR_RESOLVED), DIR_BAD_FD);
     assert_eq!(d.from(), DirFrom::Fd);
 }
+
+/// One thread's deletions through fds on two directories, alternating, each
+/// get their own directory; the cwd and an fd on the same directory each
+/// say where the lookup started; a directory renamed between deletions is
+/// reported under its new name.
+#[test]
+fn alternating_directories_the_cwd_and_a_rename_each_give_the_directory_as_it_is() {
+    let s = scratch();
+    let a = s.path().join("a/d");
+    let c = s.path().join("c");
+    let renamed = s.path().join("b/d");
+    let mut ops: Vec<std::ffi::OsString> = vec![
+        "mkdirs".into(), // 1
+        a.clone().into(),
+        "mkdirs".into(), // 2
+        c.clone().into(),
+    ];
+    for f in ["f1", "f2", "f3", "f4", "g1", "g2"] {
+        let (dir, name) = if f.starts_with('f') { (&a, f) } else { (&c, f) };
+        ops.push("write".into());
+        ops.push(dir.join(name).into());
+    } // 3..=8
+    ops.extend([
+        "open-dir".into(), // 9
+        a.clone().into(),
+        "open-dir".into(), // 10
+        c.clone().into(),
+        "unlinkat".into(), // 11
+        "@9".into(),
+        "f1".into(),
+        "0".into(),
+        "unlinkat".into(), // 12
+        "@10".into(),
+        "g1".into(),
+        "0".into(),
+        "unlinkat".into(), // 13
+        "@9".into(),
+        "f2".into(),
+        "0".into(),
+        "chdir".into(), // 14
+        a.clone().into(),
+        "unlink".into(), // 15: from the cwd, the same directory as @9
+        "f3".into(),
+        "rename".into(), // 16
+        s.path().join("a").into(),
+        s.path().join("b").into(),
+        "sleep-ms".into(), // 17
+        "20".into(),
+        "unlinkat".into(), // 18
+        "@9".into(),
+        "f4".into(),
+        "0".into(),
+        "unlinkat".into(), // 19
+        "@10".into(),
+        "g2".into(),
+        "0".into(),
+    ]);
+    let run = run_traced(&ops);
+    run.assert_no_drops();
+    for i in [11, 12, 13, 15, 16, 18, 19] {
+        assert_eq!(op(&run.lines, i)["errno"], 0, "op {i}: {:?}", run.lines);
+    }
+    let got: Vec<(Vec<u8>, Vec<u8>, DirFrom)> = run
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Unlinkat | EventKind::Unlink))
+        .map(|e| {
+            let mntrace::model::Args::Delete { pathname, dir, .. } = &e.args else {
+                panic!()
+            };
+            (pathname.bytes.to_vec(), dir.path.bytes.to_vec(), dir.from())
+        })
+        .collect();
+    let (a, c, renamed) = (b(&a).to_vec(), b(&c).to_vec(), b(&renamed).to_vec());
+    assert_eq!(
+        got,
+        vec![
+            (b"f1".to_vec(), a.clone(), DirFrom::Fd),
+            (b"g1".to_vec(), c.clone(), DirFrom::Fd),
+            (b"f2".to_vec(), a.clone(), DirFrom::Fd),
+            (b"f3".to_vec(), a.clone(), DirFrom::Cwd),
+            (b"f4".to_vec(), renamed, DirFrom::Fd),
+            (b"g2".to_vec(), c, DirFrom::Fd),
+        ]
+    );
+}
