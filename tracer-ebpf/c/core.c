@@ -122,73 +122,74 @@ struct task_struct {
 #define PTR(type, addr) ((type *)(unsigned long)(addr))
 #define ADDR(p) ((__u64)(unsigned long)(p))
 
-// ---- task ------------------------------------------------------------------
+// ---- the current task --------------------------------------------------
+//
+// The current task comes as a BTF-typed pointer (bpf_get_current_task_btf,
+// which syscall tracepoint programs may call): its fields, and those of the
+// structures its pointer fields lead to, are plain loads that the verifier
+// checks against the kernel's BTF and the JIT guards against faults, instead
+// of one bpf_probe_read_kernel call each (a helper call, an access check and
+// a fault-tolerant copy: the largest part of a deletion's cost). What these
+// return is always a scalar: a typed pointer cannot be handed to the other
+// accessors, which are separate functions taking addresses.
 
-__u32 mt_task_ppid(__u64 task)
+static struct task_struct *(*bpf_get_current_task_btf)(void) = (void *)158;
+
+__u32 mt_cur_ppid(void)
 {
-	struct task_struct *parent = 0;
-	int tgid = 0;
-	if (READ(parent, PTR(struct task_struct, task)->real_parent) || !parent)
+	struct task_struct *parent = bpf_get_current_task_btf()->real_parent;
+	if (!parent)
 		return 0;
-	if (READ(tgid, parent->tgid))
-		return 0;
-	return (__u32)tgid;
+	return (__u32)parent->tgid;
 }
 
-__u32 mt_task_mnt_ns(__u64 task)
+__u32 mt_cur_mnt_ns(void)
 {
-	struct nsproxy *nsp = 0;
-	struct mnt_namespace *ns = 0;
-	__u32 inum = 0;
-	if (READ(nsp, PTR(struct task_struct, task)->nsproxy) || !nsp)
+	struct nsproxy *nsp = bpf_get_current_task_btf()->nsproxy;
+	if (!nsp)
 		return 0;
-	if (READ(ns, nsp->mnt_ns) || !ns)
+	struct mnt_namespace *ns = nsp->mnt_ns;
+	if (!ns)
 		return 0;
-	if (READ(inum, ns->ns.inum))
-		return 0;
-	return inum;
+	return ns->ns.inum;
 }
 
+// A `struct path` at p, read at once (its two pointers are scalars then).
 static int read_path(struct path *p, __u64 *mnt, __u64 *dentry)
 {
-	struct vfsmount *m = 0;
-	struct dentry *d = 0;
-	if (READ(m, p->mnt) || READ(d, p->dentry) || !m || !d)
+	struct path v = {};
+	if (READ(v, *p) || !v.mnt || !v.dentry)
 		return -1;
-	*mnt = ADDR(m);
-	*dentry = ADDR(d);
+	*mnt = ADDR(v.mnt);
+	*dentry = ADDR(v.dentry);
 	return 0;
 }
 
 // which: 0 = cwd (fs->pwd), 1 = root (fs->root).
-int mt_task_fs_path(__u64 task, __u32 which, __u64 *mnt, __u64 *dentry)
+int mt_cur_fs_path(__u32 which, __u64 *mnt, __u64 *dentry)
 {
-	struct fs_struct *fs = 0;
-	if (READ(fs, PTR(struct task_struct, task)->fs) || !fs)
+	struct fs_struct *fs = bpf_get_current_task_btf()->fs;
+	if (!fs)
 		return -1;
 	return which ? read_path(&fs->root, mnt, dentry)
 		     : read_path(&fs->pwd, mnt, dentry);
 }
 
-// The `struct file` behind fd in task's table, or 0.
-__u64 mt_task_fd_file(__u64 task, __s32 fd)
+// The `struct file` behind fd in the current task's table, or 0.
+__u64 mt_cur_fd_file(__s32 fd)
 {
-	struct files_struct *files = 0;
-	struct fdtable *fdt = 0;
-	struct file **fds = 0;
 	struct file *f = 0;
-	unsigned int max = 0;
 	if (fd < 0)
 		return 0;
-	if (READ(files, PTR(struct task_struct, task)->files) || !files)
+	struct files_struct *files = bpf_get_current_task_btf()->files;
+	if (!files)
 		return 0;
-	if (READ(fdt, files->fdt) || !fdt)
+	struct fdtable *fdt = files->fdt;
+	if (!fdt || (unsigned int)fd >= fdt->max_fds)
 		return 0;
-	if (READ(max, fdt->max_fds) || (unsigned int)fd >= max)
-		return 0;
-	if (READ(fds, fdt->fd) || !fds)
-		return 0;
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
+	// A pointer to pointers: not typed for the verifier, read by copy.
+	struct file **fds = fdt->fd;
+	if (!fds || bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
 		return 0;
 	return ADDR(f);
 }

@@ -5,10 +5,10 @@
 
 #[allow(improper_ctypes)]
 extern "C" {
-    fn mt_task_ppid(task: u64) -> u32;
-    fn mt_task_mnt_ns(task: u64) -> u32;
-    fn mt_task_fs_path(task: u64, which: u32, mnt: *mut u64, dentry: *mut u64) -> i32;
-    fn mt_task_fd_file(task: u64, fd: i32) -> u64;
+    fn mt_cur_ppid() -> u32;
+    fn mt_cur_mnt_ns() -> u32;
+    fn mt_cur_fs_path(which: u32, mnt: *mut u64, dentry: *mut u64) -> i32;
+    fn mt_cur_fd_file(fd: i32) -> u64;
     fn mt_file_path(file: u64, mnt: *mut u64, dentry: *mut u64) -> i32;
     fn mt_file_ino(file: u64) -> u64;
     fn mt_real_mount(vfsmount: u64) -> u64;
@@ -36,8 +36,10 @@ fn nonzero(v: u64) -> Option<u64> {
     }
 }
 
+/// The current task (its fields are read through a BTF-typed pointer, see
+/// `c/core.c`).
 #[derive(Clone, Copy)]
-pub struct Task(pub u64);
+pub struct Task;
 #[derive(Clone, Copy)]
 pub struct File(pub u64);
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -71,27 +73,27 @@ fn kpath(vfsmnt: u64, dentry: u64) -> Option<KPath> {
 impl Task {
     #[inline(always)]
     pub fn current() -> Task {
-        Task(unsafe { aya_ebpf::helpers::generated::bpf_get_current_task() })
+        Task
     }
     #[inline(always)]
     pub fn ppid(self) -> u32 {
-        unsafe { mt_task_ppid(self.0) }
+        unsafe { mt_cur_ppid() }
     }
     #[inline(always)]
     pub fn mnt_ns(self) -> u32 {
-        unsafe { mt_task_mnt_ns(self.0) }
+        unsafe { mt_cur_mnt_ns() }
     }
     #[inline(always)]
     pub fn fs_path(self, which: FsPath) -> Option<KPath> {
         let (mut m, mut d) = (0u64, 0u64);
-        if unsafe { mt_task_fs_path(self.0, which as u32, &mut m, &mut d) } != 0 {
+        if unsafe { mt_cur_fs_path(which as u32, &mut m, &mut d) } != 0 {
             return None;
         }
         kpath(m, d)
     }
     #[inline(always)]
     pub fn fd_file(self, fd: i32) -> Option<File> {
-        nonzero(unsafe { mt_task_fd_file(self.0, fd) }).map(File)
+        nonzero(unsafe { mt_cur_fd_file(fd) }).map(File)
     }
 }
 
