@@ -6,6 +6,7 @@ pub mod clock;
 pub mod facts;
 pub mod holders;
 pub mod mount_table;
+pub mod ns_pids;
 pub mod statmount;
 
 use std::collections::{HashMap, HashSet};
@@ -69,6 +70,9 @@ pub struct Enricher {
     statmount: statmount::StatMount,
     /// 64-bit ids of mount namespaces (by inode), for statmount.
     ns_ids: HashMap<u32, u64>,
+    /// A live process per namespace, to read it through when the event's
+    /// own process is gone.
+    ns_pids: ns_pids::NsPids,
 }
 
 impl Default for Enricher {
@@ -88,6 +92,7 @@ impl Enricher {
             scans: ScanRate::default(),
             statmount: statmount::StatMount::default(),
             ns_ids: HashMap::new(),
+            ns_pids: ns_pids::NsPids::default(),
             clones: Recent::new(RECENT_MAX),
             binds: Recent::new(RECENT_MAX),
         }
@@ -129,7 +134,11 @@ impl Enricher {
 
     /// Reload the mount table of `ev`'s namespace from its process.
     fn reload(&mut self, ev: &Event) {
-        match self.table.load_pid(ev.pid) {
+        let loaded = match self.ns_pids.pid_in(ev.mnt_ns, ev.pid, ev.ts_ns) {
+            Some(pid) => self.table.load_pid(pid),
+            None => Err(std::io::ErrorKind::NotFound.into()),
+        };
+        match loaded {
             Ok(ns) => {
                 self.failed_ns.remove(&ev.mnt_ns);
                 self.ns_seen.insert(ns, ev.ts_ns);
@@ -207,7 +216,8 @@ impl Enricher {
             return None;
         }
         let ns_id = self.ns_id(ev.mnt_ns, ev)?;
-        let unique = statmount::mount_id_at(ev.pid, path).ok()?;
+        let pid = self.ns_pids.pid_in(ev.mnt_ns, ev.pid, ev.ts_ns)?;
+        let unique = statmount::mount_id_at(pid, path).ok()?;
         let m = self.statmount.mount(unique, ns_id).ok()?;
         Some((unique, self.table.upsert(ev.mnt_ns, m, unique)))
     }
@@ -241,7 +251,8 @@ impl Enricher {
         if ev.mnt_ns != ns {
             return None;
         }
-        let id = statmount::ns_id_of_pid(ev.pid).ok()?;
+        let pid = self.ns_pids.pid_in(ns, ev.pid, ev.ts_ns)?;
+        let id = statmount::ns_id_of_pid(pid).ok()?;
         if self.ns_ids.len() >= SET_MAX {
             self.ns_ids.clear();
         }

@@ -427,7 +427,7 @@ impl MountTable {
     }
 }
 
-fn ns_inode(path: &str) -> io::Result<u32> {
+pub(crate) fn ns_inode(path: &str) -> io::Result<u32> {
     let ino = std::fs::metadata(path)?.ino();
     u32::try_from(ino).map_err(|_| {
         io::Error::new(
