@@ -60,7 +60,7 @@ impl Busy {
         format!(
             "set -e; cd '{d}'; mount --bind '{s}' '{m}'; \
              sh -c 'exec 3<\"$0\"; exec sleep 60' '{m}/held' & H=$!; \
-             while [ ! -e /proc/$H/fd/3 ]; do sleep 0.01; done; \
+             until [ \"$(readlink /proc/$H/fd/3)\" = '{m}/held' ]; do sleep 0.01; done; \
              read go; ! umount '{m}' 2>/dev/null; {delete}; echo done; read end; kill $H",
             d = self.dir.path().display(),
             s = s.display(),
@@ -257,7 +257,7 @@ fn another_process_deleting_by_directory_fd_on_the_busy_mount_is_the_incident() 
          for d in d1 d2; do mkdir -p '{m}/'$d/e; for i in 1 2 3; do echo x > '{m}/'$d/e/f$i; done; done; \
          echo x > '{m}/held'; \
          sh -c 'exec 3<\"$0\"; exec sleep 60' '{m}/held' & H=$!; \
-         while [ ! -e /proc/$H/fd/3 ]; do sleep 0.01; done; \
+         until [ \"$(readlink /proc/$H/fd/3)\" = '{m}/held' ]; do sleep 0.01; done; \
          read go; ! umount '{m}' 2>/dev/null; (cd '{m}' && rm -rf d1); echo busy; read go; \
          (cd '{m}' && rm -rf d2); echo done; read end; kill $H"
     );
