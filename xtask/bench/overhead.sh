@@ -162,7 +162,8 @@ rm -rf "$WORK"/run-* "$WORK"/cap-* || die "cannot clear stale $WORK/run-*"
 RAW="$WORK/raw.tsv"
 SAMPLES="$WORK/samples.txt"
 CAPACITY="$WORK/capacity.tsv"
-: >"$RAW"; : >"$SAMPLES"; : >"$CAPACITY"
+OTHERS="$WORK/others.tsv"
+: >"$RAW"; : >"$SAMPLES"; : >"$CAPACITY"; : >"$OTHERS"
 declare -A TRACER_PID=()
 AUDIT_ENABLED_BY_US=0
 AUDIT_WAS_ENABLED=$(auditctl -s 2>/dev/null | awk '/^enabled/{print $2}')
@@ -532,6 +533,21 @@ proc_cpu_ticks() {
 # proc_hwm_kib PID: peak resident set size (VmHWM, KiB).
 proc_hwm_kib() { awk '/^VmHWM:/ {print $2; f = 1} END {if (!f) print "NA"}' "/proc/$1/status" 2>/dev/null || echo NA; }
 
+# other_links PID...: the bpf links held by processes other than PID...,
+# as "N comm,comm" (N = 0: none). Another tracer attached during a run (a
+# test, someone's mntrace) hooks the same syscalls, baseline runs included:
+# then the baseline is not a baseline, and the figures of that run mean
+# little, the floor's least of all. Only looked at, never touched.
+other_links() {
+    local excl=" $* " f p n=0 who=""
+    for f in $(grep -l '^link_type:' /proc/[0-9]*/fdinfo/* 2>/dev/null); do
+        p=${f#/proc/}; p=${p%%/*}
+        [[ $excl == *" $p "* ]] && continue
+        n=$((n + 1)); who+=" $(cat "/proc/$p/comm" 2>/dev/null)[$p]"
+    done
+    echo "$n $(tr ' ' '\n' <<<"$who" | grep . | sort -u | paste -sd, -)"
+}
+
 wait_pid_exit() {  # PID: wait up to 60 s for our own child, then SIGKILL it
     local p=$1 i
     for i in $(seq 600); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
@@ -598,6 +614,8 @@ run_config() {
     m=$(marker "$t" "start-$RUN_SEQ" 60 1); [[ $m == -* ]] && die "$t did not come up (marker $m); see $d"
     sleep "$SETTLE_S"
     if [[ $k != baseline ]]; then tp=${TRACER_PID[$k]}; cpu0=$(proc_cpu_ticks "$tp"); fi
+    local others0 others1
+    others0=$(other_links $tp)
 
     # W1: rm -rf of the tree (timed around fork+exec+wait of rm)
     t0=$EPOCHREALTIME
@@ -638,6 +656,9 @@ run_config() {
         kill -0 "$tp" 2>/dev/null || alive=0
         cpu1=$(proc_cpu_ticks "$tp"); hwm=$(proc_hwm_kib "$tp")
     fi
+    others1=$(other_links $tp)
+    printf '%s\t%s\t%s\t%s\n' "$RUN_SEQ" "$t" "$others0" "$others1" >>"$OTHERS"
+    [[ ${others0%% *} == 0 && ${others1%% *} == 0 ]] || log "run $RUN_SEQ $t: other processes hold bpf links: $others0 (start) / $others1 (end)"
     "stop_$k" "$d"
 
     local c1=NA c2=NA c3=NA c4=NA extra=""
@@ -880,6 +901,10 @@ awk_capacity() {
     echo "- order per rep: baseline,T for each tracer T in [$TRACERS], tracer order rotated per rep"
     for t in "${MC[@]}"; do echo "- $t: \`mntrace ${MNTRACE_ARGS[$t]}\`"; done
     echo "- anchors skipped: ${SKIPPED:-none}"
+    echo "- other processes' bpf links (another tracer hooking the same syscalls, baseline runs included) at a run's start or end: $(awk -F'\t' '
+        { split($3, a, " "); split($4, b, " "); if (a[1] + 0 > 0 || b[1] + 0 > 0) { n++; seqs = seqs (seqs ? "," : "") $1; who[a[2]]; who[b[2]] } }
+        END { if (!n) { print "none"; exit } ; w = ""; for (x in who) if (x != "") w = w (w ? "," : "") x
+              printf "in %d of %d runs (run seq %s; held by %s): their figures are not clean\n", n, NR, seqs, w }' "$OTHERS")"
     echo "- audit primed (audit_ever_enabled forced to 1 before measuring): $PRIMED; audit enabled at start: ${AUDIT_WAS_ENABLED:-?}"
     [[ " $ANCHORS " == *" auditd "* ]] && echo "- auditctl rule: -a always,exit -F arch=b64 -S $AUDIT_OK -k mnt (dropped, unknown to ausyscall: ${AUDIT_DROPPED:-none}); -b 8192 --backlog_wait_time 60000 -f 1; auditd -n -s enable with Debian auditd.conf except log_file on disk, max_log_file_action=IGNORE"
     echo
