@@ -23,6 +23,10 @@
 //! tp_btf, fentry, fexit, lsm) that `mntrace doctor` only loads, to learn
 //! which types the kernel accepts; nothing attaches them.
 //!
+//! `floor` stands apart too: empty programs (a syscall tracepoint one, and
+//! raw_tp and tp_btf on sys_enter/sys_exit) that the hidden `mntrace floor`
+//! attaches, so the benchmark measures what the hooks alone cost.
+//!
 //! `slot` → `emit`, `filter`; `burst` → `walk`; `walk`, `emit`, `filter` →
 //! `maps` → `types`; `types` and `core_access` import nothing from the crate.
 #![no_std]
@@ -32,6 +36,7 @@ mod burst;
 mod core_access;
 mod emit;
 mod filter;
+mod floor;
 mod maps;
 mod probe_test;
 mod probes;

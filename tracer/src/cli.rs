@@ -11,6 +11,7 @@ use mntrace::config::{
     DEFAULT_SEGMENT_AGE_SECS, DEFAULT_SEGMENT_MIB,
 };
 use mntrace::correlate::roots::Roots;
+use mntrace::floor::FloorHooks;
 use tracer_common::EventKind;
 
 #[derive(Parser, Debug)]
@@ -62,6 +63,19 @@ pub enum Command {
         confidentiality, a verifier refusal, a missing tracepoint)."
     )]
     Doctor(DoctorArgs),
+    /// Benchmark floor (hidden): attach empty programs (they return 0) to
+    /// the hooks named, say how many on stderr, and hold them until SIGINT,
+    /// SIGTERM or SIGHUP.
+    #[command(hide = true)]
+    Floor(FloorArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FloorArgs {
+    /// `tracepoints`: every syscall tracepoint `mntrace trace` attaches by
+    /// default; `raw-tp`, `tp-btf`: sys_enter and sys_exit.
+    #[arg(long, value_enum)]
+    pub hooks: FloorHooks,
 }
 
 #[derive(clap::Args, Debug)]
@@ -398,7 +412,7 @@ mod tests {
             Command::Trace(t) => t.run_config(true).unwrap().metrics,
             Command::Watch(w) => w.common.run_config(false).unwrap().metrics,
             Command::Record(r) => r.common.run_config(false).unwrap().metrics,
-            Command::Triage(_) | Command::Query(_) | Command::Doctor(_) => None,
+            Command::Triage(_) | Command::Query(_) | Command::Doctor(_) | Command::Floor(_) => None,
         })
     }
 

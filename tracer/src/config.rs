@@ -185,6 +185,18 @@ impl Default for TraceOptions {
     }
 }
 
+impl TraceOptions {
+    /// The kinds whose programs are attached: those asked for, or all of
+    /// them when none was (`-k` not given).
+    pub fn attached_kinds(&self) -> Vec<EventKind> {
+        if self.kinds.is_empty() {
+            EventKind::ALL.to_vec()
+        } else {
+            self.kinds.clone()
+        }
+    }
+}
+
 /// What the sinks are shown (events are always correlated).
 #[derive(Clone, Debug, Default)]
 pub struct Display {

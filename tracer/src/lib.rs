@@ -13,6 +13,8 @@
 //! Shared helpers live in modules named for them: [`path`] (paths as
 //! bytes), [`drops`] (kernel-side drop counters), [`names`] (flag and
 //! errno names), [`progress`] (the bar of long replays on a terminal).
+//! [`floor`] stands apart: empty programs on the same hooks, for the
+//! benchmark's floor (the hidden `mntrace floor`).
 
 pub mod config;
 pub mod correlate;
@@ -21,6 +23,7 @@ pub mod doctor;
 pub mod drops;
 pub mod enrich;
 pub mod error;
+pub mod floor;
 pub mod live;
 pub mod loader;
 pub mod metrics_http;

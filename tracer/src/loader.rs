@@ -11,7 +11,7 @@
 
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{trace_point::TracePointLink, ProgramError, TracePoint},
+    programs::{ProgramError, TracePoint},
     Ebpf, EbpfLoader,
 };
 use tracer_common::{
@@ -23,7 +23,7 @@ use tracer_common::{
 use crate::config::{nanos, DeleteMode, TraceOptions};
 use crate::drops::Drops;
 use crate::error::StartError;
-use crate::preflight;
+use crate::preflight::{self, Hooks};
 use crate::probes::probes;
 
 /// Loaded and attached programs. Dropping it detaches everything.
@@ -38,7 +38,7 @@ pub struct Tracer {
     pub warnings: Vec<String>,
 }
 
-fn refused<E>(what: impl Into<String>, e: E) -> StartError
+pub(crate) fn refused<E>(what: impl Into<String>, e: E) -> StartError
 where
     anyhow::Error: From<E>,
 {
@@ -109,13 +109,11 @@ pub fn program_error(e: &ProgramError) -> String {
 impl Tracer {
     /// Check the host, load the object, configure the filters, attach.
     pub fn start(opts: &TraceOptions) -> Result<Tracer, StartError> {
-        let kinds = if opts.kinds.is_empty() {
-            EventKind::ALL.to_vec()
-        } else {
-            opts.kinds.clone()
-        };
+        let kinds = opts.attached_kinds();
         let probes = probes(&kinds);
-        let warnings = preflight::check(probes.first().map(|p| p.tracepoint.as_str()))?;
+        let warnings = preflight::check(Hooks::SyscallTracepoints(
+            probes.first().map(|p| p.tracepoint.as_str()),
+        ))?;
         let mut ebpf = load_object(opts.ring_size)?;
 
         let cfg = Config {
@@ -181,9 +179,7 @@ impl Tracer {
                     e,
                 )
             })?;
-            links
-                .0
-                .push(prog.take_link(id).map_err(anyhow::Error::from)?);
+            links.push(prog.take_link(id).map_err(anyhow::Error::from)?);
         }
         Ok(Tracer {
             links,
@@ -237,13 +233,23 @@ impl Drop for Tracer {
     }
 }
 
-/// Attached tracepoint links. Dropping them detaches them all, each closed
-/// on a thread of its own so that the kernel's grace periods overlap as much
-/// as it allows (see the module doc); returns when all are closed.
+/// Attached links (of any program type: each is dropped to detach it).
+/// Dropping them detaches them all, each closed on a thread of its own so
+/// that the kernel's grace periods overlap as much as it allows (see the
+/// module doc); returns when all are closed.
 #[derive(Default)]
-struct Links(Vec<TracePointLink>);
+pub(crate) struct Links(Vec<Box<dyn Send>>);
 
 impl Links {
+    /// Own `link` from now on: it is detached with the others.
+    pub(crate) fn push(&mut self, link: impl Send + 'static) {
+        self.0.push(Box::new(link));
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// Close every link, concurrently; returns when all are detached.
     fn detach(&mut self) {
         let links = std::mem::take(&mut self.0);

@@ -14,6 +14,7 @@ use mntrace::{
     config::{DeleteMode, RunConfig, TraceOptions},
     enrich::clock::BootClock,
     error::{exit, StartError},
+    floor::Floor,
     live,
     loader::Tracer,
     metrics_http,
@@ -29,7 +30,7 @@ use mntrace::{
 };
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
-use cli::{Cli, Command, QueryArgs, RecordArgs, TraceArgs, TriageArgs, WatchArgs};
+use cli::{Cli, Command, FloorArgs, QueryArgs, RecordArgs, TraceArgs, TriageArgs, WatchArgs};
 
 /// `mntrace doctor`: the report on stdout; exit 0 when mntrace can run.
 fn doctor(json: bool) -> i32 {
@@ -74,6 +75,7 @@ fn main() -> ExitCode {
         Command::Triage(args) => triage(args),
         Command::Query(args) => query(args),
         Command::Doctor(args) => doctor(args.json),
+        Command::Floor(args) => rt.block_on(floor(args)),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }
@@ -300,6 +302,27 @@ async fn record(args: RecordArgs) -> i32 {
     .await;
     drop(tracer);
     finish_code(r, exit::OK)
+}
+
+/// `mntrace floor --hooks H` (hidden, for the benchmark): empty programs
+/// attached to H until a stop signal, then detached as `trace` detaches.
+async fn floor(args: FloorArgs) -> i32 {
+    let Ok(signals) = StopSignals::install() else {
+        eprintln!("mntrace: cannot install signal handlers");
+        return exit::FAILURE;
+    };
+    let floor = match Floor::attach(args.hooks) {
+        Ok(f) => f,
+        Err(e) => return report_start_error(&e),
+    };
+    eprintln!(
+        "mntrace floor: {} programs attached ({})",
+        floor.attached(),
+        args.hooks.name()
+    );
+    signals.wait_or(std::future::pending::<()>()).await;
+    drop(floor); // detach every program before exiting
+    exit::OK
 }
 
 /// A wall time (RFC 3339) as boot time of the recording.

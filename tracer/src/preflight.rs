@@ -855,19 +855,31 @@ impl BtfState {
     }
 }
 
+/// What the programs to be attached hook, for [`check`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hooks<'a> {
+    /// Syscall tracepoints, found through tracefs (mounted if it is not):
+    /// this one's id, when given, must be readable.
+    SyscallTracepoints(Option<&'a str>),
+    /// Raw tracepoints (`raw_tp`, `tp_btf`), attached by name: no tracefs.
+    RawTracepoints,
+}
+
 /// Everything checked before loading; the warnings to show once started.
-/// `tracepoint`: a syscall tracepoint that will be attached (its id must be
-/// readable).
-pub fn check(tracepoint: Option<&str>) -> Result<Vec<String>, StartError> {
+pub fn check(hooks: Hooks) -> Result<Vec<String>, StartError> {
     let caps = CapsCheck::current()?;
-    let tracefs = if caps.needs.is_empty() {
-        ensure_tracefs(tracepoint)
-    } else {
+    let tracefs = match hooks {
+        Hooks::RawTracepoints => Ok(()),
+        Hooks::SyscallTracepoints(tracepoint) if caps.needs.is_empty() => {
+            ensure_tracefs(tracepoint)
+        }
         // Do not mount anything without the rights to trace; still say
         // whether tracefs is readable, so one message names everything.
-        match probe_tracefs(Path::new(TRACEFS), tracepoint) {
-            Tracefs::Inaccessible { detail, .. } => Err(TracefsError::Inaccessible(detail)),
-            _ => Ok(()),
+        Hooks::SyscallTracepoints(tracepoint) => {
+            match probe_tracefs(Path::new(TRACEFS), tracepoint) {
+                Tracefs::Inaccessible { detail, .. } => Err(TracefsError::Inaccessible(detail)),
+                _ => Ok(()),
+            }
         }
     };
     match tracefs {

@@ -23,6 +23,10 @@
 #   W3 busy umount  : W3_ITERS x { mount tmpfs; create 10 files; hold one open;
 #                     umount2 -> EBUSY; unlink(2) the 10 files through the
 #                     mount; close; umount2 -> 0 }, C helper, timed inside.
+#   W4 syscalls     : (only with W4_ITERS > 0) W4_ITERS x getppid(2), C helper,
+#                     timed inside: a syscall-heavy workload mntrace does not
+#                     trace, which only hooks on every syscall (raw_tp/tp_btf
+#                     sys_enter/sys_exit) tax.
 # Configurations: baseline (no tracer) and each tracer in $TRACERS: the
 # mntrace configurations (MNTRACE_ARGS below) and the anchors. Every rep runs
 # "baseline, tracer" pairs for all tracers (tracer order rotated per rep), so
@@ -31,6 +35,8 @@
 # marker event, then W1, W2, W3 run back to back; after each workload the script
 # waits until the tracer has written the marker event issued after it (drain),
 # so a lagging tracer cannot spill its backlog into the next timed workload.
+# The empty programs (mntrace-empty*) write nothing: they are live once they
+# say they are attached, and their markers are issued but not waited for.
 # Events are counted per workload by the workload's PID. The tracer's CPU time
 # (utime + stime of its process, /proc/PID/stat) is taken from when it is live
 # to after the last drain, its peak RSS (VmHWM) just before it is stopped.
@@ -41,7 +47,9 @@
 # Usage: MNTRACE=/path/to/mntrace overhead.sh   (root; markdown report on stdout)
 # Knobs (env): REPS=5 W1_DIRS=200 W1_FILES=1000 W2_ITERS=5000 W3_ITERS=1000
 #   CAP_WORKERS="1 2 4" CAP_DIRS=100 CAP_FILES=1000 (per worker)
-#   MNTRACE_CONFIGS="mntrace-floor mntrace-default mntrace-all mntrace-record"
+#   MNTRACE_CONFIGS="mntrace-empty mntrace-filtered mntrace-default mntrace-all mntrace-record"
+#                   (also available: mntrace-empty-raw mntrace-empty-btf)
+#   W4_ITERS=0      >0: also W4, that many getppid() calls (see Workloads)
 #   ANCHORS="bpftrace auditd fatrace"  (subset; "" = mntrace only)
 #   SKIPPED="..."  anchors left out by the caller, and why (shown in the report)
 #   PRIME_AUDIT=1   enable+disable kernel audit once before measuring, so every
@@ -64,7 +72,8 @@ CAP_WORKERS=${CAP_WORKERS-"1 2 4"}
 CAP_DIRS=${CAP_DIRS:-100}
 CAP_FILES=${CAP_FILES:-1000}
 MNTRACE=${MNTRACE:-}
-MNTRACE_CONFIGS=${MNTRACE_CONFIGS-"mntrace-floor mntrace-default mntrace-all mntrace-record"}
+W4_ITERS=${W4_ITERS:-0}
+MNTRACE_CONFIGS=${MNTRACE_CONFIGS-"mntrace-empty mntrace-filtered mntrace-default mntrace-all mntrace-record"}
 ANCHORS=${ANCHORS-"bpftrace auditd fatrace"}
 SKIPPED=${SKIPPED:-}
 PRIME_AUDIT=${PRIME_AUDIT:-1}
@@ -80,9 +89,17 @@ AUDIT_SYSCALLS="mount umount2 unlink unlinkat rmdir rename renameat renameat2 op
 # The mntrace configurations: {OUT} is the output file, {REC} a recording
 # directory on disk. `record` shows only incidents unless given --events, and
 # the drain markers are found in its output: with --events it writes what
-# `trace` writes, and records on top of that.
+# `trace` writes, and records on top of that. The `mntrace-empty*` ones are
+# the floor: empty programs (return 0, touch nothing) on the hooks named
+# (`mntrace floor`, hidden): on the syscall tracepoints `trace` attaches by
+# default, or on raw_tp / tp_btf sys_enter + sys_exit, which run for every
+# syscall. They write nothing: live once they say "N programs attached" on
+# stderr, and no drain or event count.
 declare -A MNTRACE_ARGS=(
-    [mntrace-floor]="trace --comm ab_marker -o {OUT}"
+    [mntrace-empty]="floor --hooks tracepoints"
+    [mntrace-empty-raw]="floor --hooks raw-tp"
+    [mntrace-empty-btf]="floor --hooks tp-btf"
+    [mntrace-filtered]="trace --comm ab_marker -o {OUT}"
     [mntrace-default]="trace -o {OUT}"
     [mntrace-all]="trace --deletes all --json -o {OUT}"
     [mntrace-record]="record --events --dir {REC} -o {OUT}"
@@ -130,17 +147,23 @@ read -r -a TL <<<"$MNTRACE_CONFIGS $ANCHORS"
 TRACERS="${TL[*]}"
 # The mntrace configurations that capture only the deletions that can be part
 # of the race (no --deletes all): W1's plain rm -rf is not theirs to capture.
-RACE_ONLY=""
+# EMPTY: those of empty programs (`mntrace floor`), which emit nothing.
+RACE_ONLY="" EMPTY=""
 for t in "${MC[@]}"; do
+    if [[ ${MNTRACE_ARGS[$t]} == "floor "* ]]; then EMPTY+=" $t"; continue; fi
     [[ ${MNTRACE_ARGS[$t]} == *"--deletes all"* || ${MNTRACE_ARGS[$t]} == *"--comm "* ]] || RACE_ONLY+=" $t"
 done
+is_empty() { [[ " $EMPTY " == *" $1 "* ]]; }
+WORKLOADS="W1 W2 W3"
+((W4_ITERS > 0)) && WORKLOADS+=" W4"
 
 mkdir -p "$WORK" || die "mkdir $WORK"
 rm -rf "$WORK"/run-* "$WORK"/cap-* || die "cannot clear stale $WORK/run-*"
 RAW="$WORK/raw.tsv"
 SAMPLES="$WORK/samples.txt"
 CAPACITY="$WORK/capacity.tsv"
-: >"$RAW"; : >"$SAMPLES"; : >"$CAPACITY"
+OTHERS="$WORK/others.tsv"
+: >"$RAW"; : >"$SAMPLES"; : >"$CAPACITY"; : >"$OTHERS"
 declare -A TRACER_PID=()
 AUDIT_ENABLED_BY_US=0
 AUDIT_WAS_ENABLED=$(auditctl -s 2>/dev/null | awk '/^enabled/{print $2}')
@@ -177,6 +200,7 @@ cat >"$WORK/ab_helper.c" <<'EOF'
  *   busy    DIR N              N x { mount tmpfs on DIR/mp; create 10 files; hold f0 open;
  *                                    umount2 -> expect EBUSY; unlink(2) the 10 files;
  *                                    close; umount2 -> 0 }
+ *   syscalls DIR N             N x getppid(2) (DIR unused): a syscall no tracer here traces
  *   marker  PATH MS            comm ab_marker: create PATH (kept), unlink(PATH".gone") and
  *                              umount2(PATH".gone", 0) (both ENOENT, still traced syscalls:
  *                              a tracer that records only some deletions still sees the
@@ -194,6 +218,7 @@ cat >"$WORK/ab_helper.c" <<'EOF'
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -264,6 +289,15 @@ int main(int argc, char **argv) {
         double t1 = now();
         printf("elapsed_s=%.6f ops=%ld errors=%ld retries=%ld\n", t1 - t0, ops, errors, retries);
         return errors ? 1 : 0;
+    }
+    if (!strcmp(mode, "syscalls") && argc == 4) {
+        prctl(PR_SET_NAME, "ab_syscalls");
+        long n = atol(argv[3]);
+        double t0 = now();
+        for (long i = 0; i < n; i++) syscall(SYS_getppid);
+        double t1 = now();
+        printf("elapsed_s=%.6f ops=0 errors=0 retries=0 calls=%ld\n", t1 - t0, n);
+        return 0;
     }
     if (!strcmp(mode, "busy") && argc == 4) {
         prctl(PR_SET_NAME, "ab_busy");
@@ -425,20 +459,21 @@ pat_auditd() { [[ -f $OUTFILE ]] && tail -c 4194304 "$OUTFILE" | grep -c "^type=
 # counts come from its summary at the end of {OUT} (text: "mntrace: N
 # events ...", "mntrace: LOST N events ..." or "no events lost"; JSON: the
 # "stats" object) and the loss lines on its stderr ("...; total N").
-MNTRACE_JSON=0
+MNTRACE_JSON=0 MNTRACE_EMPTY=0
 start_mntrace() {
     local d=$1 t=$2 args
     OUTFILE="$d/mntrace.out"
     args=${MNTRACE_ARGS[$t]//\{OUT\}/$OUTFILE}
     args=${args//\{REC\}/$d/rec}
     MNTRACE_JSON=0; [[ " $args " == *" --json "* ]] && MNTRACE_JSON=1
+    MNTRACE_EMPTY=0; is_empty "$t" && MNTRACE_EMPTY=1 && OUTFILE="$d/mntrace.err"
     # shellcheck disable=SC2086 # split on purpose: WORK has no spaces (checked)
     "$MNTRACE" $args >"$d/mntrace.stdout" 2>"$d/mntrace.err" &
     TRACER_PID[mntrace]=$!
     # Live once it says so (its probes are attached); the marker confirms it.
     local i
     for i in $(seq 600); do
-        grep -qE '^mntrace: (tracing|recording) ' "$d/mntrace.err" && return
+        grep -qE '^mntrace: (tracing|recording) |^mntrace floor: [0-9]+ programs attached' "$d/mntrace.err" && return
         kill -0 "${TRACER_PID[mntrace]}" 2>/dev/null || return
         sleep 0.1
     done
@@ -455,11 +490,20 @@ mntrace_events_of() {  # FILE|- PID
         grep -cF "[$2/" "$1"
     fi
 }
-pat_mntrace() { [[ -f $OUTFILE ]] && (($(tail -c 4194304 "$OUTFILE" | mntrace_events_of - "$1") > 0)); }
+# The empty programs write nothing: live once they said they are attached
+# (OUTFILE is then their stderr).
+pat_mntrace() {
+    if ((MNTRACE_EMPTY)); then grep -qE '^mntrace floor: [0-9]+ programs attached' "$OUTFILE"; return; fi
+    [[ -f $OUTFILE ]] && (($(tail -c 4194304 "$OUTFILE" | mntrace_events_of - "$1") > 0))
+}
 # mntrace_counts RUNDIR: "own_events=N lost=M" from its summary and loss lines,
-# or "summary=missing".
+# or "summary=missing"; "programs=N" for the empty programs (no summary).
 mntrace_counts() {
     local f="$1/mntrace.out" err="$1/mntrace.err" ev lost
+    if ((MNTRACE_EMPTY)); then
+        echo "programs=$(sed -n 's/^mntrace floor: \([0-9]*\) programs attached.*/\1/p' "$err" | tail -1)"
+        return
+    fi
     if ((MNTRACE_JSON)); then
         local st
         st=$(grep -F '"type":"stats"' "$f" | tail -1)
@@ -488,6 +532,21 @@ proc_cpu_ticks() {
 }
 # proc_hwm_kib PID: peak resident set size (VmHWM, KiB).
 proc_hwm_kib() { awk '/^VmHWM:/ {print $2; f = 1} END {if (!f) print "NA"}' "/proc/$1/status" 2>/dev/null || echo NA; }
+
+# other_links PID...: the bpf links held by processes other than PID...,
+# as "N comm,comm" (N = 0: none). Another tracer attached during a run (a
+# test, someone's mntrace) hooks the same syscalls, baseline runs included:
+# then the baseline is not a baseline, and the figures of that run mean
+# little, the floor's least of all. Only looked at, never touched.
+other_links() {
+    local excl=" $* " f p n=0 who=""
+    for f in $(grep -l '^link_type:' /proc/[0-9]*/fdinfo/* 2>/dev/null); do
+        p=${f#/proc/}; p=${p%%/*}
+        [[ $excl == *" $p "* ]] && continue
+        n=$((n + 1)); who+=" $(cat "/proc/$p/comm" 2>/dev/null)[$p]"
+    done
+    echo "$n $(tr ' ' '\n' <<<"$who" | grep . | sort -u | paste -sd, -)"
+}
 
 wait_pid_exit() {  # PID: wait up to 60 s for our own child, then SIGKILL it
     local p=$1 i
@@ -539,8 +598,12 @@ count_events() {
 RUN_SEQ=0
 # run_config T REP: one full run (W1, W2, W3) under tracer T ("baseline" = none)
 run_config() {
-    local t=$1 rep=$2 k d s rc p1 p2 p3 t0 t1 w1 w2 w3 e2 e3 r2 r3 m lost="" drains="" alive=1 tp="" cpu0=NA cpu1=NA hwm=NA
+    local t=$1 rep=$2 k d s rc p1 p2 p3 p4="" t0 t1 w1 w2 w3 w4="" e2 e3 r2 r3 m lost="" drains="" alive=1 tp="" cpu0=NA cpu1=NA hwm=NA
+    local drain=$t   # whose output the drain markers are waited for in
     k=$(tkind "$t")
+    # Empty programs write nothing: their markers are issued all the same
+    # (the same syscalls in every run), not waited for.
+    is_empty "$t" && drain=baseline
     RUN_SEQ=$((RUN_SEQ + 1))
     d="$WORK/run-$RUN_SEQ-$t"; s="$SCRATCH/run-$RUN_SEQ"
     rm -rf "$d"; mkdir -p "$d" "$s/w2" "$s/w3"
@@ -551,6 +614,8 @@ run_config() {
     m=$(marker "$t" "start-$RUN_SEQ" 60 1); [[ $m == -* ]] && die "$t did not come up (marker $m); see $d"
     sleep "$SETTLE_S"
     if [[ $k != baseline ]]; then tp=${TRACER_PID[$k]}; cpu0=$(proc_cpu_ticks "$tp"); fi
+    local others0 others1
+    others0=$(other_links $tp)
 
     # W1: rm -rf of the tree (timed around fork+exec+wait of rm)
     t0=$EPOCHREALTIME
@@ -560,7 +625,7 @@ run_config() {
     t1=$EPOCHREALTIME
     [[ $rc == 0 ]] || die "rm -rf failed rc=$rc"
     w1=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.4f", b-a}')
-    m=$(marker "$t" "w1-$RUN_SEQ"); drains+="$m/"
+    m=$(marker "$drain" "w1-$RUN_SEQ"); drains+="$m/"
     sleep "$PAUSE_S"
 
     # W2: bind mount churn
@@ -568,7 +633,7 @@ run_config() {
     p2=$!; wait "$p2" || die "churn failed: $(cat "$d/w2.txt")"
     w2=$(sed -n 's/.*elapsed_s=\([0-9.]*\).*/\1/p' "$d/w2.txt")
     e2=$(sed -n 's/.* ops=\([0-9]*\).*/\1/p' "$d/w2.txt"); r2=$(sed -n 's/.* retries=\([0-9]*\).*/\1/p' "$d/w2.txt")
-    m=$(marker "$t" "w2-$RUN_SEQ"); drains+="$m/"
+    m=$(marker "$drain" "w2-$RUN_SEQ"); drains+="$m/"
     sleep "$PAUSE_S"
 
     # W3: busy umount + delete through the mount
@@ -576,20 +641,34 @@ run_config() {
     p3=$!; wait "$p3" || die "busy failed: $(cat "$d/w3.txt")"
     w3=$(sed -n 's/.*elapsed_s=\([0-9.]*\).*/\1/p' "$d/w3.txt")
     e3=$(sed -n 's/.* ops=\([0-9]*\).*/\1/p' "$d/w3.txt"); r3=$(sed -n 's/.* retries=\([0-9]*\).*/\1/p' "$d/w3.txt")
-    m=$(marker "$t" "w3-$RUN_SEQ"); drains+="$m"
+    m=$(marker "$drain" "w3-$RUN_SEQ"); drains+="$m"
     sleep "$PAUSE_S"
+
+    # W4: getppid() loop (untraced by mntrace; only every-syscall hooks see it)
+    if ((W4_ITERS > 0)); then
+        "$HELPER" syscalls "$s" "$W4_ITERS" >"$d/w4.txt" &
+        p4=$!; wait "$p4" || die "syscalls failed: $(cat "$d/w4.txt")"
+        w4=$(sed -n 's/.*elapsed_s=\([0-9.]*\).*/\1/p' "$d/w4.txt")
+        sleep "$PAUSE_S"
+    fi
 
     if [[ $k != baseline ]]; then
         kill -0 "$tp" 2>/dev/null || alive=0
         cpu1=$(proc_cpu_ticks "$tp"); hwm=$(proc_hwm_kib "$tp")
     fi
+    others1=$(other_links $tp)
+    printf '%s\t%s\t%s\t%s\n' "$RUN_SEQ" "$t" "$others0" "$others1" >>"$OTHERS"
+    [[ ${others0%% *} == 0 && ${others1%% *} == 0 ]] || log "run $RUN_SEQ $t: other processes hold bpf links: $others0 (start) / $others1 (end)"
     "stop_$k" "$d"
 
-    local c1=NA c2=NA c3=NA extra=""
-    if [[ $k != baseline ]]; then
+    local c1=NA c2=NA c3=NA c4=NA extra=""
+    if [[ $k != baseline ]] && ! is_empty "$t"; then
         c1=$(count_events "$k" "$OUTFILE" "$p1")
         c2=$(count_events "$k" "$OUTFILE" "$p2")
         c3=$(count_events "$k" "$OUTFILE" "$p3")
+        [[ -n $p4 ]] && c4=$(count_events "$k" "$OUTFILE" "$p4")
+    fi
+    if [[ $k != baseline ]]; then
         case $k in
             bpftrace) lost=$(cat "$OUTFILE" "$d/bpftrace.err" | awk '/Lost [0-9]+ events/{for(i=1;i<=NF;i++) if($i=="Lost") n+=$(i+1)} END{print n+0}')
                       extra="lost=$lost" ;;
@@ -604,8 +683,8 @@ run_config() {
         [[ $alive == 0 ]] && extra+=" TRACER_DIED"
         [[ $cpu0 != NA && $cpu1 != NA ]] && extra+=" cpu_s=$(awk -v a="$cpu0" -v b="$cpu1" -v hz="$CLK_TCK" 'BEGIN{printf "%.2f", (b-a)/hz}')"
         [[ $hwm != NA ]] && extra+=" hwm_kib=$hwm"
-        extra+=" out_bytes=$(stat -c %s "$OUTFILE" 2>/dev/null || echo 0) drain_s=$drains"
-        if [[ $rep == 1 ]]; then
+        is_empty "$t" || extra+=" out_bytes=$(stat -c %s "$OUTFILE" 2>/dev/null || echo 0) drain_s=$drains"
+        if [[ $rep == 1 ]] && ! is_empty "$t"; then
             {
                 echo "### $t (run $RUN_SEQ)"
                 case $k in
@@ -621,9 +700,10 @@ run_config() {
     printf '%s\t%s\t%s\tW1\t%s\t%s\t%s\n' "$RUN_SEQ" "$t" "$rep" "$w1" "$c1" "$EXP1" >>"$RAW"
     printf '%s\t%s\t%s\tW2\t%s\t%s\t%s\n' "$RUN_SEQ" "$t" "$rep" "$w2" "$c2" "$e2" >>"$RAW"
     printf '%s\t%s\t%s\tW3\t%s\t%s\t%s\n' "$RUN_SEQ" "$t" "$rep" "$w3" "$c3" "$e3" >>"$RAW"
+    [[ -n $p4 ]] && printf '%s\t%s\t%s\tW4\t%s\t%s\t%s\n' "$RUN_SEQ" "$t" "$rep" "$w4" "$c4" 0 >>"$RAW"
     ((r2 + r3 > 0)) && extra+="${extra:+ }umount_ebusy_retries=$r2/$r3"
     [[ -n $extra ]] && printf '%s\t%s\t%s\tinfo\t%s\n' "$RUN_SEQ" "$t" "$rep" "$extra" >>"$RAW"
-    log "run $RUN_SEQ rep $rep $t: W1=${w1}s W2=${w2}s W3=${w3}s events=$c1/$c2/$c3 expected=$EXP1/$e2/$e3 $extra"
+    log "run $RUN_SEQ rep $rep $t: W1=${w1}s W2=${w2}s W3=${w3}s${p4:+ W4=${w4}s} events=$c1/$c2/$c3 expected=$EXP1/$e2/$e3 $extra"
     [[ $KEEP_LOGS == 1 ]] || rm -rf "$d"
     rm -rf "$s"
 }
@@ -705,7 +785,7 @@ function med(arr, n,   i, j, t, tmp) {
 
 awk_summary() {
     # raw: seq cfg rep wl value count expected; a tracer run's baseline is run seq-1
-    awk -F'\t' -v order="baseline $TRACERS" -v race_only="$RACE_ONLY " "$AWK_MED"'
+    awk -F'\t' -v order="baseline $TRACERS" -v race_only="$RACE_ONLY " -v empty="$EMPTY " -v workloads="$WORKLOADS" "$AWK_MED"'
     $3 == 0 || $4 == "info" { next }
     {
         key = $2 SUBSEP $4; x = $5 + 0; n[key]++; v[key, n[key]] = x
@@ -718,11 +798,11 @@ awk_summary() {
             if (cfg[$1-1] == "baseline") { pn[key]++; pr[key, pn[key]] = x / val[$1-1, $4] } }
     }
     END {
-        split("W1 W2 W3", W, " ")
+        nw = split(workloads, W, " ")
         nc = split(order, C, " ")
         print "| workload | config | n | median s | min s | max s | ratio of medians vs baseline | paired ratio (median of T_i/B_i) | events delivered (min..max per run) / expected |"
         print "|---|---|---|---|---|---|---|---|---|"
-        for (wi = 1; wi <= 3; wi++) {
+        for (wi = 1; wi <= nw; wi++) {
             w = W[wi]; bk = "baseline" SUBSEP w
             for (i = 1; i <= n[bk]; i++) bb[i] = v[bk, i]
             bm = med(bb, n[bk])
@@ -738,8 +818,10 @@ awk_summary() {
                     pmed = pn[k] ? sprintf("%.2f", med(pp, pn[k])) : "—"
                     ev = (cmin[k] == cmax[k] ? cmin[k] : cmin[k] ".." cmax[k])
                     xe = (emin[k] == emax[k] ? emin[k] : emin[k] ".." emax[k])
-                    if (c == "fatrace") ev = (w == "W1") ? ev " D-lines / " xe " deletions (a)" : ev " / n/a (b)"
-                    else if (c == "mntrace-floor") ev = ev " / " xe " (c)"
+                    if (index(empty, " " c " ")) ev = "— (e)"
+                    else if (w == "W4") ev = ev " / 0 (f)"
+                    else if (c == "fatrace") ev = (w == "W1") ? ev " D-lines / " xe " deletions (a)" : ev " / n/a (b)"
+                    else if (c == "mntrace-filtered") ev = ev " / " xe " (c)"
                     else if (w == "W1" && index(race_only, " " c " ")) ev = ev " / " xe " (d)"
                     else ev = ev " / " xe (miss[k] ? sprintf(" (%d missing in total)", miss[k]) : "")
                 }
@@ -783,7 +865,7 @@ awk_info() {
             printf "| %s | %d | %d | %s | %s | %s | %s | %s | %s | %s |\n", c, runs[c], died[c] + 0,
                 (c in haslost) ? lost[c] (nosum[c] ? " (no summary in " nosum[c] " runs)" : "") : "n/a (not reported)",
                 medof(own, ne[c], c, "%d"), medof(cpu, ncpu[c], c, "%.2f"), medof(hwm, nh[c], c, "%.0f"), medof(bw, nb[c], c, "%.2f"),
-                (bad[c] ? "timeout in " bad[c] " drains; " : "") sprintf("%.2f", dmax[c]), medof(ob, no[c], c, "%.1f")
+                (bad[c] ? "timeout in " bad[c] " drains; " : "") ((c in dmax) ? sprintf("%.2f", dmax[c]) : "—"), medof(ob, no[c], c, "%.1f")
         }
         printf "\nTeardown umount2 calls retried after a transient EBUSY (W2/W3 helper, 1 ms back-off; retries are extra traced syscalls and are included in expected): %d in total", rtot
         sep = " ("; for (c in rt) { printf "%s%s: %d", sep, c, rt[c]; sep = ", " } ; if (sep == ", ") printf ")"; print "."
@@ -815,10 +897,14 @@ awk_capacity() {
     echo "- machine: nproc=$(nproc), $(awk -F': ' '/model name/{print $2; exit}' /proc/cpuinfo), mem $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
     echo "- kernel: $(uname -r) ($(uname -v))"
     echo "- tools: $("$MNTRACE" --version 2>/dev/null) ($MNTRACE); $(bpftrace --version 2>/dev/null); auditd $(dpkg-query -W -f='${Version}' auditd 2>/dev/null); fatrace $(dpkg-query -W -f='${Version}' fatrace 2>/dev/null); $(rm --version | head -1)"
-    echo "- sizes: W1 ${W1_DIRS}x${W1_FILES} files; W2 ${W2_ITERS} bind+umount iterations; W3 ${W3_ITERS} busy-umount iterations; reps=$REPS$([[ $WARMUP == 1 ]] && echo " (+1 discarded warm-up baseline)"); capacity: ${CAP_WORKERS:-none} workers x ${CAP_DIRS}x${CAP_FILES} files"
+    echo "- sizes: W1 ${W1_DIRS}x${W1_FILES} files; W2 ${W2_ITERS} bind+umount iterations; W3 ${W3_ITERS} busy-umount iterations;$( ((W4_ITERS > 0)) && echo " W4 ${W4_ITERS} getppid calls;") reps=$REPS$([[ $WARMUP == 1 ]] && echo " (+1 discarded warm-up baseline)"); capacity: ${CAP_WORKERS:-none} workers x ${CAP_DIRS}x${CAP_FILES} files"
     echo "- order per rep: baseline,T for each tracer T in [$TRACERS], tracer order rotated per rep"
     for t in "${MC[@]}"; do echo "- $t: \`mntrace ${MNTRACE_ARGS[$t]}\`"; done
     echo "- anchors skipped: ${SKIPPED:-none}"
+    echo "- other processes' bpf links (another tracer hooking the same syscalls, baseline runs included) at a run's start or end: $(awk -F'\t' '
+        { split($3, a, " "); split($4, b, " "); if (a[1] + 0 > 0 || b[1] + 0 > 0) { n++; seqs = seqs (seqs ? "," : "") $1; who[a[2]]; who[b[2]] } }
+        END { if (!n) { print "none"; exit } ; w = ""; for (x in who) if (x != "") w = w (w ? "," : "") x
+              printf "in %d of %d runs (run seq %s; held by %s): their figures are not clean\n", n, NR, seqs, w }' "$OTHERS")"
     echo "- audit primed (audit_ever_enabled forced to 1 before measuring): $PRIMED; audit enabled at start: ${AUDIT_WAS_ENABLED:-?}"
     [[ " $ANCHORS " == *" auditd "* ]] && echo "- auditctl rule: -a always,exit -F arch=b64 -S $AUDIT_OK -k mnt (dropped, unknown to ausyscall: ${AUDIT_DROPPED:-none}); -b 8192 --backlog_wait_time 60000 -f 1; auditd -n -s enable with Debian auditd.conf except log_file on disk, max_log_file_action=IGNORE"
     echo
@@ -839,9 +925,15 @@ awk_capacity() {
     echo "    existing absolute path (the scratch tmpfs is mounted with source=$SCRATCH for that reason); the per-iteration"
     echo "    tmpfs of W3 is a new superblock, so its deletions are invisible too."
     echo "(c) by design: \`--comm ab_marker\` filters every workload event out in the kernel at syscall entry; this is the"
-    echo "    cost of having every probe attached."
+    echo "    cost of mntrace's own programs attached with nothing to capture (each still runs its entry filter and its exit"
+    echo "    lookup); mntrace-empty is the same hooks with empty programs."
     echo "(d) by design: \`--deletes race\` (the default) drops, at syscall entry, deletions that cannot be part of the race;"
     echo "    a plain \`rm -rf\` with no EBUSY unmount anywhere is not captured."
+    echo "(e) the floor (\`mntrace floor\`, mntrace-empty*): empty programs that return 0 and emit nothing, so there are no events"
+    echo "    to count and no drain to wait for; a run is live once mntrace says \"N programs attached\" on stderr. mntrace-empty:"
+    echo "    one on each syscall tracepoint \`trace\` attaches by default (entry and exit); mntrace-empty-raw / -btf: raw_tp /"
+    echo "    tp_btf on sys_enter and sys_exit, which run for every syscall of the machine."
+    ((W4_ITERS > 0)) && echo "(f) W4 = ${W4_ITERS} getppid(2) calls in a loop (C helper, timed inside): no tracer here traces getppid."
     echo
     echo "### Loss, back-pressure and the tracer's own cost"
     echo

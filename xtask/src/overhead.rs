@@ -144,9 +144,10 @@ fn on_path(command: &str) -> bool {
 }
 
 /// A smoke run's report is well-formed: every configuration has a time for
-/// every workload, `mntrace-all` delivered exactly W1's deletions and lost
-/// nothing, no tracer died, and in the capacity figure every deletion was
-/// delivered or counted lost. `anchors`: those asked for (the script may
+/// every workload, the floor (`mntrace-empty`, empty programs) was run and
+/// counts no events (it emits none), `mntrace-all` delivered exactly W1's
+/// deletions and lost nothing, no tracer died, and in the capacity figure
+/// every deletion was delivered or counted lost. `anchors`: those asked for (the script may
 /// have skipped one, saying why).
 fn check(report: &str, anchors: &[&str]) -> Result<()> {
     let tracers: Vec<&str> = report
@@ -159,6 +160,10 @@ fn check(report: &str, anchors: &[&str]) -> Result<()> {
         .collect();
     let skipped = skipped_line(report).unwrap_or("");
     ensure!(tracers.contains(&"mntrace-all"), "mntrace-all was not run");
+    ensure!(
+        tracers.contains(&"mntrace-empty"),
+        "mntrace-empty (the floor) was not run"
+    );
     for anchor in anchors {
         ensure!(
             tracers.contains(anchor) || skipped.contains(&format!("{anchor}:")),
@@ -177,6 +182,13 @@ fn check(report: &str, anchors: &[&str]) -> Result<()> {
                 median.parse::<f64>().is_ok_and(|m| m > 0.0),
                 "{config} in {workload}: median {median:?} is not a time"
             );
+            if config.starts_with("mntrace-empty") {
+                let events = results.cell(row, "events delivered")?;
+                ensure!(
+                    events.starts_with('—'),
+                    "{config} in {workload}: empty programs counted events: {events:?}"
+                );
+            }
         }
     }
     let expected_w1 = smoke_knob("W1_DIRS") * smoke_knob("W1_FILES") + smoke_knob("W1_DIRS") + 1;
@@ -285,23 +297,27 @@ mod tests {
     use super::*;
 
     const REPORT: &str = "\
-- order per rep: baseline,T for each tracer T in [mntrace-all bpftrace], tracer order rotated per rep
+- order per rep: baseline,T for each tracer T in [mntrace-empty mntrace-all bpftrace], tracer order rotated per rep
 - anchors skipped: auditd: `auditd` not found; fatrace: `fatrace` not found
 
 | workload | config | n | median s | events delivered (min..max per run) / expected |
 |---|---|---|---|---|
 | W1 | baseline | 2 | 0.004 | — |
+| W1 | mntrace-empty | 1 | 0.004 | — (e) |
 | W1 | mntrace-all | 1 | 0.006 | 506 / 506 |
 | W1 | bpftrace | 1 | 0.006 | 506 / 506 |
 | W2 | baseline | 2 | 0.003 | — |
+| W2 | mntrace-empty | 1 | 0.003 | — (e) |
 | W2 | mntrace-all | 1 | 0.005 | 400 / 400 |
 | W2 | bpftrace | 1 | 0.005 | 400 / 400 |
 | W3 | baseline | 2 | 0.005 | — |
+| W3 | mntrace-empty | 1 | 0.005 | — (e) |
 | W3 | mntrace-all | 1 | 0.027 | 650 / 650 |
 | W3 | bpftrace | 1 | 0.027 | 650 / 650 |
 
 | config | runs | tracer died | events lost (sum) |
 |---|---|---|---|
+| mntrace-empty | 1 | 0 | n/a (not reported) |
 | mntrace-all | 1 | 0 | 0 |
 | bpftrace | 1 | 0 | 0 |
 
@@ -332,5 +348,12 @@ mod tests {
         assert!(check(&vanished, &anchors).is_err());
         let silent = REPORT.replace("fatrace: `fatrace` not found", "");
         assert!(check(&silent, &anchors).is_err());
+        let no_floor = REPORT.replace("[mntrace-empty ", "[");
+        assert!(check(&no_floor, &anchors).is_err());
+        let counted = REPORT.replace(
+            "| W2 | mntrace-empty | 1 | 0.003 | — (e) |",
+            "| W2 | mntrace-empty | 1 | 0.003 | 0 / 400 |",
+        );
+        assert!(check(&counted, &anchors).is_err());
     }
 }
