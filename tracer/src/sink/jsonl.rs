@@ -125,6 +125,20 @@ fn flags_entry<M: SerializeMap>(
     m.serialize_entry(&format!("{key}_str"), &text)
 }
 
+/// The `(dfd, pathname, flags)` of a `*at()` call, its flags named by
+/// `names`.
+fn at_entries<M: SerializeMap>(
+    m: &mut M,
+    dfd: i32,
+    pathname: &Str,
+    flags: u64,
+    names: fn(u64) -> String,
+) -> Result<(), M::Error> {
+    m.serialize_entry("dfd", &dfd)?;
+    str_entry(m, "pathname", pathname)?;
+    flags_entry(m, "flags", flags, names(flags))
+}
+
 /// A boot-clock time as RFC 3339 wall time.
 fn wall(clock: &BootClock, ns: u64) -> String {
     clock
@@ -240,14 +254,7 @@ impl Serialize for ArgsJson<'_> {
                 capture,
                 origin_mnt_id,
             } => {
-                m.serialize_entry("dfd", dfd)?;
-                str_entry(&mut m, "pathname", pathname)?;
-                flags_entry(
-                    &mut m,
-                    "flags",
-                    *flags as u64,
-                    names::at_flags(*flags as u64),
-                )?;
+                at_entries(&mut m, *dfd, pathname, *flags as u64, names::at_flags)?;
                 m.serialize_entry("dir", &DirJson(dir))?;
                 m.serialize_entry("capture", &names::capture_reasons(*capture))?;
                 if *origin_mnt_id != 0 {
@@ -261,9 +268,7 @@ impl Serialize for ArgsJson<'_> {
                 dir,
                 result,
             } => {
-                m.serialize_entry("dfd", dfd)?;
-                str_entry(&mut m, "pathname", pathname)?;
-                flags_entry(&mut m, "flags", *flags, names::open_tree_flags(*flags))?;
+                at_entries(&mut m, *dfd, pathname, *flags, names::open_tree_flags)?;
                 m.serialize_entry("dir", &DirJson(dir))?;
                 opt_dir_entry(&mut m, "result", result.as_ref())?;
             }
@@ -292,14 +297,7 @@ impl Serialize for ArgsJson<'_> {
                 attr,
                 dir,
             } => {
-                m.serialize_entry("dfd", dfd)?;
-                str_entry(&mut m, "pathname", pathname)?;
-                flags_entry(
-                    &mut m,
-                    "flags",
-                    *at_flags as u64,
-                    names::at_flags(*at_flags as u64),
-                )?;
+                at_entries(&mut m, *dfd, pathname, *at_flags as u64, names::at_flags)?;
                 m.serialize_entry("size", size)?;
                 m.serialize_entry("attr", &attr.as_ref().map(AttrJson))?;
                 m.serialize_entry("dir", &DirJson(dir))?;
