@@ -65,8 +65,6 @@ pub const MNT_DETACH: u32 = 2;
 /// statmount(2) (Linux 6.8+; the same number on every architecture since
 /// the syscall tables were unified).
 pub const SYS_STATMOUNT: i64 = 457;
-/// listmount(2) (Linux 6.8+), likewise.
-pub const SYS_LISTMOUNT: i64 = 458;
 /// linux/nsfs.h: `_IOR(0xb7, 5, __u64)`, the 64-bit id of a mount
 /// namespace from its nsfs fd (Linux 6.11+).
 pub const NS_GET_MNTNS_ID: u32 = 0x8008_b705;

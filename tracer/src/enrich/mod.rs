@@ -206,42 +206,6 @@ impl Enricher {
         self.table.find(dir.mnt_id).map(|(ns, m)| (ns, m.clone()))
     }
 
-    /// The mount `path` (absolute, in `ev`'s namespace) is on, asked of the
-    /// kernel alone: its 64-bit id from the path looked up in the process's
-    /// root, then that mount (statmount), kept in the table. `None` when
-    /// the process or the path is gone, or the kernel cannot say: callers
-    /// then read the table.
-    fn mount_at(&mut self, ev: &Event, path: &[u8]) -> Option<(u64, Arc<MountInfo>)> {
-        if !self.statmount.available() {
-            return None;
-        }
-        let ns_id = self.ns_id(ev.mnt_ns, ev)?;
-        let pid = self.ns_pids.pid_in(ev.mnt_ns, ev.pid, ev.ts_ns)?;
-        let unique = statmount::mount_id_at(pid, path).ok()?;
-        let m = self.statmount.mount(unique, ns_id).ok()?;
-        Some((unique, self.table.upsert(ev.mnt_ns, m, unique)))
-    }
-
-    /// The mount an EBUSY unmount of `target` hit, and the mountpoints
-    /// below it, asked of the kernel alone (statx, statmount, listmount):
-    /// `None` when it cannot say, or there are more than `SUBMOUNTS_MAX`
-    /// mounts below (callers then read the whole table).
-    fn busy_mount_at(&mut self, ev: &Event, target: &[u8]) -> Option<(Arc<MountInfo>, Vec<Bytes>)> {
-        let (unique, m) = self.mount_at(ev, target)?;
-        if m.mountpoint.as_ref() != target {
-            // Not a mountpoint (or reached through a symbolic link).
-            return None;
-        }
-        let ns_id = self.ns_id(ev.mnt_ns, ev)?;
-        let ids = self.statmount.below(unique, ns_id, SUBMOUNTS_MAX).ok()??;
-        let mut below = Vec::with_capacity(ids.len());
-        for id in ids {
-            let sub = self.statmount.mount(id, ns_id).ok()?;
-            below.push(self.table.upsert(ev.mnt_ns, sub, id).mountpoint.clone());
-        }
-        Some((m, below))
-    }
-
     /// The 64-bit id of mount namespace `ns` (inode), learnt from `ev`'s
     /// process when it is in that namespace.
     fn ns_id(&mut self, ns: u32, ev: &Event) -> Option<u64> {
@@ -283,20 +247,13 @@ impl Enricher {
                 let abs = resolve_arg(&cwd.path.bytes, t);
                 out.umount_target = Some(abs.clone());
                 if ev.errno() == Some(EBUSY) {
-                    // The mount is still there: see it as it is now, that
-                    // mount and those below it alone if the kernel can say,
-                    // else the whole table.
-                    let found = match self.busy_mount_at(ev, &abs) {
-                        Some((m, below)) => {
-                            out.submounts = below;
-                            Some(m)
-                        }
-                        None => {
-                            self.reload(ev);
-                            out.submounts = self.table.submounts(ev.mnt_ns, &abs);
-                            self.table.at_mountpoint(ev.mnt_ns, &abs).cloned()
-                        }
-                    };
+                    // The mount is still there: see it as it is now. Never
+                    // by a path lookup into it (statx of the target): that
+                    // pins the mount for a moment and can make someone
+                    // else's unmount fail with EBUSY.
+                    self.reload(ev);
+                    out.submounts = self.table.submounts(ev.mnt_ns, &abs);
+                    let found = self.table.at_mountpoint(ev.mnt_ns, &abs).cloned();
                     if let Some(m) = found {
                         out.backing_root = self.table.backing_path(ev.mnt_ns, &m, b"/");
                         if let Some(id) = self.scans.admit(ev.ts_ns) {
@@ -312,25 +269,20 @@ impl Enricher {
             Args::Delete { dir, pathname, .. } if dir.resolved() => {
                 self.ensure_ns(ev);
                 if let Some(p) = pathname.value().filter(|p| p.contains(&b'/')) {
-                    // Which mount holds the parent, as it is now: that
-                    // mount alone if the kernel can say, else the table.
+                    // Which mount holds the parent: the whole table, as it
+                    // is now (not a path lookup, see the EBUSY case).
+                    if !self.table.is_current(ev.mnt_ns) {
+                        self.reload(ev);
+                    }
                     let full = resolve_arg(&dir.path.bytes, p);
                     let parent = match full.iter().rposition(|&c| c == b'/') {
                         Some(0) | None => Bytes::from_static(b"/"),
                         Some(i) => full.slice(..i),
                     };
-                    let current = self.table.is_current(ev.mnt_ns);
-                    out.parent_mnt_id = match (!current).then(|| self.mount_at(ev, &parent)) {
-                        Some(Some((_, m))) => Some(m.mnt_id),
-                        _ => {
-                            if !self.table.is_current(ev.mnt_ns) {
-                                self.reload(ev);
-                            }
-                            self.table
-                                .mount_of_path(ev.mnt_ns, &parent)
-                                .map(|m| m.mnt_id)
-                        }
-                    };
+                    out.parent_mnt_id = self
+                        .table
+                        .mount_of_path(ev.mnt_ns, &parent)
+                        .map(|m| m.mnt_id);
                 }
                 if let Some((ns, m)) = self.mount_of_dir(ev, dir) {
                     out.backing_root = self.table.backing_path(ns, &m, b"/");
@@ -359,9 +311,6 @@ impl Enricher {
 }
 
 const RECENT_MAX: usize = 16_384;
-/// Mounts below a busy mount asked about one by one; more, and the whole
-/// table is read instead.
-const SUBMOUNTS_MAX: usize = 256;
 
 /// A path argument made absolute with the directory its lookup started from.
 fn absolute(path: Option<&[u8]>, dir: &crate::model::Dir) -> Option<Bytes> {

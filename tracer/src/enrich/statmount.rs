@@ -11,7 +11,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 
 use bytes::Bytes;
-use tracer_common::uapi::{MOUNT_ATTR_IDMAP, NS_GET_MNTNS_ID, SYS_LISTMOUNT, SYS_STATMOUNT};
+use tracer_common::uapi::{MOUNT_ATTR_IDMAP, NS_GET_MNTNS_ID, SYS_STATMOUNT};
 
 use super::mount_table::MountInfo;
 
@@ -73,7 +73,11 @@ impl StatMount {
         if self.unavailable {
             return Err(io::Error::from_raw_os_error(libc::ENOSYS));
         }
-        let req = request(unique, ASKED, ns_id);
+        let mut req = [0u8; REQ_SIZE_VER1 as usize];
+        req[0..4].copy_from_slice(&REQ_SIZE_VER1.to_ne_bytes());
+        req[8..16].copy_from_slice(&unique.to_ne_bytes());
+        req[16..24].copy_from_slice(&ASKED.to_ne_bytes());
+        req[24..32].copy_from_slice(&ns_id.to_ne_bytes());
         let len = self.buf.len() * 8;
         // SAFETY: `req` is a valid mnt_id_req of its stated size; the
         // kernel writes at most `len` bytes into `buf`.
@@ -97,59 +101,6 @@ impl StatMount {
         let b = unsafe { std::slice::from_raw_parts(self.buf.as_ptr().cast::<u8>(), len) };
         parse(b)
     }
-
-    /// The 64-bit ids of every mount below mount `unique` (its submounts,
-    /// at any depth) in namespace `ns_id`, at most `max`: `None` when there
-    /// are more (listmount, 6.8+).
-    pub fn below(&mut self, unique: u64, ns_id: u64, max: usize) -> io::Result<Option<Vec<u64>>> {
-        if self.unavailable {
-            return Err(io::Error::from_raw_os_error(libc::ENOSYS));
-        }
-        let req = request(unique, 0, ns_id);
-        // One more than asked for: a full answer means there were more.
-        let mut ids = vec![0u64; max + 1];
-        // SAFETY: `req` is a valid mnt_id_req; the kernel writes at most
-        // `ids.len()` ids.
-        let r = unsafe {
-            libc::syscall(
-                SYS_LISTMOUNT,
-                req.as_ptr(),
-                ids.as_mut_ptr(),
-                ids.len(),
-                0u32,
-            )
-        };
-        if r < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let n = r as usize;
-        if n > max {
-            return Ok(None);
-        }
-        ids.truncate(n);
-        Ok(Some(ids))
-    }
-}
-
-/// `struct mnt_id_req` (version 1): a mount, what is asked (statmount) or
-/// where to continue (listmount, 0: from the start), and a namespace.
-fn request(mnt_id: u64, param: u64, ns_id: u64) -> [u8; REQ_SIZE_VER1 as usize] {
-    let mut req = [0u8; REQ_SIZE_VER1 as usize];
-    req[0..4].copy_from_slice(&REQ_SIZE_VER1.to_ne_bytes());
-    req[8..16].copy_from_slice(&mnt_id.to_ne_bytes());
-    req[16..24].copy_from_slice(&param.to_ne_bytes());
-    req[24..32].copy_from_slice(&ns_id.to_ne_bytes());
-    req
-}
-
-/// The 64-bit id of the mount that `path` (absolute, as process `pid` sees
-/// it) is on, looked up in that process's root now: for a mountpoint, the
-/// topmost mount on it (statx, 6.8+). Symbolic links are followed.
-pub fn mount_id_at(pid: u32, path: &[u8]) -> io::Result<u64> {
-    let mut full = format!("/proc/{pid}/root").into_bytes();
-    full.extend_from_slice(path);
-    let full = std::ffi::CString::new(full).map_err(|_| bad("NUL in a path"))?;
-    unique_mount_id(&full)
 }
 
 /// The 64-bit id of the mount namespace of process `pid` (Linux 6.11+).
