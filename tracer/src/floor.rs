@@ -15,13 +15,13 @@
 //! so the time from the stop signal to the exit is comparable too.
 
 use aya::{
-    programs::{BtfTracePoint, RawTracePoint},
+    programs::{BtfTracePoint, RawTracePoint, TracePoint},
     Btf, Ebpf,
 };
 
 use crate::config::TraceOptions;
 use crate::error::StartError;
-use crate::loader::{load_object, program_error, refused, tracepoint_program, Links};
+use crate::loader::{attach_tracepoint, load_object, load_refused, program, refused, Links};
 use crate::preflight::{self, Hooks};
 use crate::probes::probes;
 
@@ -82,31 +82,19 @@ impl Floor {
         })?;
         let mut ebpf = load_object(RING_SIZE)?;
         let mut links = Links::default();
-        let load_error = |name: &str, e: aya::programs::ProgramError| {
-            refused(
-                format!("program {name}"),
-                anyhow::anyhow!(program_error(&e)),
-            )
-        };
         match hooks {
             FloorHooks::Tracepoints => {
                 const NAME: &str = "floor_tracepoint";
-                let prog = tracepoint_program(&mut ebpf, NAME)?;
-                prog.load().map_err(|e| load_error(NAME, e))?;
+                let prog: &mut TracePoint = program(&mut ebpf, NAME)?;
+                prog.load().map_err(|e| load_refused(NAME, &e))?;
                 for p in &tracepoints {
-                    let id = prog.attach(p.category, &p.tracepoint).map_err(|e| {
-                        refused(
-                            format!("attaching {NAME} to {}/{}", p.category, p.tracepoint),
-                            e,
-                        )
-                    })?;
-                    links.push(prog.take_link(id).map_err(anyhow::Error::from)?);
+                    attach_tracepoint(prog, NAME, p, &mut links)?;
                 }
             }
             FloorHooks::RawTp => {
                 for (hook, name, _) in RAW_HOOKS {
                     let prog: &mut RawTracePoint = program(&mut ebpf, name)?;
-                    prog.load().map_err(|e| load_error(name, e))?;
+                    prog.load().map_err(|e| load_refused(name, &e))?;
                     let id = prog
                         .attach(hook)
                         .map_err(|e| refused(format!("attaching {name} to raw_tp/{hook}"), e))?;
@@ -117,7 +105,7 @@ impl Floor {
                 let btf = Btf::from_sys_fs().map_err(|e| refused("parsing the kernel's BTF", e))?;
                 for (hook, _, name) in RAW_HOOKS {
                     let prog: &mut BtfTracePoint = program(&mut ebpf, name)?;
-                    prog.load(hook, &btf).map_err(|e| load_error(name, e))?;
+                    prog.load(hook, &btf).map_err(|e| load_refused(name, &e))?;
                     let id = prog
                         .attach()
                         .map_err(|e| refused(format!("attaching {name} to tp_btf/{hook}"), e))?;
@@ -133,17 +121,6 @@ impl Floor {
     pub fn attached(&self) -> usize {
         self.links.len()
     }
-}
-
-/// The program `name` of the object, as type `P`.
-fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, StartError>
-where
-    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
-{
-    let prog = ebpf
-        .program_mut(name)
-        .ok_or_else(|| anyhow::anyhow!("program {name} missing from the object"))?;
-    Ok(<&mut P>::try_from(prog).map_err(anyhow::Error::from)?)
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use crate::config::{nanos, DeleteMode, TraceOptions};
 use crate::drops::Drops;
 use crate::error::StartError;
 use crate::preflight::{self, Hooks};
-use crate::probes::probes;
+use crate::probes::{probes, Probe};
 
 /// Loaded and attached programs. Dropping it detaches everything.
 pub struct Tracer {
@@ -74,16 +74,40 @@ pub fn load_object_with(ring_size: u32, cpus: u32) -> Result<Ebpf, aya::EbpfErro
         .load(object)
 }
 
-/// The syscall tracepoint program `name` of the object.
-pub fn tracepoint_program<'a>(
-    ebpf: &'a mut Ebpf,
-    name: &str,
-) -> Result<&'a mut TracePoint, StartError> {
-    Ok(ebpf
+/// The program `name` of the object, as type `P` (`TracePoint`,
+/// `RawTracePoint`, ...).
+pub fn program<'a, P>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut P, StartError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
+    let prog = ebpf
         .program_mut(name)
-        .ok_or_else(|| anyhow::anyhow!("program {name} missing from the object"))?
-        .try_into()
-        .map_err(anyhow::Error::from)?)
+        .ok_or_else(|| anyhow::anyhow!("program {name} missing from the object"))?;
+    Ok(<&mut P>::try_from(prog).map_err(anyhow::Error::from)?)
+}
+
+/// The kernel refused to load program `name`: why, with the end of the
+/// verifier log.
+pub(crate) fn load_refused(name: &str, e: &ProgramError) -> StartError {
+    refused(format!("program {name}"), anyhow::anyhow!(program_error(e)))
+}
+
+/// Attach the loaded tracepoint program `name` to `p`'s tracepoint; its
+/// link goes to `links`.
+pub(crate) fn attach_tracepoint(
+    prog: &mut TracePoint,
+    name: &str,
+    p: &Probe,
+    links: &mut Links,
+) -> Result<(), StartError> {
+    let id = prog.attach(p.category, &p.tracepoint).map_err(|e| {
+        refused(
+            format!("attaching {name} to {}/{}", p.category, p.tracepoint),
+            e,
+        )
+    })?;
+    links.push(prog.take_link(id).map_err(anyhow::Error::from)?);
+    Ok(())
 }
 
 /// Shorten a verifier log to its last lines (the reason is at the end);
@@ -165,21 +189,10 @@ impl Tracer {
         // Owned by `links` as soon as each is attached: an error below
         // detaches those already attached (concurrently) on the way out.
         let mut links = Links::default();
-        for p in probes {
-            let prog = tracepoint_program(&mut ebpf, &p.program)?;
-            prog.load().map_err(|e| {
-                refused(
-                    format!("program {}", p.program),
-                    anyhow::anyhow!(program_error(&e)),
-                )
-            })?;
-            let id = prog.attach(p.category, &p.tracepoint).map_err(|e| {
-                refused(
-                    format!("attaching {} to {}/{}", p.program, p.category, p.tracepoint),
-                    e,
-                )
-            })?;
-            links.push(prog.take_link(id).map_err(anyhow::Error::from)?);
+        for p in &probes {
+            let prog: &mut TracePoint = program(&mut ebpf, &p.program)?;
+            prog.load().map_err(|e| load_refused(&p.program, &e))?;
+            attach_tracepoint(prog, &p.program, p, &mut links)?;
         }
         Ok(Tracer {
             links,
