@@ -253,8 +253,7 @@ impl Enricher {
                     // else's unmount fail with EBUSY.
                     self.reload(ev);
                     out.submounts = self.table.submounts(ev.mnt_ns, &abs);
-                    let found = self.table.at_mountpoint(ev.mnt_ns, &abs).cloned();
-                    if let Some(m) = found {
+                    if let Some(m) = self.table.at_mountpoint(ev.mnt_ns, &abs).cloned() {
                         out.backing_root = self.table.backing_path(ev.mnt_ns, &m, b"/");
                         if let Some(id) = self.scans.admit(ev.ts_ns) {
                             self.scanner.submit(id, m.mnt_id);
