@@ -51,19 +51,21 @@ fn write_line(line: &mut Vec<u8>, v: &impl Serialize) -> io::Result<()> {
     Ok(())
 }
 
+/// A byte string as JSON (see the module doc): its text, lossy when it is
+/// not UTF-8, and then its exact bytes in hex for `<key>_hex`.
+fn text_and_hex(bytes: &[u8]) -> (std::borrow::Cow<'_, str>, Option<String>) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (s.into(), None),
+        Err(_) => (String::from_utf8_lossy(bytes), Some(hex(bytes))),
+    }
+}
+
 /// Put a byte string under `key` (see the module doc).
 pub fn put_bytes(m: &mut Map<String, Value>, key: &str, bytes: &[u8]) {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => {
-            m.insert(key.into(), Value::String(s.into()));
-        }
-        Err(_) => {
-            m.insert(
-                key.into(),
-                Value::String(String::from_utf8_lossy(bytes).into_owned()),
-            );
-            m.insert(format!("{key}_hex"), Value::String(hex(bytes)));
-        }
+    let (text, hex) = text_and_hex(bytes);
+    m.insert(key.into(), Value::String(text.into_owned()));
+    if let Some(h) = hex {
+        m.insert(format!("{key}_hex"), Value::String(h));
     }
 }
 
@@ -74,12 +76,11 @@ pub fn put_bytes(m: &mut Map<String, Value>, key: &str, bytes: &[u8]) {
 
 /// A byte string under `key` (see the module doc).
 fn bytes_entry<M: SerializeMap>(m: &mut M, key: &str, bytes: &[u8]) -> Result<(), M::Error> {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => m.serialize_entry(key, s),
-        Err(_) => {
-            m.serialize_entry(key, &String::from_utf8_lossy(bytes))?;
-            m.serialize_entry(&format!("{key}_hex"), &hex(bytes))
-        }
+    let (text, hex) = text_and_hex(bytes);
+    m.serialize_entry(key, &text)?;
+    match hex {
+        Some(h) => m.serialize_entry(&format!("{key}_hex"), &h),
+        None => Ok(()),
     }
 }
 
