@@ -494,6 +494,78 @@ fn a_reused_mount_id_is_the_new_mount() {
     live.finish();
 }
 
+/// Mount events do not reread the table, so a bind made after it was read
+/// is asked about alone (statmount), and the mount showing the bound
+/// directory (the PV's disk, mounted after the read too) is not in the
+/// table: the bind's root must still be resolved to the PV, not to the
+/// bind's own mountpoint. mntrace processes the first phase (a tmpfs in
+/// the fresh namespace: its table is read then) before the disk is
+/// mounted, as it does when it keeps up on a node.
+#[test]
+fn a_bind_of_a_disk_mounted_after_the_table_was_read_is_its_directory() {
+    let pod = Pod::new();
+    let (mp, pv, early) = (pod.mountpoint(), pod.pv(), pod.root().join("early"));
+    std::fs::create_dir_all(&early).expect("mkdir early");
+    let o = |p: &Path| OsString::from(p);
+    let s = |x: &str| OsString::from(x);
+    // Op 0 is Fixture::spawn's own wait-stdin.
+    let ops: Vec<OsString> = vec![
+        s("unshare-mntns"), // 1
+        s("mount-tmpfs"),
+        o(&early),       // 2
+        s("wait-stdin"), // 3
+        s("mount-tmpfs"),
+        o(&pod.disks()), // 4
+        s("mkdirs"),
+        o(&pv), // 5
+        s("write"),
+        o(&pv.join("c")), // 6
+        s("bind"),
+        o(&pv),
+        o(&mp), // 7
+        s("open-dir"),
+        o(&mp), // 8
+        s("unlinkat"),
+        s("@8"),
+        s("c"),
+        s("0"),          // 9
+        s("wait-stdin"), // 10
+    ];
+    let mut live = Live::start(Default::default());
+    live.pipeline.record_facts();
+    let mut fx = Fixture::spawn(&ops);
+    fx.step();
+    fx.wait_for_op(2);
+    live.pump();
+    fx.step();
+    fx.wait_for_op(9);
+    live.pump();
+    let pid = fx.pid;
+    let facts = live.pipeline.take_facts();
+    fx.step();
+    let lines = fx.wait();
+    assert_eq!(op(&lines, 9)["errno"], 0, "{lines:?}");
+    let enriched: Vec<_> = facts
+        .iter()
+        .filter_map(|f| match f {
+            mntrace::enrich::facts::Fact::Enrichment { tid, en, .. } if *tid == pid => en
+                .mount
+                .as_ref()
+                .map(|m| (m.mountpoint.clone(), en.backing_root.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        enriched,
+        vec![(
+            bytes::Bytes::copy_from_slice(b(&mp)),
+            Some(bytes::Bytes::copy_from_slice(b(&pv)))
+        )],
+        "{facts:?}"
+    );
+    live.finish();
+}
+
 /// A node with thousands of mounts, under mount churn: while another
 /// process binds and unmounts 2,000 times in the same namespace, which
 /// holds 2,000 more mounts, the crossing is one exact incident (the PV's

@@ -224,6 +224,32 @@ impl Enricher {
         Some(id)
     }
 
+    /// Where the root of mount `m` (of namespace `ns`) really lives. A
+    /// mount of a directory (its root is not the filesystem's) that the
+    /// table can only resolve through itself lacks the mount showing that
+    /// directory: made after the table was read (mount events do not
+    /// reread it). Then the table is read again, once per change; if that
+    /// cannot help, what the bind event said.
+    fn backing_root(&mut self, ev: &Event, ns: u32, m: &MountInfo) -> Option<Bytes> {
+        let through_itself =
+            |r: &Option<Bytes>| &m.root[..] != b"/" && r.as_deref() == Some(&m.mountpoint[..]);
+        let found = self.table.backing_path(ns, m, b"/");
+        if !through_itself(&found) {
+            return found;
+        }
+        if ns == ev.mnt_ns && !self.table.is_current(ns) {
+            self.reload(ev);
+            let again = self.table.backing_path(ns, m, b"/");
+            if !through_itself(&again) {
+                return again;
+            }
+        }
+        self.binds
+            .get(&(ns, m.mountpoint.clone()))
+            .cloned()
+            .or(found)
+    }
+
     fn ensure_ns(&mut self, ev: &Event) {
         if !self.table.has_ns(ev.mnt_ns) && self.failed_ns.get(&ev.mnt_ns) != Some(&ev.pid) {
             self.reload(ev);
@@ -284,7 +310,7 @@ impl Enricher {
                         .map(|m| m.mnt_id);
                 }
                 if let Some((ns, m)) = self.mount_of_dir(ev, dir) {
-                    out.backing_root = self.table.backing_path(ns, &m, b"/");
+                    out.backing_root = self.backing_root(ev, ns, &m);
                     out.mount = Some(m);
                 } else if let Some(src) = self.clones.get(&dir.mnt_id) {
                     out.backing_root = Some(src.clone());
