@@ -41,3 +41,9 @@ pub struct Config {
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for Config {}
+
+/// Index, in the `DIR_WALKS` program array, of the program that walks a
+/// deletion's directory: the delete probes reach it by tail call, so the
+/// walk is verified once, not once per probe; userspace loads it and puts
+/// it there before attaching them.
+pub const DIR_WALK_DELETE: u32 = 0;

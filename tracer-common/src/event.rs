@@ -114,6 +114,12 @@ pub const DIR_SUBTREE: u32 = 1 << 12;
 /// The fd refers to something that is not a directory (e.g. a file or an
 /// `O_PATH` fd of a file); mount fields are still set.
 pub const DIR_NOT_DIR: u32 = 1 << 13;
+/// The directory's path and mount were not walked for this call: they are
+/// those walked for the same thread's previous deletion from the same
+/// directory, at most [`crate::limits::WALK_REUSE_NS`] earlier.
+pub const DIR_REUSED: u32 = 1 << 14;
+/// The `DIR_FROM_*` flags.
+pub const DIR_FROM_ANY: u32 = DIR_FROM_FD | DIR_FROM_CWD | DIR_FROM_ROOT;
 
 /// Either truncation flag.
 pub const DIR_TRUNCATED: u32 = DIR_TRUNC_LEN | DIR_TRUNC_DEPTH;

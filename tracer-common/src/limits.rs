@@ -28,6 +28,14 @@ pub const WALK_MAX_COMPONENTS: u32 = 1024;
 /// steps (the last finds the root).
 pub const WALK_MAX_MOUNTS: u32 = 256;
 
+/// How long a thread's walked deletion directory is reused (ns): a deletion
+/// starting from the same mount and dentry, whose parent and name are
+/// unchanged, takes the path walked at most this long ago instead of
+/// walking again (a recursive delete deletes thousands of entries per
+/// directory). A rename of an ancestor within this time is seen at the
+/// next walk; the record is flagged [`crate::DIR_REUSED`].
+pub const WALK_REUSE_NS: u64 = 1_000_000;
+
 /// Longest dentry name the kernel allows (`NAME_MAX`).
 pub const NAME_MAX: usize = 255;
 

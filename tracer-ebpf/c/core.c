@@ -29,6 +29,7 @@ static long (*bpf_probe_read_kernel)(void *dst, __u32 size,
 
 struct qstr {
 	__u32 len;
+	__u64 hash_len; // the name's hash and length in one word
 	const unsigned char *name;
 } CORE;
 
@@ -313,6 +314,19 @@ __u64 mt_dentry_name(__u64 dentry, __u32 *len)
 		return 0;
 	*len = l;
 	return ADDR(name);
+}
+
+// The dentry's parent, and its name's hash and length through *hash_len:
+// what a rename of the dentry itself changes. 0 on failure.
+__u64 mt_dentry_identity(__u64 dentry, __u64 *hash_len)
+{
+	struct dentry *d = PTR(struct dentry, dentry);
+	struct dentry *p = 0;
+	__u64 hl = 0;
+	if (READ(p, d->d_parent) || READ(hl, d->d_name.hash_len))
+		return 0;
+	*hash_len = hl;
+	return ADDR(p);
 }
 
 __u64 mt_dentry_ino(__u64 dentry)

@@ -21,6 +21,7 @@ extern "C" {
     fn mt_mount_idmapped(m: u64) -> i32;
     fn mt_dentry_parent(d: u64) -> u64;
     fn mt_dentry_name(d: u64, len: *mut u32) -> u64;
+    fn mt_dentry_identity(d: u64, hash_len: *mut u64) -> u64;
     fn mt_dentry_ino(d: u64) -> u64;
     fn mt_dentry_mode(d: u64) -> u32;
     fn mt_dentry_dev(d: u64) -> u32;
@@ -160,6 +161,14 @@ impl Dentry {
         let mut len = 0u32;
         let p = nonzero(unsafe { mt_dentry_name(self.0, &mut len) })?;
         Some((p, len))
+    }
+    /// Parent address and the name's hash and length (one word): what a
+    /// rename of this dentry changes.
+    #[inline(always)]
+    pub fn identity(self) -> Option<(u64, u64)> {
+        let mut hash_len = 0u64;
+        let p = nonzero(unsafe { mt_dentry_identity(self.0, &mut hash_len) })?;
+        Some((p, hash_len))
     }
     #[inline(always)]
     pub fn ino(self) -> u64 {

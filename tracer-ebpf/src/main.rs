@@ -11,6 +11,7 @@
 //! probes/      one file per syscall family (mount, mount_api, delete)
 //! slot         a thread's slot: taken and filled at entry, finished at exit
 //! burst        a thread's burst of deletions (for the delete capture decision)
+//! dir_cache    reuse of a thread's last walked deletion directory
 //! filter       the pid/comm filter
 //! walk         directory resolution and the dentry path walk
 //! emit         record assembly, ring output, drop counters, user strings
@@ -27,13 +28,14 @@
 //! raw_tp and tp_btf on sys_enter/sys_exit) that the hidden `mntrace floor`
 //! attaches, so the benchmark measures what the hooks alone cost.
 //!
-//! `slot` → `emit`, `filter`; `burst` → `walk`; `walk`, `emit`, `filter` →
+//! `slot` → `emit`, `filter`, `dir_cache`; `burst` → `walk`; `walk`, `emit`, `filter` →
 //! `maps` → `types`; `types` and `core_access` import nothing from the crate.
 #![no_std]
 #![no_main]
 
 mod burst;
 mod core_access;
+mod dir_cache;
 mod emit;
 mod filter;
 mod floor;

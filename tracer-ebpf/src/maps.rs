@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use tracer_common::{counters::DROP_SLOTS, Config};
 
@@ -61,3 +61,8 @@ pub static SCRATCH: Array<Scratch> = Array::with_max_entries(1, 0);
 /// Per-CPU buffer of the dentry walk.
 #[map]
 pub static WALKBUF: PerCpuArray<WalkBuf> = PerCpuArray::with_max_entries(1, 0);
+
+/// Programs reached by tail call: the deletion directory walk at
+/// `DIR_WALK_DELETE` (see `probes::delete`). Filled by userspace.
+#[map]
+pub static DIR_WALKS: ProgramArray = ProgramArray::with_max_entries(1, 0);

@@ -21,6 +21,7 @@ use tracer_common::{
 };
 
 use crate::core_access::Task;
+use crate::dir_cache;
 use crate::emit::{count_drop, emit, scratch};
 use crate::filter::wanted;
 use crate::maps::CONFIG;
@@ -39,6 +40,8 @@ pub fn begin<const N: usize>(
     kind: EventKind,
 ) -> Option<&'static mut Slot<N>> {
     let slot = take_slot(slots, kind)?;
+    // This call overwrites the payload and strings a deletion's walk left.
+    dir_cache::forget(&mut slot.del);
     fill_header(slot, kind);
     Some(slot)
 }

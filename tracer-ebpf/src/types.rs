@@ -36,6 +36,20 @@ pub struct DeleteState {
     pub listed_mnt_id: u32,
     pub _pad2: u32,
     pub listed_ns: u64,
+    /// The thread's last walked deletion directory (see `dir_cache`): its
+    /// start path, the dentry's parent and name hash, when it was walked,
+    /// whether the slot's payload and path region hold that walk's result,
+    /// and (while the walk is pending in a tail call) the `DIR_FROM_*` flag
+    /// and whether the identity was read.
+    pub dir_mnt: u64,
+    pub dir_dentry: u64,
+    pub dir_parent: u64,
+    pub dir_hash_len: u64,
+    pub dir_ns: u64,
+    pub dir_valid: u32,
+    pub dir_from: u32,
+    pub dir_keyed: u32,
+    pub _pad3: u32,
 }
 
 impl DeleteState {
@@ -51,6 +65,15 @@ impl DeleteState {
         listed_mnt_id: 0,
         _pad2: 0,
         listed_ns: 0,
+        dir_mnt: 0,
+        dir_dentry: 0,
+        dir_parent: 0,
+        dir_hash_len: 0,
+        dir_ns: 0,
+        dir_valid: 0,
+        dir_from: 0,
+        dir_keyed: 0,
+        _pad3: 0,
     };
 }
 

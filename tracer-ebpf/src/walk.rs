@@ -42,6 +42,16 @@ impl DirSource {
             DirSource::Fd(dfd)
         }
     }
+
+    /// Its `DIR_FROM_*` flag.
+    #[inline(always)]
+    pub fn flag(self) -> u32 {
+        match self {
+            DirSource::Fd(_) => DIR_FROM_FD,
+            DirSource::Cwd => DIR_FROM_CWD,
+            DirSource::Root => DIR_FROM_ROOT,
+        }
+    }
 }
 
 #[repr(C)]
@@ -193,24 +203,52 @@ pub fn resolve_at(
     dir: &mut DirRef,
     region: &mut [u8; REGION],
 ) -> StrRef {
-    *dir = DirRef::default();
-    dir.flags = match src {
-        DirSource::Fd(_) => DIR_FROM_FD,
-        DirSource::Cwd => DIR_FROM_CWD,
-        DirSource::Root => DIR_FROM_ROOT,
-    };
     let Some(start) = start else {
-        dir.flags |= if let DirSource::Fd(_) = src {
+        return unresolved(src, dir);
+    };
+    resolve_known(
+        task,
+        src.flag(),
+        start,
+        start.mnt.id(),
+        mount_class(start.mnt),
+        dir,
+        region,
+    )
+}
+
+/// A starting directory that could not be looked up: `dir` says why, and
+/// there is no path.
+#[inline(always)]
+pub fn unresolved(src: DirSource, dir: &mut DirRef) -> StrRef {
+    *dir = DirRef::default();
+    dir.flags = src.flag()
+        | if let DirSource::Fd(_) = src {
             DIR_BAD_FD
         } else {
             DIR_READ_ERR
         };
-        return StrRef {
-            len: 0,
-            flags: STR_ABSENT,
-        };
-    };
-    describe_mount(start, dir);
+    StrRef {
+        len: 0,
+        flags: STR_ABSENT,
+    }
+}
+
+/// Resolve `start` (its lookup started from `from`, a `DIR_FROM_*` flag),
+/// whose mount's id and class (`mount_class`) the caller already has.
+#[inline(always)]
+pub fn resolve_known(
+    task: Task,
+    from: u32,
+    start: KPath,
+    mnt_id: u32,
+    class: u32,
+    dir: &mut DirRef,
+    region: &mut [u8; REGION],
+) -> StrRef {
+    *dir = DirRef::default();
+    dir.flags = from;
+    describe_mount(start, mnt_id, class, dir);
     walk(task, start, dir, region)
 }
 
@@ -229,11 +267,12 @@ pub fn mount_class(m: Mount) -> u32 {
     class
 }
 
-/// Mount identity and properties of `p` (no path).
+/// Mount identity and properties of `p` (no path); `mnt_id` and `class`
+/// are its mount's id and `mount_class`.
 #[inline(always)]
-fn describe_mount(p: KPath, dir: &mut DirRef) {
+fn describe_mount(p: KPath, mnt_id: u32, class: u32, dir: &mut DirRef) {
     let m = p.mnt;
-    dir.mnt_id = m.id();
+    dir.mnt_id = mnt_id;
     dir.mnt_id_unique = m.id_unique();
     dir.mnt_ns = m.ns();
     dir.dev = p.dentry.dev();
@@ -243,7 +282,6 @@ fn describe_mount(p: KPath, dir: &mut DirRef) {
     if fmt != 0 && fmt != S_IFDIR {
         dir.flags |= DIR_NOT_DIR;
     }
-    let class = mount_class(m);
     if class & CAP_IDMAPPED != 0 {
         dir.flags |= DIR_IDMAPPED;
     }

@@ -10,12 +10,15 @@
 //! for all of them (measured, idle, SIGINT to exit).
 
 use aya::{
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, ProgramArray, RingBuf},
     programs::{ProgramError, TracePoint},
     Ebpf, EbpfLoader,
 };
 use tracer_common::{
-    config::{CFG_COMM_FILTER, CFG_FAILED_ONLY, CFG_PID_FILTER, DELETES_ALL, DELETES_RACE},
+    config::{
+        CFG_COMM_FILTER, CFG_FAILED_ONLY, CFG_PID_FILTER, DELETES_ALL, DELETES_RACE,
+        DIR_WALK_DELETE,
+    },
     counters::DropReason,
     Config, EventKind,
 };
@@ -130,6 +133,27 @@ pub fn program_error(e: &ProgramError) -> String {
     }
 }
 
+/// The program the delete probes reach by tail call to walk a deletion's
+/// directory: loaded and put in the `DIR_WALKS` array before they are
+/// attached.
+fn load_dir_walk(ebpf: &mut Ebpf) -> Result<(), StartError> {
+    const NAME: &str = "walk_delete_dir";
+    let prog: &mut TracePoint = program(ebpf, NAME)?;
+    prog.load().map_err(|e| load_refused(NAME, &e))?;
+    let fd = prog
+        .fd()
+        .map_err(|e| load_refused(NAME, &e))?
+        .try_clone()
+        .map_err(|e| refused("duplicating the walk program's fd", e))?;
+    let map = ebpf
+        .map_mut("DIR_WALKS")
+        .ok_or_else(|| anyhow::anyhow!("no DIR_WALKS map"))?;
+    let mut walks: ProgramArray<_> = ProgramArray::try_from(map).map_err(anyhow::Error::from)?;
+    walks
+        .set(DIR_WALK_DELETE, &fd, 0)
+        .map_err(|e| refused("writing the DIR_WALKS map", e))
+}
+
 impl Tracer {
     /// Check the host, load the object, configure the filters, attach.
     pub fn start(opts: &TraceOptions) -> Result<Tracer, StartError> {
@@ -186,6 +210,9 @@ impl Tracer {
             .ok_or_else(|| anyhow::anyhow!("no DROPS map"))?;
         let drops = PerCpuArray::try_from(drops_map).map_err(anyhow::Error::from)?;
 
+        if kinds.iter().any(|k| k.is_delete()) {
+            load_dir_walk(&mut ebpf)?;
+        }
         // Owned by `links` as soon as each is attached: an error below
         // detaches those already attached (concurrently) on the way out.
         let mut links = Links::default();

@@ -255,3 +255,76 @@ fn alternating_directories_the_cwd_and_a_rename_each_give_the_directory_as_it_is
         ]
     );
 }
+
+/// A thread's deletions from one directory reuse its walk (the kernel walks
+/// it once per `WALK_REUSE_NS`, not once per deletion), until something
+/// changes: another call used the thread's slot (an unmount), or the
+/// directory itself was renamed (its parent and name are checked at every
+/// deletion, however soon). Every deletion still gets the directory as it
+/// is: its path, mount and inode, and how its lookup started.
+#[test]
+fn deletions_from_one_directory_reuse_its_walk_until_it_changes() {
+    let s = scratch();
+    let d = s.path().join("a/d");
+    let renamed = s.path().join("a/e");
+    let other = s.path().join("other");
+    let mut ops: Vec<std::ffi::OsString> = vec![
+        "mkdirs".into(), // 1
+        d.clone().into(),
+        "mkdirs".into(), // 2
+        other.clone().into(),
+    ];
+    let names: Vec<String> = (0..40).map(|i| format!("f{i}")).collect();
+    for n in &names {
+        ops.extend(["write".into(), d.join(n).into()]);
+    } // 3..=42
+    ops.extend([
+        "open-dir".into(), // 43
+        d.clone().into(),
+        "chdir".into(), // 44: a cwd that is not the directory
+        other.clone().into(),
+    ]);
+    let unlink = |ops: &mut Vec<std::ffi::OsString>, n: &str| {
+        ops.extend(["unlinkat".into(), "@43".into(), n.into(), "0".into()])
+    };
+    for n in &names[..20] {
+        unlink(&mut ops, n);
+    }
+    // An unmount that fails (EINVAL: not a mount) uses the thread's slot.
+    ops.extend(["umount".into(), other.clone().into(), "0".into()]);
+    unlink(&mut ops, &names[20]);
+    unlink(&mut ops, &names[21]);
+    ops.extend(["rename".into(), d.clone().into(), renamed.clone().into()]);
+    for n in &names[22..] {
+        unlink(&mut ops, n);
+    }
+    let run = run_traced(&ops);
+    run.assert_no_drops();
+    let pid = run.pid;
+    let dels: Vec<&mntrace::model::Event> = run
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::Unlinkat && e.pid == pid)
+        .collect();
+    let got: Vec<&[u8]> = dels.iter().map(|e| pathname(e)).collect();
+    let want: Vec<&[u8]> = names.iter().map(|n| n.as_bytes()).collect();
+    assert_eq!(got, want, "every deletion, in order");
+    let mnt_id = delete_dir(dels[0]).mnt_id;
+    for (i, e) in dels.iter().enumerate() {
+        assert_eq!(e.ret, 0, "{i}");
+        let dir = delete_dir(e);
+        let want = if i < 22 { &d } else { &renamed };
+        assert_eq!(&dir.path.bytes[..], b(want), "deletion {i}");
+        assert_eq!(dir.from(), DirFrom::Fd, "deletion {i}");
+        assert_eq!(dir.mnt_id, mnt_id, "deletion {i}");
+        assert!(dir.resolved() && dir.ino != 0, "deletion {i}");
+    }
+    let reused = |i: usize| delete_dir(dels[i]).flags & DIR_REUSED != 0;
+    assert!(!reused(0), "the first deletion walks");
+    assert!(
+        (1..20).any(reused),
+        "deletions from the same fd microseconds apart reuse the walk"
+    );
+    assert!(!reused(20), "after the unmount used the slot");
+    assert!(!reused(22), "after the directory was renamed");
+}

@@ -16,16 +16,23 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use core::ffi::c_void;
-use tracer_common::{config::DELETES_RACE, event::*, limits::NAME_MAX, uapi::AT_FDCWD, EventKind};
+use tracer_common::{
+    config::{DELETES_RACE, DIR_WALK_DELETE},
+    event::*,
+    limits::NAME_MAX,
+    uapi::AT_FDCWD,
+    EventKind,
+};
 
 use super::{arg, ret};
 use crate::burst;
-use crate::core_access::{KPath, Task};
+use crate::core_access::{Dentry, KPath, Mount, Task};
+use crate::dir_cache;
 use crate::emit::read_user_str;
-use crate::maps::{BUSY, BUSY_MNTS, CONFIG, LAST_BUSY, SLOTS2};
+use crate::maps::{BUSY, BUSY_MNTS, CONFIG, DIR_WALKS, LAST_BUSY, SLOTS2};
 use crate::slot::{fill_header, finish, payload, take_slot};
 use crate::types::{Slot, REGION};
-use crate::walk::{resolve_at, start_path, DirSource};
+use crate::walk::{mount_class, resolve_known, start_path, unresolved, DirSource};
 
 /// First byte of a user string (0 when unreadable): decides absolute vs
 /// relative before the string is copied.
@@ -41,13 +48,14 @@ fn first_byte(ptr: u64) -> u8 {
 /// Why this deletion must be captured (`CAP_*`), 0 when it need not be:
 /// the delete mode, the process's EBUSY mark, the busy mounts, and what
 /// the thread's burst (see `burst`) says about the mount the lookup starts
-/// on. Also whether an EBUSY happened on the node within the busy window.
+/// on. Also whether an EBUSY happened on the node within the busy window,
+/// and the time it was decided at.
 #[inline(always)]
-fn capture_reasons(slot: &mut Slot<2>, start: Option<KPath>) -> (u32, bool) {
-    let Some(cfg) = CONFIG.get(0) else {
-        return (CAP_ALL, false);
-    };
+fn capture_reasons(slot: &mut Slot<2>, start: Option<KPath>) -> (u32, bool, u64) {
     let now = unsafe { bpf_ktime_get_boot_ns() };
+    let Some(cfg) = CONFIG.get(0) else {
+        return (CAP_ALL, false, now);
+    };
     let mut cap = if cfg.delete_mode == DELETES_RACE {
         0
     } else {
@@ -67,7 +75,7 @@ fn capture_reasons(slot: &mut Slot<2>, start: Option<KPath>) -> (u32, bool) {
         }
     }
     let Some(start) = start else {
-        return (cap, recent);
+        return (cap, recent, now);
     };
     if recent {
         if let Some(&t) = unsafe { BUSY_MNTS.get(start.mnt.id()) } {
@@ -77,7 +85,7 @@ fn capture_reasons(slot: &mut Slot<2>, start: Option<KPath>) -> (u32, bool) {
         }
     }
     let cap = cap | burst::on_deletion(&mut slot.del, start.mnt, now, cfg.burst_gap_ns);
-    (cap, recent)
+    (cap, recent, now)
 }
 
 /// Whether the first `len` bytes of `buf` hold a `/` (only the first
@@ -100,14 +108,14 @@ fn has_slash(buf: &[u8; REGION], len: u16) -> bool {
 }
 
 #[inline(always)]
-fn enter(kind: EventKind, dfd: i32, path: u64, flags: u32) {
+fn enter(ctx: &TracePointContext, kind: EventKind, dfd: i32, path: u64, flags: u32) {
     let Some(slot) = take_slot(&SLOTS2, kind) else {
         return;
     };
     let task = Task::current();
     let src = DirSource::of(dfd, first_byte(path));
     let start = start_path(task, src);
-    let (mut capture, recent) = capture_reasons(slot, start);
+    let (mut capture, recent, now) = capture_reasons(slot, start);
     if capture == 0 && !recent {
         return;
     }
@@ -122,8 +130,6 @@ fn enter(kind: EventKind, dfd: i32, path: u64, flags: u32) {
     }
     fill_header(slot, kind);
     slot.strs[0] = name;
-    let mut dir = Default::default();
-    slot.strs[1] = resolve_at(task, src, start, &mut dir, &mut slot.bufs[1]);
     let origin = slot.del.origin_mnt_id;
     let a: &mut DeleteArgs = payload(slot);
     a.dfd = dfd;
@@ -131,7 +137,85 @@ fn enter(kind: EventKind, dfd: i32, path: u64, flags: u32) {
     a.capture = capture;
     // Where the burst began, whenever the capture had a race reason.
     a.origin_mnt_id = if capture & !CAP_ALL != 0 { origin } else { 0 };
-    a.dir = dir;
+    // The directory: reused from the thread's last walk, or walked by the
+    // program reached by tail call (which does not return here).
+    let Some(start) = start else {
+        let mut dir = Default::default();
+        slot.strs[1] = unresolved(src, &mut dir);
+        payload::<DeleteArgs, 2>(slot).dir = dir;
+        dir_cache::forget(&mut slot.del);
+        return;
+    };
+    let key = dir_cache::key(start);
+    if key.is_some_and(|k| dir_cache::hit(&slot.del, &k, now)) {
+        let a: &mut DeleteArgs = payload(slot);
+        a.dir.flags = (a.dir.flags & !DIR_FROM_ANY) | src.flag() | DIR_REUSED;
+        return;
+    }
+    dir_cache::pending(&mut slot.del, start, key, now, src.flag());
+    unsafe { DIR_WALKS.tail_call(ctx, DIR_WALK_DELETE) };
+    // The walk program is missing (never, once userspace has loaded it):
+    // the deletion is still recorded, with its directory flagged unread.
+    payload::<DeleteArgs, 2>(slot).dir = DirRef {
+        flags: src.flag() | DIR_READ_ERR,
+        ..Default::default()
+    };
+    slot.strs[1] = StrRef {
+        len: 0,
+        flags: STR_ABSENT,
+    };
+    dir_cache::forget(&mut slot.del);
+}
+
+/// The directory walk of a deletion, reached by tail call from `enter`
+/// (one copy verified, not one per delete probe): resolves the start path
+/// `dir_cache::pending` put in the thread's slot into the payload's `dir`
+/// and string 1, and makes it reusable.
+#[tracepoint]
+pub fn walk_delete_dir(_ctx: TracePointContext) -> u32 {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let Some(slot) = SLOTS2.get_ptr_mut(tid) else {
+        return 0;
+    };
+    let slot = unsafe { &mut *slot };
+    if slot.hdr.tid != tid || !is_delete(slot.hdr.kind) {
+        return 0;
+    }
+    let d = &slot.del;
+    let start = KPath {
+        mnt: Mount(d.dir_mnt),
+        dentry: Dentry(d.dir_dentry),
+    };
+    // The burst has just looked at this mount (`burst::on_deletion`).
+    let (mnt_id, class) = if d.last_mnt == d.dir_mnt {
+        (d.last_mnt_id, d.last_class)
+    } else {
+        (start.mnt.id(), mount_class(start.mnt))
+    };
+    let from = d.dir_from;
+    let mut dir = DirRef::default();
+    slot.strs[1] = resolve_known(
+        Task::current(),
+        from,
+        start,
+        mnt_id,
+        class,
+        &mut dir,
+        &mut slot.bufs[1],
+    );
+    let readable = dir.flags & DIR_READ_ERR == 0;
+    payload::<DeleteArgs, 2>(slot).dir = dir;
+    if readable {
+        dir_cache::commit(&mut slot.del);
+    }
+    0
+}
+
+#[inline(always)]
+fn is_delete(kind: u32) -> bool {
+    kind == EventKind::Unlink as u32
+        || kind == EventKind::Unlinkat as u32
+        || kind == EventKind::Rmdir as u32
 }
 
 #[inline(always)]
@@ -141,7 +225,7 @@ fn exit(ctx: &TracePointContext, kind: EventKind) {
 
 #[tracepoint]
 pub fn enter_unlink(ctx: TracePointContext) -> u32 {
-    enter(EventKind::Unlink, AT_FDCWD, arg(&ctx, 0), 0);
+    enter(&ctx, EventKind::Unlink, AT_FDCWD, arg(&ctx, 0), 0);
     0
 }
 
@@ -154,6 +238,7 @@ pub fn exit_unlink(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn enter_unlinkat(ctx: TracePointContext) -> u32 {
     enter(
+        &ctx,
         EventKind::Unlinkat,
         arg(&ctx, 0) as i32,
         arg(&ctx, 1),
@@ -170,7 +255,7 @@ pub fn exit_unlinkat(ctx: TracePointContext) -> u32 {
 
 #[tracepoint]
 pub fn enter_rmdir(ctx: TracePointContext) -> u32 {
-    enter(EventKind::Rmdir, AT_FDCWD, arg(&ctx, 0), 0);
+    enter(&ctx, EventKind::Rmdir, AT_FDCWD, arg(&ctx, 0), 0);
     0
 }
 
