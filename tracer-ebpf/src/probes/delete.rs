@@ -153,9 +153,9 @@ fn enter(ctx: &TracePointContext, kind: EventKind, dfd: i32, path: u64, flags: u
         return;
     }
     dir_cache::pending(&mut slot.del, start, key, now, src.flag());
-    unsafe { DIR_WALKS.tail_call(ctx, DIR_WALK_DELETE) };
-    // The walk program is missing (never, once userspace has loaded it):
-    // the deletion is still recorded, with its directory flagged unread.
+    // Unread until the walk program says otherwise; so it stays if that
+    // program is missing (never, once userspace has loaded it): the
+    // deletion is still recorded, its directory flagged unread.
     payload::<DeleteArgs, 2>(slot).dir = DirRef {
         flags: src.flag() | DIR_READ_ERR,
         ..Default::default()
@@ -164,6 +164,7 @@ fn enter(ctx: &TracePointContext, kind: EventKind, dfd: i32, path: u64, flags: u
         len: 0,
         flags: STR_ABSENT,
     };
+    unsafe { DIR_WALKS.tail_call(ctx, DIR_WALK_DELETE) };
     dir_cache::forget(&mut slot.del);
 }
 
