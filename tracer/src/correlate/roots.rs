@@ -61,9 +61,14 @@ impl Glob {
 
     pub fn matches(&self, path: &[u8]) -> bool {
         let parts: Vec<&[u8]> = components(path).collect();
+        self.matches_components(&parts)
+    }
+
+    /// [`Glob::matches`] for a path already split ([`components`]).
+    fn matches_components(&self, parts: &[&[u8]]) -> bool {
         wildcard(
             &self.comps,
-            &parts,
+            parts,
             |c| matches!(c, Comp::Deep),
             |c, part| match c {
                 Comp::One(pat) => component_matches(pat, part),
@@ -173,9 +178,11 @@ impl Roots {
 
     /// The label of the first rule matching `path`.
     pub fn classify(&self, path: &[u8]) -> Option<&str> {
+        // Split once for every rule.
+        let parts: Vec<&[u8]> = components(path).collect();
         self.rules
             .iter()
-            .find(|(glob, _)| glob.matches(path))
+            .find(|(glob, _)| glob.matches_components(&parts))
             .map(|(_, label)| label.as_str())
     }
 
