@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tracer_common::uapi::{EBUSY, MS_BIND, OPEN_TREE_CLONE};
+use tracer_common::uapi::{EBUSY, MS_BIND, MS_MOVE, MS_REMOUNT, OPEN_TREE_CLONE};
 
 use crate::model::{Args, Event};
 use crate::path::resolve_arg;
@@ -103,6 +103,16 @@ impl Enricher {
         if ev.ret < 0 {
             return;
         }
+        // Mounts already there moved or changed: their entries are asked
+        // about again at the next refresh.
+        let alters = match &ev.args {
+            Args::Mount { flags, .. } => flags & ALTERS_MOUNTS != 0,
+            Args::MoveMount { .. } | Args::MountSetattr { .. } => true,
+            _ => false,
+        };
+        if alters {
+            self.table.forget_refreshed(ev.mnt_ns);
+        }
         match &ev.args {
             Args::OpenTree {
                 pathname,
@@ -132,11 +142,17 @@ impl Enricher {
         }
     }
 
-    /// Reload the mount table of `ev`'s namespace from its process.
+    /// Reload the mount table of `ev`'s namespace: from the kernel's list
+    /// of its mounts when it can ([`Enricher::refresh`]), else from the
+    /// mountinfo of a process of it.
     fn reload(&mut self, ev: &Event) {
-        let loaded = match self.ns_pids.pid_in(ev.mnt_ns, ev.pid, ev.ts_ns) {
-            Some(pid) => self.table.load_pid(pid),
-            None => Err(std::io::ErrorKind::NotFound.into()),
+        let loaded = if self.refresh(ev) {
+            Ok(ev.mnt_ns)
+        } else {
+            match self.ns_pids.pid_in(ev.mnt_ns, ev.pid, ev.ts_ns) {
+                Some(pid) => self.table.load_pid(pid),
+                None => Err(std::io::ErrorKind::NotFound.into()),
+            }
         };
         match loaded {
             Ok(ns) => {
@@ -154,6 +170,29 @@ impl Enricher {
                 self.failed_ns.insert(ev.mnt_ns, ev.pid);
             }
         }
+    }
+
+    /// The table of `ev`'s namespace from listmount and statmount: the
+    /// same entries as its mountinfo (by the namespace's root), but only
+    /// the mounts made since the last refresh are asked about, so a busy
+    /// unmount in a churning namespace costs a list of ids, not a whole
+    /// mountinfo. Nothing is looked up by path. False when the kernel
+    /// cannot (older than 6.11, a namespace gone): read mountinfo.
+    fn refresh(&mut self, ev: &Event) -> bool {
+        let ns = ev.mnt_ns;
+        if ns == 0 || !self.statmount.available() {
+            return false;
+        }
+        let Some(ns_id) = self.ns_id(ns, ev) else {
+            return false;
+        };
+        let Ok(ids) = self.statmount.list(ns_id) else {
+            return false;
+        };
+        let sm = &mut self.statmount;
+        self.table
+            .refresh(ns, &ids, |unique| sm.mount(unique, ns_id))
+            .is_ok()
     }
 
     /// Drop the least recently used namespace tables beyond `NS_MAX`.
@@ -336,6 +375,14 @@ impl Enricher {
 }
 
 const RECENT_MAX: usize = 16_384;
+
+/// mount(2) flags that change mounts already there (move one, remount it,
+/// change its propagation) rather than make a new one.
+const ALTERS_MOUNTS: u64 = MS_MOVE | MS_REMOUNT | MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE;
+const MS_SHARED: u64 = libc::MS_SHARED;
+const MS_PRIVATE: u64 = libc::MS_PRIVATE;
+const MS_SLAVE: u64 = libc::MS_SLAVE;
+const MS_UNBINDABLE: u64 = libc::MS_UNBINDABLE;
 
 /// A path argument made absolute with the directory its lookup started from.
 fn absolute(path: Option<&[u8]>, dir: &crate::model::Dir) -> Option<Bytes> {
