@@ -21,6 +21,8 @@ pub struct Console<W: RecordWrite> {
     clock: BootClock,
     /// The summary goes to `out` (an `-o FILE`), not to stderr.
     summary_in_output: bool,
+    /// The event line being written (its allocation is kept).
+    line: String,
 }
 
 impl<W: RecordWrite> Console<W> {
@@ -31,6 +33,7 @@ impl<W: RecordWrite> Console<W> {
             out,
             clock,
             summary_in_output: false,
+            line: String::new(),
         }
     }
 
@@ -264,19 +267,39 @@ fn relative_only(path: &Str, label: &str, d: &Dir) -> String {
 
 /// One full console line (without newline).
 pub fn line(ev: &Event, clock: &BootClock) -> String {
+    let mut s = String::with_capacity(160);
+    push_line(&mut s, ev, clock);
+    s
+}
+
+/// [`line`], appended to `s`.
+fn push_line(s: &mut String, ev: &Event, clock: &BootClock) {
+    use std::fmt::Write;
     let (call, extra) = render(ev);
-    let t = clock
-        .wall(ev.ts_ns)
-        .with_timezone(&chrono::Local)
-        .format("%H:%M:%S%.6f");
-    let comm = String::from_utf8_lossy(&ev.comm);
-    let sep = if extra.is_empty() { "" } else { "  " };
-    format!(
-        "{t} {comm}[{}/{}] {call} = {}{sep}{extra}",
-        ev.pid,
-        ev.tid,
-        names::ret(ev.ret)
-    )
+    push_time(s, clock, ev.ts_ns);
+    s.push(' ');
+    s.push_str(&String::from_utf8_lossy(&ev.comm));
+    let _ = write!(s, "[{}/{}] {call} = {}", ev.pid, ev.tid, names::ret(ev.ret));
+    if !extra.is_empty() {
+        s.push_str("  ");
+        s.push_str(&extra);
+    }
+}
+
+/// Local wall-clock time of day of boot time `ns`, `HH:MM:SS.ffffff`
+/// (strftime's `%H:%M:%S%.6f`, without parsing that format per line).
+fn push_time(s: &mut String, clock: &BootClock, ns: u64) {
+    use chrono::Timelike;
+    use std::fmt::Write;
+    let t = clock.wall(ns).with_timezone(&chrono::Local);
+    let _ = write!(
+        s,
+        "{:02}:{:02}:{:02}.{:06}",
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond() % 1_000_000_000 / 1_000
+    );
 }
 
 fn drops_line(d: &Drops) -> String {
@@ -322,11 +345,9 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
         count(inc.count, "entry", "entries")
     ));
     let at = |ns: u64| {
-        clock
-            .wall(ns)
-            .with_timezone(&chrono::Local)
-            .format("%H:%M:%S%.6f")
-            .to_string()
+        let mut t = String::with_capacity(15);
+        push_time(&mut t, clock, ns);
+        t
     };
     match &inc.cause {
         Cause::BusyUnmount(u) => s.push_str(&format!(
@@ -481,9 +502,13 @@ fn hold_text(h: &Hold) -> String {
 
 impl<W: RecordWrite> Sink for Console<W> {
     fn event(&mut self, ev: &Event) -> io::Result<()> {
-        let mut l = line(ev, &self.clock);
+        let mut l = std::mem::take(&mut self.line);
+        l.clear();
+        push_line(&mut l, ev, &self.clock);
         l.push('\n');
-        self.out.record(Record::Event, l.as_bytes())
+        let r = self.out.record(Record::Event, l.as_bytes());
+        self.line = l;
+        r
     }
 
     fn incident(&mut self, inc: &Incident) -> io::Result<()> {
@@ -600,4 +625,33 @@ pub fn summary(stats: &Stats) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The time of day is strftime's `%H:%M:%S%.6f`, to the microsecond.
+    #[test]
+    fn time_of_day_is_strftimes() {
+        let clock = BootClock::now();
+        for ns in [
+            0,
+            1,
+            999,
+            1_000,
+            123_456_789,
+            59_999_999_999,
+            86_399_999_999_999,
+        ] {
+            let mut s = String::new();
+            push_time(&mut s, &clock, ns);
+            let want = clock
+                .wall(ns)
+                .with_timezone(&chrono::Local)
+                .format("%H:%M:%S%.6f")
+                .to_string();
+            assert_eq!(s, want, "{ns}");
+        }
+    }
 }
