@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use tracer_common::event::*;
 
 use super::output::{Record, RecordWrite};
-use super::{quote, Sink};
+use super::{quote, Quoted, Sink};
 use crate::correlate::{Cause, Incident};
 use crate::drops::Drops;
 use crate::enrich::clock::BootClock;
@@ -50,17 +50,27 @@ fn count(n: u64, one: &str, many: &str) -> String {
 }
 
 /// A string argument: quoted, `NULL`, `<fault>`, with `...` after a cut.
-fn arg(s: &Str) -> String {
-    if s.is_null() {
-        "NULL".into()
-    } else if s.faulted() {
-        "<unreadable>".into()
-    } else if s.absent() {
-        "?".into()
-    } else if s.truncated() {
-        format!("{}...", quote(&s.bytes))
-    } else {
-        quote(&s.bytes)
+fn arg(s: &Str) -> Arg<'_> {
+    Arg(s)
+}
+
+/// [`arg`]: written straight into the line.
+struct Arg<'a>(&'a Str);
+
+impl std::fmt::Display for Arg<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0;
+        if s.is_null() {
+            f.write_str("NULL")
+        } else if s.faulted() {
+            f.write_str("<unreadable>")
+        } else if s.absent() {
+            f.write_str("?")
+        } else if s.truncated() {
+            write!(f, "{}...", Quoted(&s.bytes))
+        } else {
+            Quoted(&s.bytes).fmt(f)
+        }
     }
 }
 
@@ -81,16 +91,15 @@ fn dir(label: &str, d: &Dir) -> String {
     if !d.resolved() {
         return format!("{label}=<unresolved>");
     }
-    let path = if d.truncated() {
-        format!("...{}", quote(&d.path.bytes))
-    } else {
-        quote(&d.path.bytes)
-    };
-    let rel = match d.rel_path() {
-        Some(r) if d.rel_off > 0 => format!(" rel={}", quote(&r)),
-        _ => String::new(),
-    };
-    format!("{label}={path} mnt={}{rel}{}", d.mnt_id, dir_flags(d))
+    let cut = if d.truncated() { "..." } else { "" };
+    let path = Quoted(&d.path.bytes);
+    let mut s = format!("{label}={cut}{path} mnt={}", d.mnt_id);
+    if let Some(r) = d.rel_path().filter(|_| d.rel_off > 0) {
+        use std::fmt::Write;
+        let _ = write!(s, " rel={}", Quoted(&r));
+    }
+    s.push_str(&dir_flags(d));
+    s
 }
 
 /// The call as strace would print it, plus what the kernel resolved.
@@ -231,9 +240,9 @@ pub fn render(ev: &Event) -> (String, String) {
                 names::fsconfig_cmd(*cmd),
                 arg(key),
                 if value.absent() {
-                    "NULL".into()
+                    "NULL".to_string()
                 } else {
-                    arg(value)
+                    arg(value).to_string()
                 }
             ),
             aux_dir.as_ref().map(|d| dir("aux", d)).unwrap_or_default(),
@@ -324,7 +333,8 @@ fn proc_label(comm: &[u8], pid: u32) -> String {
 /// The incident block: what was lost, where it really lived, who did it,
 /// who held the mount.
 pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
-    let mut s = String::new();
+    use std::fmt::Write;
+    let mut s = String::with_capacity(2048);
     let m = &inc.mount;
     let files = inc.deletions.iter().filter(|d| !d.is_dir).count() as u64;
     let dirs = inc.deletions.iter().filter(|d| d.is_dir).count() as u64;
@@ -339,41 +349,47 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
         Cause::BusyUnmount(_) => "deleted through a mount whose unmount failed with EBUSY",
         Cause::Crossing(_) => "deleted by a recursive delete that crossed into another mount",
     };
-    s.push_str(&format!(
-        "!!! INCIDENT #{} {sev}{label}: {} {what}\n",
+    let _ = writeln!(
+        s,
+        "!!! INCIDENT #{} {sev}{label}: {} {what}",
         inc.id,
         count(inc.count, "entry", "entries")
-    ));
+    );
     let at = |ns: u64| {
         let mut t = String::with_capacity(15);
         push_time(&mut t, clock, ns);
         t
     };
     match &inc.cause {
-        Cause::BusyUnmount(u) => s.push_str(&format!(
-            "    unmount   {} {} umount2({}, {}) = -EBUSY\n",
-            at(u.ts_ns),
-            proc_label(&u.by.comm, u.by.pid),
-            quote(&u.target),
-            names::umount_flags(u.flags)
-        )),
+        Cause::BusyUnmount(u) => {
+            let _ = writeln!(
+                s,
+                "    unmount   {} {} umount2({}, {}) = -EBUSY",
+                at(u.ts_ns),
+                proc_label(&u.by.comm, u.by.pid),
+                Quoted(&u.target),
+                names::umount_flags(u.flags)
+            );
+        }
         Cause::Crossing(w) => {
             let root = w
                 .root
                 .as_ref()
                 .map(|r| quote(r))
                 .unwrap_or_else(|| "? (its top directory was not seen)".into());
-            s.push_str(&format!(
-                "    walk      {} {} removing {root}, from mnt {}\n",
+            let _ = writeln!(
+                s,
+                "    walk      {} {} removing {root}, from mnt {}",
                 at(w.start_ts_ns),
                 proc_label(&w.by.comm, w.by.pid),
                 w.root_mnt_id.unwrap_or(w.origin_mnt_id)
-            ));
+            );
             if let Some(t) = w.mountpoint_ebusy_ts_ns {
-                s.push_str(&format!(
-                    "    then      {} removing the mountpoint failed with EBUSY\n",
+                let _ = writeln!(
+                    s,
+                    "    then      {} removing the mountpoint failed with EBUSY",
                     at(t)
-                ));
+                );
             }
         }
     }
@@ -384,18 +400,20 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
     if m.subtree {
         facts.push("bind of a subdirectory".into());
     }
-    s.push_str(&format!(
-        "    mount     mnt {} on {} ({})\n",
+    let _ = writeln!(
+        s,
+        "    mount     mnt {} on {} ({})",
         m.mnt_id,
-        quote(&m.mountpoint),
+        Quoted(&m.mountpoint),
         facts.join(", ")
-    ));
+    );
     match (&m.backing_root, &m.root) {
-        (Some(b), _) => s.push_str(&format!("    lives at  {}\n", quote(b))),
-        (None, Some(r)) => s.push_str(&format!(
-            "    root      {} (within its filesystem)\n",
-            quote(r)
-        )),
+        (Some(b), _) => {
+            let _ = writeln!(s, "    lives at  {}", Quoted(b));
+        }
+        (None, Some(r)) => {
+            let _ = writeln!(s, "    root      {} (within its filesystem)", Quoted(r));
+        }
         (None, None) => s.push_str("    lives at  ? (mount not in the mount table)\n"),
     }
     let who: Vec<String> = inc
@@ -426,8 +444,9 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
     } else {
         kinds
     };
-    s.push_str(&format!(
-        "    deleted   {what} by {}, first {} after the {}\n",
+    let _ = writeln!(
+        s,
+        "    deleted   {what} by {}, first {} after the {}",
         who.join(", "),
         ms(inc.first_delay_ns),
         if inc.unmount().is_some() {
@@ -435,68 +454,73 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
         } else {
             "walk's first captured deletion"
         }
-    ));
+    );
     const SHOWN: usize = 20;
     for d in inc.deletions.iter().take(SHOWN) {
         let lost = d.backing_path.as_ref().unwrap_or(&d.path);
         let kind = if d.is_dir { "dir " } else { "file" };
-        s.push_str(&format!(
-            "      {kind} {}  (seen as {})\n",
-            quote(lost),
-            quote(&d.path)
-        ));
+        let _ = writeln!(
+            s,
+            "      {kind} {}  (seen as {})",
+            Quoted(lost),
+            Quoted(&d.path)
+        );
     }
     if inc.deletions.len() > SHOWN {
-        s.push_str(&format!(
-            "      ... and {} more (in --json)\n",
+        let _ = writeln!(
+            s,
+            "      ... and {} more (in --json)",
             inc.deletions.len() - SHOWN
-        ));
+        );
     }
     if kept < inc.count {
-        s.push_str(&format!(
-            "      ... and {} more not kept (only the first {kept} are kept)\n",
+        let _ = writeln!(
+            s,
+            "      ... and {} more not kept (only the first {kept} are kept)",
             inc.count - kept
-        ));
+        );
     }
     match &inc.holders {
         Some(h) if !h.holders.is_empty() => {
             for hd in &h.holders {
                 let holds: Vec<String> = hd.holds.iter().map(hold_text).collect();
-                s.push_str(&format!(
-                    "    held by   {}: {}\n",
+                let _ = writeln!(s,
+                    "    held by   {}: {}",
                     proc_label(&hd.comm, hd.pid),
                     holds.join(", ")
-                ));
+                );
             }
             if !h.complete {
                 s.push_str("    held by   (scan incomplete: time budget exceeded)\n");
             }
         }
-        Some(h) => s.push_str(&format!(
-            "    held by   nobody found (scanned {} processes{})\n",
+        Some(h) => {
+            let _ = writeln!(s,
+            "    held by   nobody found (scanned {} processes{})",
             h.processes_scanned,
             if h.complete { "" } else { ", incomplete" }
-        )),
+        );
+        }
         None if inc.unmount().is_some() => {
             s.push_str("    held by   ? (not scanned: mount not in the table at the EBUSY, or scan rate limit)\n")
         }
         None => {}
     }
     if inc.lost_while_open > 0 {
-        s.push_str(&format!(
-            "    WARNING   {} events were lost in the kernel while this incident was open: the list may be incomplete\n",
+        let _ = writeln!(s,
+            "    WARNING   {} events were lost in the kernel while this incident was open: the list may be incomplete",
             inc.lost_while_open
-        ));
+        );
     }
     s
 }
 
 fn hold_text(h: &Hold) -> String {
     match h {
-        Hold::Fd { fd, path } => format!("fd {fd} {}", quote(path)),
-        Hold::Cwd { path } => format!("cwd {}", quote(path)),
-        Hold::Root { path } => format!("root {}", quote(path)),
-        Hold::Map { path } => format!("mmap {}", quote(path)),
+        Hold::Fd { fd, path } => format!("fd {fd} {}", Quoted(path)),
+        Hold::Cwd { path } => format!("cwd {}", Quoted(path)),
+        Hold::Root { path } => format!("root {}", Quoted(path)),
+        Hold::Map { path } => format!("mmap {}", Quoted(path)),
     }
 }
 
