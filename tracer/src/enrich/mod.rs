@@ -191,7 +191,13 @@ impl Enricher {
         };
         let sm = &mut self.statmount;
         self.table
-            .refresh(ns, &ids, |unique| sm.mount(unique, ns_id))
+            .refresh(ns, &ids, |unique| match sm.mount(unique, ns_id) {
+                Ok(m) => Ok(Some(m)),
+                // Unmounted since it was listed: mountinfo read now would
+                // not have it either.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+                Err(e) => Err(e),
+            })
             .is_ok()
     }
 

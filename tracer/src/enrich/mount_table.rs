@@ -240,7 +240,8 @@ impl MountTable {
 
     /// Replaces the table of namespace `ns` with its mounts `ids` (64-bit,
     /// in the kernel's order, which is mountinfo's): those of the last
-    /// refresh are kept as they were, `stat` is asked about the others. The
+    /// refresh are kept as they were, `stat` is asked about the others
+    /// (`None`: that mount is gone since it was listed, and left out). The
     /// result is the table mountinfo would give, read at the cost of the
     /// mounts made since. On an error the table is left as it was (and
     /// the next refresh asks about every mount).
@@ -248,7 +249,7 @@ impl MountTable {
         &mut self,
         ns: u32,
         ids: &[u64],
-        mut stat: impl FnMut(u64) -> io::Result<MountInfo>,
+        mut stat: impl FnMut(u64) -> io::Result<Option<MountInfo>>,
     ) -> io::Result<()> {
         let known = self
             .namespaces
@@ -261,7 +262,10 @@ impl MountTable {
         for &u in ids {
             let m = match known.get(&u) {
                 Some(m) => m.clone(),
-                None => Arc::new(stat(u)?),
+                None => match stat(u)? {
+                    Some(m) => Arc::new(m),
+                    None => continue,
+                },
             };
             unique.insert(m.mnt_id, u);
             by_unique.insert(u, m.clone());
@@ -631,11 +635,16 @@ mod tests {
         const NS: u32 = 4026531841;
         let lines = parse_mountinfo(SAMPLE).unwrap();
         // 64-bit id of each sample line: 1000 + its 32-bit id.
-        let of = |u: u64| -> io::Result<MountInfo> {
+        // 1099: an error; 1098: gone since it was listed.
+        let of = |u: u64| -> io::Result<Option<MountInfo>> {
+            if u == 1098 {
+                return Ok(None);
+            }
             lines
                 .iter()
                 .find(|m| u64::from(m.mnt_id) + 1000 == u)
                 .cloned()
+                .map(Some)
                 .ok_or_else(|| io::ErrorKind::NotFound.into())
         };
         let ids = |v: &[u32]| v.iter().map(|&i| u64::from(i) + 1000).collect::<Vec<_>>();
@@ -656,9 +665,9 @@ mod tests {
 
         t.changed(NS);
         asked.clear();
-        t.refresh(NS, &ids(&[22, 27, 70, 71, 72]), |u| ask(u, &mut asked))
+        t.refresh(NS, &ids(&[22, 27, 70, 71, 98, 72]), |u| ask(u, &mut asked))
             .unwrap();
-        assert_eq!(asked, ids(&[71, 72]), "only the new mounts");
+        assert_eq!(asked, ids(&[71, 98, 72]), "only the new mounts");
         assert_eq!(entries(&t), [22, 27, 70, 71, 72]);
         assert!(t.is_current(NS));
         assert!(t.get(NS, 44).is_none(), "gone");

@@ -337,7 +337,10 @@ mod tests {
         let read: Vec<u32> = table.iter().map(|l| l.mnt_id).collect();
         assert_eq!(listed, read);
         // An id no mount has.
-        assert!(sm.mount(u64::MAX - 7, ns).is_err());
+        // (ENOENT, which the table's refresh reads as "unmounted since it
+        // was listed").
+        let gone = sm.mount(u64::MAX - 7, ns).unwrap_err();
+        assert_eq!(gone.raw_os_error(), Some(libc::ENOENT), "{gone}");
         assert!(sm.available());
         probe().expect("statmount answers here");
     }
