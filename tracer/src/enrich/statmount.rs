@@ -46,6 +46,8 @@ const MS_UNBINDABLE: u64 = 1 << 17;
 /// Asks the kernel about single mounts; keeps its buffer.
 pub struct StatMount {
     buf: Vec<u64>,
+    /// listmount's answers (kept: it is asked at every table refresh).
+    list_buf: Vec<u64>,
     /// The kernel has no statmount (or refused it in a way that will not
     /// change): not asked again.
     unavailable: bool,
@@ -55,6 +57,7 @@ impl Default for StatMount {
     fn default() -> Self {
         StatMount {
             buf: vec![0; BUF / 8],
+            list_buf: Vec::new(),
             unavailable: false,
         }
     }
@@ -113,6 +116,15 @@ impl StatMount {
             return Err(io::Error::from_raw_os_error(libc::ENOSYS));
         }
         let mut ids: Vec<u64> = Vec::new();
+        // The kernel's answers land in a buffer kept from call to call.
+        let mut batch = std::mem::take(&mut self.list_buf);
+        batch.resize(LIST_BATCH, 0);
+        let listed = self.list_into(ns_id, &mut ids, &mut batch);
+        self.list_buf = batch;
+        listed.map(|()| ids)
+    }
+
+    fn list_into(&mut self, ns_id: u64, ids: &mut Vec<u64>, batch: &mut [u64]) -> io::Result<()> {
         loop {
             // Where to go on from: after the last id received.
             let after = ids.last().copied().unwrap_or(0);
@@ -121,26 +133,24 @@ impl StatMount {
             req[8..16].copy_from_slice(&LSMT_ROOT.to_ne_bytes());
             req[16..24].copy_from_slice(&after.to_ne_bytes());
             req[24..32].copy_from_slice(&ns_id.to_ne_bytes());
-            let have = ids.len();
-            ids.resize(have + LIST_BATCH, 0);
             // SAFETY: `req` is a valid mnt_id_req of its stated size; the
-            // kernel writes at most LIST_BATCH ids after the first `have`.
+            // kernel writes at most `batch.len()` ids into `batch`.
             let r = unsafe {
                 libc::syscall(
                     SYS_LISTMOUNT,
                     req.as_ptr(),
-                    ids.as_mut_ptr().add(have),
-                    LIST_BATCH,
+                    batch.as_mut_ptr(),
+                    batch.len(),
                     0u32,
                 )
             };
             if r < 0 {
                 return Err(io::Error::last_os_error());
             }
-            let n = r as usize;
-            ids.truncate(have + n);
-            if n < LIST_BATCH {
-                return Ok(ids);
+            let n = (r as usize).min(batch.len());
+            ids.extend_from_slice(&batch[..n]);
+            if n < batch.len() {
+                return Ok(());
             }
             if ids.len() > LIST_MAX {
                 return Err(bad("more mounts than a table holds"));
