@@ -191,6 +191,12 @@ pub fn probe() -> io::Result<()> {
 
 /// The 64-bit id of the mount `path` is on (statx, 6.8+).
 fn unique_mount_id(path: &std::ffi::CStr) -> io::Result<u64> {
+    mount_and_inode(path).map(|(m, _)| m)
+}
+
+/// The 64-bit id of the mount `path` is on and its inode number (statx,
+/// 6.8+): which directory a root directory is (`/`, `/proc/PID/root`).
+pub fn mount_and_inode(path: &std::ffi::CStr) -> io::Result<(u64, u64)> {
     // SAFETY: an all-zero statx is valid; statx fills it.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
     // SAFETY: a valid NUL-terminated path and buffer.
@@ -198,18 +204,19 @@ fn unique_mount_id(path: &std::ffi::CStr) -> io::Result<u64> {
         libc::statx(
             libc::AT_FDCWD,
             path.as_ptr(),
-            0,
-            STATX_MNT_ID_UNIQUE,
+            libc::AT_STATX_DONT_SYNC,
+            STATX_MNT_ID_UNIQUE | libc::STATX_INO,
             &mut stx,
         )
     };
     if r != 0 {
         return Err(io::Error::last_os_error());
     }
-    if stx.stx_mask & STATX_MNT_ID_UNIQUE == 0 {
+    let need = STATX_MNT_ID_UNIQUE | libc::STATX_INO;
+    if stx.stx_mask & need != need {
         return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
     }
-    Ok(stx.stx_mnt_id)
+    Ok((stx.stx_mnt_id, stx.stx_ino))
 }
 
 /// statx(2): the 64-bit mount id in `stx_mnt_id` (6.8+).
