@@ -33,6 +33,8 @@ pub struct Pipeline {
     /// [`Pipeline::take_busy_mounts`]: the kernel is told, so other
     /// processes' deletions through them are captured too.
     busy_mounts: Vec<(u32, u64)>,
+    /// Kernel-side losses seen so far (cumulative).
+    lost_seen: u64,
     /// Live, recording: the facts a replay will need.
     log: Option<FactLog>,
     /// Replaying: the recorded facts instead of the system.
@@ -47,6 +49,7 @@ impl Pipeline {
             stats: Stats::default(),
             display,
             busy_mounts: Vec::new(),
+            lost_seen: 0,
             log: None,
             replay: None,
         }
@@ -149,6 +152,12 @@ impl Pipeline {
 
     /// Cumulative kernel-side losses.
     pub fn losses(&mut self, total: u64) {
+        if total > self.lost_seen {
+            // A lost event may have moved mounts: the mount tables are
+            // asked about every mount again at their next refresh.
+            self.lost_seen = total;
+            self.enricher.table.forget_all_refreshed();
+        }
         self.correlator.losses(total);
     }
 

@@ -19,6 +19,9 @@
 pub struct Glob {
     text: String,
     comps: Vec<Comp>,
+    /// The components without `*`: each must be one of the path's, else
+    /// nothing to match (a quick no for most paths).
+    literals: Vec<Vec<u8>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,10 +50,18 @@ impl Glob {
                     Comp::One(c.to_vec())
                 }
             })
+            .collect::<Vec<_>>();
+        let literals = comps
+            .iter()
+            .filter_map(|c| match c {
+                Comp::One(b) if !b.contains(&b'*') => Some(b.clone()),
+                _ => None,
+            })
             .collect();
         Glob {
             text: pattern.to_string(),
             comps,
+            literals,
         }
     }
 
@@ -61,9 +72,22 @@ impl Glob {
 
     pub fn matches(&self, path: &[u8]) -> bool {
         let parts: Vec<&[u8]> = components(path).collect();
+        self.matches_components(&parts)
+    }
+
+    /// [`Glob::matches`] for a path already split ([`components`]).
+    fn matches_components(&self, parts: &[&[u8]]) -> bool {
+        // A literal component matches only a path component equal to it.
+        if !self
+            .literals
+            .iter()
+            .all(|l| parts.iter().any(|p| p == &l.as_slice()))
+        {
+            return false;
+        }
         wildcard(
             &self.comps,
-            &parts,
+            parts,
             |c| matches!(c, Comp::Deep),
             |c, part| match c {
                 Comp::One(pat) => component_matches(pat, part),
@@ -173,9 +197,11 @@ impl Roots {
 
     /// The label of the first rule matching `path`.
     pub fn classify(&self, path: &[u8]) -> Option<&str> {
+        // Split once for every rule.
+        let parts: Vec<&[u8]> = components(path).collect();
         self.rules
             .iter()
-            .find(|(glob, _)| glob.matches(path))
+            .find(|(glob, _)| glob.matches_components(&parts))
             .map(|(_, label)| label.as_str())
     }
 
@@ -193,6 +219,46 @@ mod tests {
 
     fn g(p: &str) -> Glob {
         Glob::new(p).unwrap()
+    }
+
+    /// The literal components' quick no never says no to a match.
+    #[test]
+    fn literal_prefilter_is_only_a_shortcut() {
+        let patterns = [
+            "**/docker/volumes/*/**",
+            "/a/b",
+            "a/*/c",
+            "**",
+            "x*y/**/z",
+            "**/kubelet/plugins/kubernetes.io/csi/**/globalmount/**",
+        ];
+        let paths: [&[u8]; 9] = [
+            b"/",
+            b"/a/b",
+            b"/a/x/c",
+            b"/var/lib/docker/volumes/v/_data",
+            b"/var/lib/docker/volume/v",
+            b"/xQy/z",
+            b"/xy/1/2/z",
+            b"/var/lib/kubelet/plugins/kubernetes.io/csi/d/h/globalmount/f",
+            b"/var/lib/kubelet/plugins/kubernetes.io/csi/globalmount",
+        ];
+        for p in patterns {
+            let glob = g(p);
+            for path in paths {
+                let parts: Vec<&[u8]> = components(path).collect();
+                let full = wildcard(
+                    &glob.comps,
+                    &parts,
+                    |c| matches!(c, Comp::Deep),
+                    |c, part| match c {
+                        Comp::One(pat) => component_matches(pat, part),
+                        Comp::Deep => false,
+                    },
+                );
+                assert_eq!(glob.matches(path), full, "{p} {path:?}");
+            }
+        }
     }
 
     #[test]

@@ -56,33 +56,50 @@ pub struct HolderScan {
 /// checked before each process; once it reaches `budget` the scan stops
 /// with `complete: false`.
 pub fn find_holders(mnt_id: u32, budget: Duration) -> HolderScan {
+    find_holders_of(&[mnt_id], budget).pop().unwrap_or_default()
+}
+
+/// [`find_holders`] for several mounts in one pass over `/proc`: each
+/// process is read once and its holds sorted to the mounts they are on.
+/// The scans, in the order of `mnt_ids`, are what separate scans at that
+/// moment would give (a mount listed twice gets the same scan twice).
+pub fn find_holders_of(mnt_ids: &[u32], budget: Duration) -> Vec<HolderScan> {
     let start = Instant::now();
-    let mut scan = HolderScan::default();
+    let mut scans = vec![HolderScan::default(); mnt_ids.len()];
     let Ok(pids) = list_pids() else {
-        return scan;
+        return scans;
     };
-    scan.complete = true;
+    let mut complete = true;
+    let mut scanned = 0;
     for pid in pids {
         if start.elapsed() >= budget {
-            scan.complete = false;
+            complete = false;
             break;
         }
-        scan.processes_scanned += 1;
-        if let Some(holder) = scan_process(pid, mnt_id) {
-            scan.holders.push(holder);
+        scanned += 1;
+        for (i, holder) in scan_process(pid, mnt_ids) {
+            scans[i].holders.push(holder);
         }
     }
-    scan.holders.sort_by_key(|h| h.pid);
-    scan
+    for s in &mut scans {
+        s.complete = complete;
+        s.processes_scanned = scanned;
+        s.holders.sort_by_key(|h| h.pid);
+    }
+    scans
 }
 
 /// Identifies one requested holder scan; results are joined by it.
 pub type ScanId = u64;
 
+/// Requests answered by one pass over `/proc` at most.
+const BATCH_MAX: usize = 64;
+
 /// Holder scans on a thread of their own: a scan reads all of /proc (up to
 /// its budget), which must never hold up the events behind the EBUSY that
-/// asked for it. Requests are answered in order; results are joined to the
-/// busy mount by [`ScanId`].
+/// asked for it. Requests are answered in order, those waiting together by
+/// one pass ([`find_holders_of`]); results are joined to the busy mount by
+/// [`ScanId`].
 pub struct HolderScanner {
     budget: Duration,
     worker: Option<Worker>,
@@ -115,9 +132,19 @@ impl HolderScanner {
             let handle = std::thread::Builder::new()
                 .name("mntrace-holders".into())
                 .spawn(move || {
-                    for (id, mnt) in req_rx {
-                        if res_tx.send((id, find_holders(mnt, budget))).is_err() {
-                            return;
+                    // The requests that came in while a pass ran are
+                    // answered together by the next pass: a storm of busy
+                    // unmounts reads /proc once per pass, not once per
+                    // mount.
+                    while let Ok(first) = req_rx.recv() {
+                        let mut batch = vec![first];
+                        batch.extend(req_rx.try_iter().take(BATCH_MAX - 1));
+                        let mnts: Vec<u32> = batch.iter().map(|&(_, m)| m).collect();
+                        let scans = find_holders_of(&mnts, budget);
+                        for ((id, _), scan) in batch.into_iter().zip(scans) {
+                            if res_tx.send((id, scan)).is_err() {
+                                return;
+                            }
                         }
                     }
                 })
@@ -192,42 +219,64 @@ fn parse_decimal<T: std::str::FromStr>(b: &[u8]) -> Option<T> {
     std::str::from_utf8(b).ok()?.parse().ok()
 }
 
-fn scan_process(pid: u32, mnt_id: u32) -> Option<Holder> {
+/// The holds of process `pid` on each of `mnt_ids`: (index in `mnt_ids`,
+/// holder) for each mount it holds, by index.
+fn scan_process(pid: u32, mnt_ids: &[u32]) -> Vec<(usize, Holder)> {
     let dir = PathBuf::from(format!("/proc/{pid}"));
-    let mut holds = fd_holds(&dir, mnt_id);
+    // The holds of every mount looked for, each with the mount it is on.
+    let mut found: Vec<(u32, Hold)> = fd_holds(&dir, mnt_ids);
     let cwd = dir.join("cwd");
-    if on_mount(&cwd, mnt_id) {
+    if let Some(m) = on_mount(&cwd, mnt_ids) {
         if let Some(path) = read_link(&cwd) {
-            holds.push(Hold::Cwd { path });
+            found.push((m, Hold::Cwd { path }));
         }
     }
     let root = dir.join("root");
-    if on_mount(&root, mnt_id) {
+    if let Some(m) = on_mount(&root, mnt_ids) {
         if let Some(path) = read_link(&root) {
-            holds.push(Hold::Root { path });
+            found.push((m, Hold::Root { path }));
         }
     }
-    map_holds(&dir, mnt_id, &mut holds);
-    if holds.is_empty() {
-        return None;
+    map_holds(&dir, mnt_ids, &mut found);
+    if found.is_empty() {
+        return Vec::new();
     }
     // Gone by now: skip it like any other vanished process.
-    let mut comm = fs::read(dir.join("comm")).ok()?;
+    let Ok(mut comm) = fs::read(dir.join("comm")) else {
+        return Vec::new();
+    };
     if comm.last() == Some(&b'\n') {
         comm.pop();
     }
-    Some(Holder {
-        pid,
-        comm: Bytes::from(comm),
-        holds,
-    })
+    let comm = Bytes::from(comm);
+    mnt_ids
+        .iter()
+        .enumerate()
+        .filter_map(|(i, &m)| {
+            let holds: Vec<Hold> = found
+                .iter()
+                .filter(|(on, _)| *on == m)
+                .map(|(_, h)| h.clone())
+                .collect();
+            (!holds.is_empty()).then(|| {
+                (
+                    i,
+                    Holder {
+                        pid,
+                        comm: comm.clone(),
+                        holds,
+                    },
+                )
+            })
+        })
+        .collect()
 }
 
-fn fd_holds(dir: &Path, mnt_id: u32) -> Vec<Hold> {
+fn fd_holds(dir: &Path, mnt_ids: &[u32]) -> Vec<(u32, Hold)> {
     let Ok(entries) = fs::read_dir(dir.join("fdinfo")) else {
         return Vec::new();
     };
-    let mut found: Vec<(i32, Bytes)> = Vec::new();
+    let mut found: Vec<(i32, u32, Bytes)> = Vec::new();
     for entry in entries.filter_map(|e| e.ok()) {
         let Some(fd) = parse_decimal::<i32>(entry.file_name().as_bytes()) else {
             continue;
@@ -235,17 +284,17 @@ fn fd_holds(dir: &Path, mnt_id: u32) -> Vec<Hold> {
         let Ok(info) = fs::read(entry.path()) else {
             continue;
         };
-        if fdinfo_mnt_id(&info) != Some(mnt_id) {
+        let Some(m) = fdinfo_mnt_id(&info).filter(|m| mnt_ids.contains(m)) else {
             continue;
-        }
+        };
         if let Some(path) = read_link(&dir.join("fd").join(fd.to_string())) {
-            found.push((fd, path));
+            found.push((fd, m, path));
         }
     }
-    found.sort_by_key(|&(fd, _)| fd);
+    found.sort_by_key(|&(fd, _, _)| fd);
     found
         .into_iter()
-        .map(|(fd, path)| Hold::Fd { fd, path })
+        .map(|(fd, m, path)| (m, Hold::Fd { fd, path }))
         .collect()
 }
 
@@ -256,7 +305,7 @@ fn fdinfo_mnt_id(info: &[u8]) -> Option<u32> {
         .and_then(|v| parse_decimal(v.trim_ascii()))
 }
 
-fn map_holds(dir: &Path, mnt_id: u32, holds: &mut Vec<Hold>) {
+fn map_holds(dir: &Path, mnt_ids: &[u32], holds: &mut Vec<(u32, Hold)>) {
     let Ok(entries) = fs::read_dir(dir.join("map_files")) else {
         return;
     };
@@ -270,8 +319,8 @@ fn map_holds(dir: &Path, mnt_id: u32, holds: &mut Vec<Hold>) {
             continue;
         }
         seen.push(path.clone());
-        if on_mount(&link, mnt_id) {
-            holds.push(Hold::Map { path });
+        if let Some(m) = on_mount(&link, mnt_ids) {
+            holds.push((m, Hold::Map { path }));
         }
     }
 }
@@ -281,10 +330,11 @@ fn read_link(path: &Path) -> Option<Bytes> {
     Some(Bytes::copy_from_slice(target.as_os_str().as_bytes()))
 }
 
-/// Whether `path` (followed, so `/proc` magic links lead to the real file)
-/// is on mount `mnt_id`.
-fn on_mount(path: &Path, mnt_id: u32) -> bool {
-    statx_mnt_id(path) == Some(u64::from(mnt_id))
+/// Which of `mnt_ids` `path` (followed, so `/proc` magic links lead to the
+/// real file) is on, if any.
+fn on_mount(path: &Path, mnt_ids: &[u32]) -> Option<u32> {
+    let id = u32::try_from(statx_mnt_id(path)?).ok()?;
+    mnt_ids.contains(&id).then_some(id)
 }
 
 /// The mount id of what `path` resolves to, via `statx(STATX_MNT_ID)`.
@@ -444,6 +494,52 @@ mod tests {
         assert!(me.holds.contains(&Hold::Root {
             path: Bytes::from_static(b"/")
         }));
+    }
+
+    #[test]
+    fn one_pass_for_several_mounts_sorts_holds_to_their_mounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let file_path = dir.path().join("held");
+        let _file = fs::File::create(&file_path).unwrap();
+        let on_dir = mnt_id_of(dir.path());
+        let on_root = mnt_id_of(Path::new("/proc/self/root"));
+        let ids = [on_dir, u32::MAX, on_root, on_dir];
+        let scans = find_holders_of(&ids, BUDGET);
+        assert_eq!(scans.len(), ids.len());
+        let me = std::process::id();
+        use std::os::fd::AsRawFd;
+        for scan in &scans {
+            assert!(scan.complete);
+            assert!(scan.processes_scanned >= 1);
+            assert_well_ordered(scan);
+        }
+        assert!(scans[1].holders.is_empty());
+        assert_eq!(scans[0], scans[3], "a mount asked twice");
+        let held = Hold::Fd {
+            fd: _file.as_raw_fd(),
+            path: bytes_of(&fs::canonicalize(&file_path).unwrap()),
+        };
+        assert!(holder(&scans[0], me).holds.contains(&held));
+        assert!(holder(&scans[2], me).holds.contains(&Hold::Root {
+            path: Bytes::from_static(b"/")
+        }));
+        if on_dir != on_root {
+            let mine = holder(&scans[0], me);
+            assert!(!mine.holds.iter().any(|h| matches!(h, Hold::Root { .. })));
+            assert!(!holder(&scans[2], me).holds.contains(&held));
+        }
+    }
+
+    #[test]
+    fn scanner_answers_every_request_by_id() {
+        let mut s = HolderScanner::new(BUDGET);
+        for id in 1..=5 {
+            s.submit(id, u32::MAX - id as u32);
+        }
+        let mut got: Vec<ScanId> = s.wait_all().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(s.pending(), 0);
+        got.sort_unstable();
+        assert_eq!(got, vec![1, 2, 3, 4, 5]);
     }
 
     #[test]

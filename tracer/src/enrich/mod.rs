@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tracer_common::uapi::{EBUSY, MS_BIND, OPEN_TREE_CLONE};
+use tracer_common::uapi::{EBUSY, MS_BIND, MS_MOVE, MS_REMOUNT, OPEN_TREE_CLONE};
 
 use crate::model::{Args, Event};
 use crate::path::resolve_arg;
@@ -73,6 +73,39 @@ pub struct Enricher {
     /// A live process per namespace, to read it through when the event's
     /// own process is gone.
     ns_pids: ns_pids::NsPids,
+    /// This process's mount namespace and root: where statmount's
+    /// mountpoints are the ones mountinfo gives.
+    own: OwnView,
+}
+
+/// This process's mount namespace (inode) and root directory (mount,
+/// inode), learnt once.
+#[derive(Default)]
+struct OwnView {
+    known: Option<Option<(u32, (u64, u64))>>,
+}
+
+impl OwnView {
+    /// Whether process `pid` of namespace `ns` sees the mounts as this
+    /// process does: the same namespace, the same root directory. Its
+    /// root is looked at through `/proc/PID/root`, which leads to its root
+    /// directory (not under any busy mount: the process would hold it).
+    fn same_view(&mut self, ns: u32, pid: u32) -> bool {
+        let own = *self.known.get_or_insert_with(|| {
+            let ns = mount_table::ns_inode("/proc/self/ns/mnt").ok()?;
+            Some((ns, statmount::mount_and_inode(c"/").ok()?))
+        });
+        let Some((own_ns, own_root)) = own else {
+            return false;
+        };
+        if ns != own_ns {
+            return false;
+        }
+        let Ok(root) = std::ffi::CString::new(format!("/proc/{pid}/root")) else {
+            return false;
+        };
+        statmount::mount_and_inode(&root).is_ok_and(|r| r == own_root)
+    }
 }
 
 impl Default for Enricher {
@@ -93,6 +126,7 @@ impl Enricher {
             statmount: statmount::StatMount::default(),
             ns_ids: HashMap::new(),
             ns_pids: ns_pids::NsPids::default(),
+            own: OwnView::default(),
             clones: Recent::new(RECENT_MAX),
             binds: Recent::new(RECENT_MAX),
         }
@@ -102,6 +136,16 @@ impl Enricher {
     fn learn(&mut self, ev: &Event) {
         if ev.ret < 0 {
             return;
+        }
+        // Mounts already there moved or changed: their entries are asked
+        // about again at the next refresh.
+        let alters = match &ev.args {
+            Args::Mount { flags, .. } => flags & ALTERS_MOUNTS != 0,
+            Args::MoveMount { .. } | Args::MountSetattr { .. } => true,
+            _ => false,
+        };
+        if alters {
+            self.table.forget_refreshed(ev.mnt_ns);
         }
         match &ev.args {
             Args::OpenTree {
@@ -132,9 +176,12 @@ impl Enricher {
         }
     }
 
-    /// Reload the mount table of `ev`'s namespace from its process.
+    /// Reload the mount table of `ev`'s namespace: from the kernel's list
+    /// of its mounts when it can ([`Enricher::refresh`]), else from the
+    /// mountinfo of a process of it.
     fn reload(&mut self, ev: &Event) {
         let loaded = match self.ns_pids.pid_in(ev.mnt_ns, ev.pid, ev.ts_ns) {
+            Some(pid) if self.refresh(ev, pid) => Ok(ev.mnt_ns),
             Some(pid) => self.table.load_pid(pid),
             None => Err(std::io::ErrorKind::NotFound.into()),
         };
@@ -154,6 +201,39 @@ impl Enricher {
                 self.failed_ns.insert(ev.mnt_ns, ev.pid);
             }
         }
+    }
+
+    /// The table of `ev`'s namespace from listmount and statmount: the
+    /// same entries as the mountinfo of `pid` (a process of it), but only
+    /// the mounts made since the last refresh are asked about, so a busy
+    /// unmount in a churning namespace costs a list of ids, not a whole
+    /// mountinfo. Nothing under a mount is looked up by path. The kernel
+    /// gives mountpoints as this process sees them, so only for its own
+    /// namespace, through a process with its root directory (event paths
+    /// are as the process sees them: a chroot sees other paths). False
+    /// otherwise, or when the kernel cannot (older than 6.11): read
+    /// mountinfo.
+    fn refresh(&mut self, ev: &Event, pid: u32) -> bool {
+        let ns = ev.mnt_ns;
+        if ns == 0 || !self.statmount.available() || !self.own.same_view(ns, pid) {
+            return false;
+        }
+        let Some(ns_id) = self.ns_id(ns, ev) else {
+            return false;
+        };
+        let Ok(ids) = self.statmount.list(ns_id) else {
+            return false;
+        };
+        let sm = &mut self.statmount;
+        self.table
+            .refresh(ns, &ids, |unique| match sm.mount(unique, ns_id) {
+                Ok(m) => Ok(Some(m)),
+                // Unmounted since it was listed: mountinfo read now would
+                // not have it either.
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+                Err(e) => Err(e),
+            })
+            .is_ok()
     }
 
     /// Drop the least recently used namespace tables beyond `NS_MAX`.
@@ -337,6 +417,14 @@ impl Enricher {
 
 const RECENT_MAX: usize = 16_384;
 
+/// mount(2) flags that change mounts already there (move one, remount it,
+/// change its propagation) rather than make a new one.
+const ALTERS_MOUNTS: u64 = MS_MOVE | MS_REMOUNT | MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE;
+const MS_SHARED: u64 = libc::MS_SHARED;
+const MS_PRIVATE: u64 = libc::MS_PRIVATE;
+const MS_SLAVE: u64 = libc::MS_SLAVE;
+const MS_UNBINDABLE: u64 = libc::MS_UNBINDABLE;
+
 /// A path argument made absolute with the directory its lookup started from.
 fn absolute(path: Option<&[u8]>, dir: &crate::model::Dir) -> Option<Bytes> {
     let p = path?;
@@ -427,6 +515,7 @@ impl ScanRate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn holder_scans_are_rate_limited_in_event_time() {
@@ -442,6 +531,46 @@ mod tests {
             Some(SCANS_PER_SEC as u64 + 1),
             "next second"
         );
+    }
+
+    /// The mount table is refreshed from statmount only for processes that
+    /// see the mounts as this one does: its namespace, its root.
+    #[test]
+    fn statmount_view_is_this_processs_namespace_and_root() {
+        let mut own = OwnView::default();
+        let ns = mount_table::ns_inode("/proc/self/ns/mnt").unwrap();
+        let me = std::process::id();
+        assert!(own.same_view(ns, me));
+        assert!(!own.same_view(ns.wrapping_add(1), me), "another namespace");
+        assert!(!own.same_view(ns, u32::MAX), "no such process");
+        // A child in a chroot sees other paths.
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: the child only makes async-signal-safe syscalls.
+        let child = unsafe { libc::fork() };
+        assert!(child >= 0);
+        if child == 0 {
+            // SAFETY: plain syscalls in the child.
+            unsafe {
+                libc::chroot(root.as_ptr());
+                libc::pause();
+                libc::_exit(0);
+            }
+        }
+        let chrooted =
+            || std::fs::read_link(format!("/proc/{child}/root")).is_ok_and(|p| p != Path::new("/"));
+        let start = std::time::Instant::now();
+        while !chrooted() && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let (was_chrooted, same) = (chrooted(), own.same_view(ns, child as u32));
+        // SAFETY: our own child.
+        unsafe {
+            libc::kill(child, libc::SIGKILL);
+            libc::waitpid(child, std::ptr::null_mut(), 0);
+        }
+        assert!(was_chrooted, "the child did not chroot");
+        assert!(!same, "a chrooted process");
     }
 
     #[test]

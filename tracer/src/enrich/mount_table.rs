@@ -203,6 +203,9 @@ struct NsMounts {
     unique: HashMap<u32, u64>,
     /// Read from mountinfo (else only mounts asked about one by one).
     read: bool,
+    /// The entries of the last [`MountTable::refresh`] by 64-bit id: a
+    /// refresh asks the kernel only about mounts it does not have.
+    by_unique: HashMap<u64, Arc<MountInfo>>,
 }
 
 /// Mount tables keyed by mount-namespace inode.
@@ -233,6 +236,74 @@ impl MountTable {
                 ..Default::default()
             },
         );
+    }
+
+    /// Replaces the table of namespace `ns` with its mounts `ids` (64-bit,
+    /// in the kernel's order, which is mountinfo's): those of the last
+    /// refresh are kept as they were, `stat` is asked about the others
+    /// (`None`: that mount is gone since it was listed, and left out). The
+    /// result is the table mountinfo would give, read at the cost of the
+    /// mounts made since. On an error the table is left as it was (and
+    /// the next refresh asks about every mount).
+    pub fn refresh(
+        &mut self,
+        ns: u32,
+        ids: &[u64],
+        mut stat: impl FnMut(u64) -> io::Result<Option<MountInfo>>,
+    ) -> io::Result<()> {
+        let known = self
+            .namespaces
+            .get_mut(&ns)
+            .map(|t| std::mem::take(&mut t.by_unique))
+            .unwrap_or_default();
+        let mut mounts = Vec::with_capacity(ids.len());
+        let mut by_unique = HashMap::with_capacity(ids.len());
+        let mut unique = HashMap::with_capacity(ids.len());
+        for &u in ids {
+            let m = match known.get(&u) {
+                Some(m) => m.clone(),
+                None => match stat(u)? {
+                    Some(m) => Arc::new(m),
+                    None => continue,
+                },
+            };
+            unique.insert(m.mnt_id, u);
+            by_unique.insert(u, m.clone());
+            mounts.push(m);
+        }
+        let by_id = mounts
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.mnt_id, i))
+            .collect();
+        self.namespaces.insert(
+            ns,
+            NsMounts {
+                mounts,
+                by_id,
+                changed: false,
+                unique,
+                read: true,
+                by_unique,
+            },
+        );
+        Ok(())
+    }
+
+    /// Mounts of namespace `ns` may have moved (their mountpoints changed)
+    /// or changed their options: the next [`MountTable::refresh`] asks
+    /// about every mount again.
+    pub fn forget_refreshed(&mut self, ns: u32) {
+        if let Some(t) = self.namespaces.get_mut(&ns) {
+            t.by_unique.clear();
+        }
+    }
+
+    /// [`MountTable::forget_refreshed`] for every namespace.
+    pub fn forget_all_refreshed(&mut self) {
+        for t in self.namespaces.values_mut() {
+            t.by_unique.clear();
+        }
     }
 
     /// Mounts of namespace `ns` were made or removed (its table is not
@@ -554,6 +625,78 @@ mod tests {
         assert_eq!(e, MountinfoError::TrailingData { line: 1 });
         assert!(e.to_string().contains("line 1"));
         assert_eq!(parse_mountinfo(b"").unwrap(), vec![]);
+    }
+
+    /// A refresh asks only about the mounts it does not have, keeps the
+    /// kernel's order, drops what is gone, and after an error or a
+    /// `forget_refreshed` asks about everything again.
+    #[test]
+    fn refresh_asks_only_about_new_mounts() {
+        const NS: u32 = 4026531841;
+        let lines = parse_mountinfo(SAMPLE).unwrap();
+        // 64-bit id of each sample line: 1000 + its 32-bit id.
+        // 1099: an error; 1098: gone since it was listed.
+        let of = |u: u64| -> io::Result<Option<MountInfo>> {
+            if u == 1098 {
+                return Ok(None);
+            }
+            lines
+                .iter()
+                .find(|m| u64::from(m.mnt_id) + 1000 == u)
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| io::ErrorKind::NotFound.into())
+        };
+        let ids = |v: &[u32]| v.iter().map(|&i| u64::from(i) + 1000).collect::<Vec<_>>();
+        let mut t = MountTable::new();
+        let mut asked = Vec::new();
+        let ask = |u: u64, asked: &mut Vec<u64>| {
+            asked.push(u);
+            of(u)
+        };
+        t.refresh(NS, &ids(&[22, 27, 44, 70]), |u| ask(u, &mut asked))
+            .unwrap();
+        assert_eq!(asked, ids(&[22, 27, 44, 70]));
+        let entries = |t: &MountTable| t.mounts(NS).iter().map(|m| m.mnt_id).collect::<Vec<_>>();
+        assert_eq!(entries(&t), [22, 27, 44, 70]);
+        assert!(t.has_ns(NS) && t.is_current(NS));
+        assert_eq!(t.unique_of(NS, 44), Some(1044));
+        let before = t.get(NS, 27).unwrap().clone();
+
+        t.changed(NS);
+        asked.clear();
+        t.refresh(NS, &ids(&[22, 27, 70, 71, 98, 72]), |u| ask(u, &mut asked))
+            .unwrap();
+        assert_eq!(asked, ids(&[71, 98, 72]), "only the new mounts");
+        assert_eq!(entries(&t), [22, 27, 70, 71, 72]);
+        assert!(t.is_current(NS));
+        assert!(t.get(NS, 44).is_none(), "gone");
+        assert!(
+            Arc::ptr_eq(t.get(NS, 27).unwrap(), &before),
+            "kept as it was"
+        );
+        assert_eq!(t.at_mountpoint(NS, b"/mnt/t2").map(|m| m.mnt_id), Some(72));
+
+        // An error: the table stays; the next refresh asks about all.
+        asked.clear();
+        let failed = t.refresh(NS, &ids(&[22, 27, 99]), |u| ask(u, &mut asked));
+        assert!(failed.is_err());
+        assert_eq!(entries(&t), [22, 27, 70, 71, 72]);
+        asked.clear();
+        t.refresh(NS, &ids(&[22, 27]), |u| ask(u, &mut asked))
+            .unwrap();
+        assert_eq!(asked, ids(&[22, 27]));
+
+        // Mounts moved: everything is asked about again.
+        t.forget_refreshed(NS);
+        asked.clear();
+        t.refresh(NS, &ids(&[22, 27]), |u| ask(u, &mut asked))
+            .unwrap();
+        assert_eq!(asked, ids(&[22, 27]));
+        t.forget_all_refreshed();
+        asked.clear();
+        t.refresh(NS, &ids(&[27]), |u| ask(u, &mut asked)).unwrap();
+        assert_eq!(asked, ids(&[27]));
     }
 
     #[test]

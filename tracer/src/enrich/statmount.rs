@@ -46,6 +46,8 @@ const MS_UNBINDABLE: u64 = 1 << 17;
 /// Asks the kernel about single mounts; keeps its buffer.
 pub struct StatMount {
     buf: Vec<u64>,
+    /// listmount's answers (kept: it is asked at every table refresh).
+    list_buf: Vec<u64>,
     /// The kernel has no statmount (or refused it in a way that will not
     /// change): not asked again.
     unavailable: bool,
@@ -55,6 +57,7 @@ impl Default for StatMount {
     fn default() -> Self {
         StatMount {
             buf: vec![0; BUF / 8],
+            list_buf: Vec::new(),
             unavailable: false,
         }
     }
@@ -103,6 +106,68 @@ impl StatMount {
     }
 }
 
+impl StatMount {
+    /// The 64-bit ids of every mount of the namespace with 64-bit id
+    /// `ns_id`, in the kernel's order (by id: the order of mountinfo),
+    /// as that namespace's root sees them (listmount, 6.8+; another
+    /// namespace by id, 6.11+). Nothing is looked up by path.
+    pub fn list(&mut self, ns_id: u64) -> io::Result<Vec<u64>> {
+        if self.unavailable {
+            return Err(io::Error::from_raw_os_error(libc::ENOSYS));
+        }
+        let mut ids: Vec<u64> = Vec::new();
+        // The kernel's answers land in a buffer kept from call to call.
+        let mut batch = std::mem::take(&mut self.list_buf);
+        batch.resize(LIST_BATCH, 0);
+        let listed = self.list_into(ns_id, &mut ids, &mut batch);
+        self.list_buf = batch;
+        listed.map(|()| ids)
+    }
+
+    fn list_into(&mut self, ns_id: u64, ids: &mut Vec<u64>, batch: &mut [u64]) -> io::Result<()> {
+        loop {
+            // Where to go on from: after the last id received.
+            let after = ids.last().copied().unwrap_or(0);
+            let mut req = [0u8; REQ_SIZE_VER1 as usize];
+            req[0..4].copy_from_slice(&REQ_SIZE_VER1.to_ne_bytes());
+            req[8..16].copy_from_slice(&LSMT_ROOT.to_ne_bytes());
+            req[16..24].copy_from_slice(&after.to_ne_bytes());
+            req[24..32].copy_from_slice(&ns_id.to_ne_bytes());
+            // SAFETY: `req` is a valid mnt_id_req of its stated size; the
+            // kernel writes at most `batch.len()` ids into `batch`.
+            let r = unsafe {
+                libc::syscall(
+                    SYS_LISTMOUNT,
+                    req.as_ptr(),
+                    batch.as_mut_ptr(),
+                    batch.len(),
+                    0u32,
+                )
+            };
+            if r < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let n = (r as usize).min(batch.len());
+            ids.extend_from_slice(&batch[..n]);
+            if n < batch.len() {
+                return Ok(());
+            }
+            if ids.len() > LIST_MAX {
+                return Err(bad("more mounts than a table holds"));
+            }
+        }
+    }
+}
+
+/// listmount(2) (Linux 6.8+; the same number on every architecture).
+const SYS_LISTMOUNT: i64 = 458;
+/// listmount: every mount of the namespace, from its root.
+const LSMT_ROOT: u64 = u64::MAX;
+/// Ids asked for per listmount call.
+const LIST_BATCH: usize = 1024;
+/// Mounts of one namespace listed at most (beyond: mountinfo is read).
+const LIST_MAX: usize = 1 << 20;
+
 /// The 64-bit id of the mount namespace of process `pid` (Linux 6.11+).
 pub fn ns_id_of_pid(pid: u32) -> io::Result<u64> {
     let f = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))?;
@@ -126,6 +191,12 @@ pub fn probe() -> io::Result<()> {
 
 /// The 64-bit id of the mount `path` is on (statx, 6.8+).
 fn unique_mount_id(path: &std::ffi::CStr) -> io::Result<u64> {
+    mount_and_inode(path).map(|(m, _)| m)
+}
+
+/// The 64-bit id of the mount `path` is on and its inode number (statx,
+/// 6.8+): which directory a root directory is (`/`, `/proc/PID/root`).
+pub fn mount_and_inode(path: &std::ffi::CStr) -> io::Result<(u64, u64)> {
     // SAFETY: an all-zero statx is valid; statx fills it.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
     // SAFETY: a valid NUL-terminated path and buffer.
@@ -133,18 +204,19 @@ fn unique_mount_id(path: &std::ffi::CStr) -> io::Result<u64> {
         libc::statx(
             libc::AT_FDCWD,
             path.as_ptr(),
-            0,
-            STATX_MNT_ID_UNIQUE,
+            libc::AT_STATX_DONT_SYNC,
+            STATX_MNT_ID_UNIQUE | libc::STATX_INO,
             &mut stx,
         )
     };
     if r != 0 {
         return Err(io::Error::last_os_error());
     }
-    if stx.stx_mask & STATX_MNT_ID_UNIQUE == 0 {
+    let need = STATX_MNT_ID_UNIQUE | libc::STATX_INO;
+    if stx.stx_mask & need != need {
         return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
     }
-    Ok(stx.stx_mnt_id)
+    Ok((stx.stx_mnt_id, stx.stx_ino))
 }
 
 /// statx(2): the 64-bit mount id in `stx_mnt_id` (6.8+).
@@ -272,8 +344,20 @@ mod tests {
         );
         assert_eq!(m.idmapped, line.idmapped);
         assert_eq!(m.options.split(',').next(), line.options.split(',').next());
+        // Every mount of the namespace, listed: the mounts of mountinfo,
+        // in its order.
+        let ids = sm.list(ns).expect("listmount");
+        let listed: Vec<u32> = ids
+            .iter()
+            .map(|&u| sm.mount(u, ns).unwrap().mnt_id)
+            .collect();
+        let read: Vec<u32> = table.iter().map(|l| l.mnt_id).collect();
+        assert_eq!(listed, read);
         // An id no mount has.
-        assert!(sm.mount(u64::MAX - 7, ns).is_err());
+        // (ENOENT, which the table's refresh reads as "unmounted since it
+        // was listed").
+        let gone = sm.mount(u64::MAX - 7, ns).unwrap_err();
+        assert_eq!(gone.raw_os_error(), Some(libc::ENOENT), "{gone}");
         assert!(sm.available());
         probe().expect("statmount answers here");
     }

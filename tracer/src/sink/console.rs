@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use tracer_common::event::*;
 
 use super::output::{Record, RecordWrite};
-use super::{quote, Sink};
+use super::{quote, Quoted, Sink};
 use crate::correlate::{Cause, Incident};
 use crate::drops::Drops;
 use crate::enrich::clock::BootClock;
@@ -21,6 +21,8 @@ pub struct Console<W: RecordWrite> {
     clock: BootClock,
     /// The summary goes to `out` (an `-o FILE`), not to stderr.
     summary_in_output: bool,
+    /// The event line being written (its allocation is kept).
+    line: String,
 }
 
 impl<W: RecordWrite> Console<W> {
@@ -31,6 +33,7 @@ impl<W: RecordWrite> Console<W> {
             out,
             clock,
             summary_in_output: false,
+            line: String::new(),
         }
     }
 
@@ -47,17 +50,27 @@ fn count(n: u64, one: &str, many: &str) -> String {
 }
 
 /// A string argument: quoted, `NULL`, `<fault>`, with `...` after a cut.
-fn arg(s: &Str) -> String {
-    if s.is_null() {
-        "NULL".into()
-    } else if s.faulted() {
-        "<unreadable>".into()
-    } else if s.absent() {
-        "?".into()
-    } else if s.truncated() {
-        format!("{}...", quote(&s.bytes))
-    } else {
-        quote(&s.bytes)
+fn arg(s: &Str) -> Arg<'_> {
+    Arg(s)
+}
+
+/// [`arg`]: written straight into the line.
+struct Arg<'a>(&'a Str);
+
+impl std::fmt::Display for Arg<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0;
+        if s.is_null() {
+            f.write_str("NULL")
+        } else if s.faulted() {
+            f.write_str("<unreadable>")
+        } else if s.absent() {
+            f.write_str("?")
+        } else if s.truncated() {
+            write!(f, "{}...", Quoted(&s.bytes))
+        } else {
+            Quoted(&s.bytes).fmt(f)
+        }
     }
 }
 
@@ -78,16 +91,15 @@ fn dir(label: &str, d: &Dir) -> String {
     if !d.resolved() {
         return format!("{label}=<unresolved>");
     }
-    let path = if d.truncated() {
-        format!("...{}", quote(&d.path.bytes))
-    } else {
-        quote(&d.path.bytes)
-    };
-    let rel = match d.rel_path() {
-        Some(r) if d.rel_off > 0 => format!(" rel={}", quote(&r)),
-        _ => String::new(),
-    };
-    format!("{label}={path} mnt={}{rel}{}", d.mnt_id, dir_flags(d))
+    let cut = if d.truncated() { "..." } else { "" };
+    let path = Quoted(&d.path.bytes);
+    let mut s = format!("{label}={cut}{path} mnt={}", d.mnt_id);
+    if let Some(r) = d.rel_path().filter(|_| d.rel_off > 0) {
+        use std::fmt::Write;
+        let _ = write!(s, " rel={}", Quoted(&r));
+    }
+    s.push_str(&dir_flags(d));
+    s
 }
 
 /// The call as strace would print it, plus what the kernel resolved.
@@ -228,9 +240,9 @@ pub fn render(ev: &Event) -> (String, String) {
                 names::fsconfig_cmd(*cmd),
                 arg(key),
                 if value.absent() {
-                    "NULL".into()
+                    "NULL".to_string()
                 } else {
-                    arg(value)
+                    arg(value).to_string()
                 }
             ),
             aux_dir.as_ref().map(|d| dir("aux", d)).unwrap_or_default(),
@@ -264,19 +276,39 @@ fn relative_only(path: &Str, label: &str, d: &Dir) -> String {
 
 /// One full console line (without newline).
 pub fn line(ev: &Event, clock: &BootClock) -> String {
+    let mut s = String::with_capacity(160);
+    push_line(&mut s, ev, clock);
+    s
+}
+
+/// [`line`], appended to `s`.
+fn push_line(s: &mut String, ev: &Event, clock: &BootClock) {
+    use std::fmt::Write;
     let (call, extra) = render(ev);
-    let t = clock
-        .wall(ev.ts_ns)
-        .with_timezone(&chrono::Local)
-        .format("%H:%M:%S%.6f");
-    let comm = String::from_utf8_lossy(&ev.comm);
-    let sep = if extra.is_empty() { "" } else { "  " };
-    format!(
-        "{t} {comm}[{}/{}] {call} = {}{sep}{extra}",
-        ev.pid,
-        ev.tid,
-        names::ret(ev.ret)
-    )
+    push_time(s, clock, ev.ts_ns);
+    s.push(' ');
+    s.push_str(&String::from_utf8_lossy(&ev.comm));
+    let _ = write!(s, "[{}/{}] {call} = {}", ev.pid, ev.tid, names::ret(ev.ret));
+    if !extra.is_empty() {
+        s.push_str("  ");
+        s.push_str(&extra);
+    }
+}
+
+/// Local wall-clock time of day of boot time `ns`, `HH:MM:SS.ffffff`
+/// (strftime's `%H:%M:%S%.6f`, without parsing that format per line).
+fn push_time(s: &mut String, clock: &BootClock, ns: u64) {
+    use chrono::Timelike;
+    use std::fmt::Write;
+    let t = clock.wall(ns).with_timezone(&chrono::Local);
+    let _ = write!(
+        s,
+        "{:02}:{:02}:{:02}.{:06}",
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.nanosecond() % 1_000_000_000 / 1_000
+    );
 }
 
 fn drops_line(d: &Drops) -> String {
@@ -301,7 +333,8 @@ fn proc_label(comm: &[u8], pid: u32) -> String {
 /// The incident block: what was lost, where it really lived, who did it,
 /// who held the mount.
 pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
-    let mut s = String::new();
+    use std::fmt::Write;
+    let mut s = String::with_capacity(2048);
     let m = &inc.mount;
     let files = inc.deletions.iter().filter(|d| !d.is_dir).count() as u64;
     let dirs = inc.deletions.iter().filter(|d| d.is_dir).count() as u64;
@@ -316,43 +349,47 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
         Cause::BusyUnmount(_) => "deleted through a mount whose unmount failed with EBUSY",
         Cause::Crossing(_) => "deleted by a recursive delete that crossed into another mount",
     };
-    s.push_str(&format!(
-        "!!! INCIDENT #{} {sev}{label}: {} {what}\n",
+    let _ = writeln!(
+        s,
+        "!!! INCIDENT #{} {sev}{label}: {} {what}",
         inc.id,
         count(inc.count, "entry", "entries")
-    ));
+    );
     let at = |ns: u64| {
-        clock
-            .wall(ns)
-            .with_timezone(&chrono::Local)
-            .format("%H:%M:%S%.6f")
-            .to_string()
+        let mut t = String::with_capacity(15);
+        push_time(&mut t, clock, ns);
+        t
     };
     match &inc.cause {
-        Cause::BusyUnmount(u) => s.push_str(&format!(
-            "    unmount   {} {} umount2({}, {}) = -EBUSY\n",
-            at(u.ts_ns),
-            proc_label(&u.by.comm, u.by.pid),
-            quote(&u.target),
-            names::umount_flags(u.flags)
-        )),
+        Cause::BusyUnmount(u) => {
+            let _ = writeln!(
+                s,
+                "    unmount   {} {} umount2({}, {}) = -EBUSY",
+                at(u.ts_ns),
+                proc_label(&u.by.comm, u.by.pid),
+                Quoted(&u.target),
+                names::umount_flags(u.flags)
+            );
+        }
         Cause::Crossing(w) => {
             let root = w
                 .root
                 .as_ref()
                 .map(|r| quote(r))
                 .unwrap_or_else(|| "? (its top directory was not seen)".into());
-            s.push_str(&format!(
-                "    walk      {} {} removing {root}, from mnt {}\n",
+            let _ = writeln!(
+                s,
+                "    walk      {} {} removing {root}, from mnt {}",
                 at(w.start_ts_ns),
                 proc_label(&w.by.comm, w.by.pid),
                 w.root_mnt_id.unwrap_or(w.origin_mnt_id)
-            ));
+            );
             if let Some(t) = w.mountpoint_ebusy_ts_ns {
-                s.push_str(&format!(
-                    "    then      {} removing the mountpoint failed with EBUSY\n",
+                let _ = writeln!(
+                    s,
+                    "    then      {} removing the mountpoint failed with EBUSY",
                     at(t)
-                ));
+                );
             }
         }
     }
@@ -363,18 +400,20 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
     if m.subtree {
         facts.push("bind of a subdirectory".into());
     }
-    s.push_str(&format!(
-        "    mount     mnt {} on {} ({})\n",
+    let _ = writeln!(
+        s,
+        "    mount     mnt {} on {} ({})",
         m.mnt_id,
-        quote(&m.mountpoint),
+        Quoted(&m.mountpoint),
         facts.join(", ")
-    ));
+    );
     match (&m.backing_root, &m.root) {
-        (Some(b), _) => s.push_str(&format!("    lives at  {}\n", quote(b))),
-        (None, Some(r)) => s.push_str(&format!(
-            "    root      {} (within its filesystem)\n",
-            quote(r)
-        )),
+        (Some(b), _) => {
+            let _ = writeln!(s, "    lives at  {}", Quoted(b));
+        }
+        (None, Some(r)) => {
+            let _ = writeln!(s, "    root      {} (within its filesystem)", Quoted(r));
+        }
         (None, None) => s.push_str("    lives at  ? (mount not in the mount table)\n"),
     }
     let who: Vec<String> = inc
@@ -405,8 +444,9 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
     } else {
         kinds
     };
-    s.push_str(&format!(
-        "    deleted   {what} by {}, first {} after the {}\n",
+    let _ = writeln!(
+        s,
+        "    deleted   {what} by {}, first {} after the {}",
         who.join(", "),
         ms(inc.first_delay_ns),
         if inc.unmount().is_some() {
@@ -414,76 +454,85 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
         } else {
             "walk's first captured deletion"
         }
-    ));
+    );
     const SHOWN: usize = 20;
     for d in inc.deletions.iter().take(SHOWN) {
         let lost = d.backing_path.as_ref().unwrap_or(&d.path);
         let kind = if d.is_dir { "dir " } else { "file" };
-        s.push_str(&format!(
-            "      {kind} {}  (seen as {})\n",
-            quote(lost),
-            quote(&d.path)
-        ));
+        let _ = writeln!(
+            s,
+            "      {kind} {}  (seen as {})",
+            Quoted(lost),
+            Quoted(&d.path)
+        );
     }
     if inc.deletions.len() > SHOWN {
-        s.push_str(&format!(
-            "      ... and {} more (in --json)\n",
+        let _ = writeln!(
+            s,
+            "      ... and {} more (in --json)",
             inc.deletions.len() - SHOWN
-        ));
+        );
     }
     if kept < inc.count {
-        s.push_str(&format!(
-            "      ... and {} more not kept (only the first {kept} are kept)\n",
+        let _ = writeln!(
+            s,
+            "      ... and {} more not kept (only the first {kept} are kept)",
             inc.count - kept
-        ));
+        );
     }
     match &inc.holders {
         Some(h) if !h.holders.is_empty() => {
             for hd in &h.holders {
                 let holds: Vec<String> = hd.holds.iter().map(hold_text).collect();
-                s.push_str(&format!(
-                    "    held by   {}: {}\n",
+                let _ = writeln!(s,
+                    "    held by   {}: {}",
                     proc_label(&hd.comm, hd.pid),
                     holds.join(", ")
-                ));
+                );
             }
             if !h.complete {
                 s.push_str("    held by   (scan incomplete: time budget exceeded)\n");
             }
         }
-        Some(h) => s.push_str(&format!(
-            "    held by   nobody found (scanned {} processes{})\n",
+        Some(h) => {
+            let _ = writeln!(s,
+            "    held by   nobody found (scanned {} processes{})",
             h.processes_scanned,
             if h.complete { "" } else { ", incomplete" }
-        )),
+        );
+        }
         None if inc.unmount().is_some() => {
             s.push_str("    held by   ? (not scanned: mount not in the table at the EBUSY, or scan rate limit)\n")
         }
         None => {}
     }
     if inc.lost_while_open > 0 {
-        s.push_str(&format!(
-            "    WARNING   {} events were lost in the kernel while this incident was open: the list may be incomplete\n",
+        let _ = writeln!(s,
+            "    WARNING   {} events were lost in the kernel while this incident was open: the list may be incomplete",
             inc.lost_while_open
-        ));
+        );
     }
     s
 }
 
 fn hold_text(h: &Hold) -> String {
     match h {
-        Hold::Fd { fd, path } => format!("fd {fd} {}", quote(path)),
-        Hold::Cwd { path } => format!("cwd {}", quote(path)),
-        Hold::Root { path } => format!("root {}", quote(path)),
-        Hold::Map { path } => format!("mmap {}", quote(path)),
+        Hold::Fd { fd, path } => format!("fd {fd} {}", Quoted(path)),
+        Hold::Cwd { path } => format!("cwd {}", Quoted(path)),
+        Hold::Root { path } => format!("root {}", Quoted(path)),
+        Hold::Map { path } => format!("mmap {}", Quoted(path)),
     }
 }
 
 impl<W: RecordWrite> Sink for Console<W> {
     fn event(&mut self, ev: &Event) -> io::Result<()> {
-        let mut l = line(ev, &self.clock);
+        let mut l = std::mem::take(&mut self.line);
+        l.clear();
+        push_line(&mut l, ev, &self.clock);
         l.push('\n');
-        self.out.record(Record::Event, l.as_bytes())
+        let r = self.out.record(Record::Event, l.as_bytes());
+        self.line = l;
+        r
     }
 
     fn incident(&mut self, inc: &Incident) -> io::Result<()> {
@@ -600,4 +649,33 @@ pub fn summary(stats: &Stats) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The time of day is strftime's `%H:%M:%S%.6f`, to the microsecond.
+    #[test]
+    fn time_of_day_is_strftimes() {
+        let clock = BootClock::now();
+        for ns in [
+            0,
+            1,
+            999,
+            1_000,
+            123_456_789,
+            59_999_999_999,
+            86_399_999_999_999,
+        ] {
+            let mut s = String::new();
+            push_time(&mut s, &clock, ns);
+            let want = clock
+                .wall(ns)
+                .with_timezone(&chrono::Local)
+                .format("%H:%M:%S%.6f")
+                .to_string();
+            assert_eq!(s, want, "{ns}");
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Sinks: where events go (console lines, JSON Lines, metrics), and
 //! [`Fanout`] to feed several. Shared helpers render byte strings exactly.
 
+use std::fmt;
 use std::io;
 
 use crate::correlate::Incident;
@@ -98,30 +99,50 @@ fn report_unwritten(out: Option<Unwritten>, stats: &Stats) {
 /// `\\`, `\n`, `\t`, `\r`, and every other byte as `\xNN`. Reversible.
 pub fn quote(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() + 2);
-    s.push('"');
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            match c {
-                '"' => s.push_str("\\\""),
-                '\\' => s.push_str("\\\\"),
-                '\n' => s.push_str("\\n"),
-                '\t' => s.push_str("\\t"),
-                '\r' => s.push_str("\\r"),
-                c if c.is_control() => {
+    let _ = fmt::Write::write_fmt(&mut s, format_args!("{}", Quoted(bytes)));
+    s
+}
+
+/// [`quote`] as it is written into a line (`format!("{}", Quoted(b))`),
+/// without a string of its own.
+pub struct Quoted<'a>(pub &'a [u8]);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write;
+        f.write_char('"')?;
+        for chunk in self.0.utf8_chunks() {
+            let valid = chunk.valid();
+            // Runs of characters written as they are go out in one piece.
+            let mut plain = 0;
+            for (i, c) in valid.char_indices() {
+                let escape = match c {
+                    '"' => "\\\"",
+                    '\\' => "\\\\",
+                    '\n' => "\\n",
+                    '\t' => "\\t",
+                    '\r' => "\\r",
+                    c if c.is_control() => "",
+                    _ => continue,
+                };
+                f.write_str(&valid[plain..i])?;
+                plain = i + c.len_utf8();
+                if escape.is_empty() {
                     let mut b = [0u8; 4];
                     for byte in c.encode_utf8(&mut b).bytes() {
-                        s.push_str(&format!("\\x{byte:02x}"));
+                        write!(f, "\\x{byte:02x}")?;
                     }
+                } else {
+                    f.write_str(escape)?;
                 }
-                c => s.push(c),
+            }
+            f.write_str(&valid[plain..])?;
+            for byte in chunk.invalid() {
+                write!(f, "\\x{byte:02x}")?;
             }
         }
-        for byte in chunk.invalid() {
-            s.push_str(&format!("\\x{byte:02x}"));
-        }
+        f.write_char('"')
     }
-    s.push('"');
-    s
 }
 
 /// Lower-case hex of all bytes.
@@ -145,5 +166,14 @@ mod tests {
         assert_eq!(quote(b"\xff\xfe/\xc3\xa9"), r#""\xff\xfe/é""#);
         assert_eq!(quote(b"\x01"), r#""\x01""#);
         assert_eq!(hex(b"\x00\xff"), "00ff");
+        assert_eq!(quote(b""), r#""""#);
+        assert_eq!(
+            quote(b"\x7f\xc2\x85z"),
+            r#""\x7f\xc2\x85z""#,
+            "control characters"
+        );
+        assert_eq!(quote("\t\r".as_bytes()), r#""\t\r""#);
+        let b = b"a\"b\x01\xffc\\";
+        assert_eq!(format!("{}", Quoted(b)), quote(b));
     }
 }
