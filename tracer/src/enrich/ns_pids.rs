@@ -14,6 +14,10 @@ use super::mount_table::ns_inode;
 
 /// Event time between two scans of `/proc` for the same namespace.
 const SCAN_EVERY_NS: u64 = 1_000_000_000;
+/// Age of an event (event time against the boot clock now) beyond which
+/// its namespace is not looked for in `/proc`.
+const SCAN_FRESH_NS: u64 = 500_000_000;
+
 /// Namespaces remembered (a pid each, and when they were last scanned for).
 const NAMESPACES_MAX: usize = 4096;
 
@@ -49,6 +53,12 @@ impl NsPids {
             .get(&ns)
             .is_some_and(|&t| now.wrapping_sub(t) < SCAN_EVERY_NS)
         {
+            return None;
+        }
+        // An older event's namespace may be gone, and its inode number
+        // given to a new namespace: a process found with that inode now
+        // would be read as if it were the event's namespace.
+        if super::clock::boot_ns().saturating_sub(now) > SCAN_FRESH_NS {
             return None;
         }
         if self.scanned.len() >= NAMESPACES_MAX {
@@ -87,12 +97,31 @@ mod tests {
         let gone = child.id();
         child.wait().expect("wait");
         let mut p = NsPids::default();
-        assert_eq!(p.pid_in(ns, me, 0), Some(me));
-        let other = p.pid_in(ns, gone, 0).expect("a process of this namespace");
+        let now = crate::enrich::clock::boot_ns();
+        assert_eq!(p.pid_in(ns, me, now), Some(me));
+        let other = p
+            .pid_in(ns, gone, now)
+            .expect("a process of this namespace");
         assert_eq!(ns_of(other), Some(ns));
-        assert_eq!(p.pid_in(ns, gone, 1), Some(other), "remembered");
-        assert_eq!(p.pid_in(1, gone, 0), None, "no process has namespace 1");
+        assert_eq!(p.pid_in(ns, gone, now + 1), Some(other), "remembered");
+        assert_eq!(p.pid_in(1, gone, now), None, "no process has namespace 1");
         assert!(p.scanned.contains_key(&1));
-        assert_eq!(p.pid_in(1, gone, SCAN_EVERY_NS - 1), None);
+        assert_eq!(p.pid_in(1, gone, now + SCAN_EVERY_NS - 1), None);
+    }
+
+    /// An event older than `SCAN_FRESH_NS`: its namespace is not looked for
+    /// (its inode may be another namespace's now); the event's own process
+    /// still is used when it is in it.
+    #[test]
+    fn an_old_events_namespace_is_not_scanned_for() {
+        let me = std::process::id();
+        let ns = ns_of(me).expect("own namespace");
+        let mut child = std::process::Command::new("true").spawn().expect("true");
+        let gone = child.id();
+        child.wait().expect("wait");
+        let old = crate::enrich::clock::boot_ns() - 2 * SCAN_FRESH_NS;
+        let mut p = NsPids::default();
+        assert_eq!(p.pid_in(ns, gone, old), None);
+        assert_eq!(p.pid_in(ns, me, old), Some(me));
     }
 }
