@@ -208,6 +208,30 @@ struct NsMounts {
     by_unique: HashMap<u64, Arc<MountInfo>>,
 }
 
+impl NsMounts {
+    /// A namespace's table as just read (mounts in mountinfo order), with
+    /// the 64-bit ids known of its entries.
+    fn read(
+        mounts: Vec<Arc<MountInfo>>,
+        unique: HashMap<u32, u64>,
+        by_unique: HashMap<u64, Arc<MountInfo>>,
+    ) -> NsMounts {
+        let by_id = mounts
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.mnt_id, i))
+            .collect();
+        NsMounts {
+            mounts,
+            by_id,
+            changed: false,
+            unique,
+            read: true,
+            by_unique,
+        }
+    }
+}
+
 /// Mount tables keyed by mount-namespace inode.
 #[derive(Clone, Debug, Default)]
 pub struct MountTable {
@@ -221,21 +245,9 @@ impl MountTable {
 
     /// Replaces the table of namespace `ns` (mounts in mountinfo order).
     pub fn insert_ns(&mut self, ns: u32, mounts: Vec<MountInfo>) {
-        let mounts: Vec<Arc<MountInfo>> = mounts.into_iter().map(Arc::new).collect();
-        let by_id = mounts
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (m.mnt_id, i))
-            .collect();
-        self.namespaces.insert(
-            ns,
-            NsMounts {
-                mounts,
-                by_id,
-                read: true,
-                ..Default::default()
-            },
-        );
+        let mounts = mounts.into_iter().map(Arc::new).collect();
+        self.namespaces
+            .insert(ns, NsMounts::read(mounts, HashMap::new(), HashMap::new()));
     }
 
     /// Replaces the table of namespace `ns` with its mounts `ids` (64-bit,
@@ -271,22 +283,8 @@ impl MountTable {
             by_unique.insert(u, m.clone());
             mounts.push(m);
         }
-        let by_id = mounts
-            .iter()
-            .enumerate()
-            .map(|(i, m)| (m.mnt_id, i))
-            .collect();
-        self.namespaces.insert(
-            ns,
-            NsMounts {
-                mounts,
-                by_id,
-                changed: false,
-                unique,
-                read: true,
-                by_unique,
-            },
-        );
+        self.namespaces
+            .insert(ns, NsMounts::read(mounts, unique, by_unique));
         Ok(())
     }
 
