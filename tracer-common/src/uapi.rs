@@ -39,6 +39,11 @@ pub const MS_BIND: u64 = 4096;
 pub const MS_MOVE: u64 = 8192;
 /// mount(2): apply recursively (with `MS_BIND` or a propagation change).
 pub const MS_REC: u64 = 16384;
+/// mount(2) propagation types (also statmount's `propagation` bits).
+pub const MS_UNBINDABLE: u64 = 1 << 17;
+pub const MS_PRIVATE: u64 = 1 << 18;
+pub const MS_SLAVE: u64 = 1 << 19;
+pub const MS_SHARED: u64 = 1 << 20;
 /// open_tree(2): clone the tree into a new detached mount.
 pub const OPEN_TREE_CLONE: u32 = 1;
 /// `struct mount_attr` `attr_set`/`attr_clr` (`__u64`): id-mapped mount.
@@ -65,6 +70,8 @@ pub const MNT_DETACH: u32 = 2;
 /// statmount(2) (Linux 6.8+; the same number on every architecture since
 /// the syscall tables were unified).
 pub const SYS_STATMOUNT: i64 = 457;
+/// listmount(2) (Linux 6.8+; the same number on every architecture).
+pub const SYS_LISTMOUNT: i64 = 458;
 /// linux/nsfs.h: `_IOR(0xb7, 5, __u64)`, the 64-bit id of a mount
 /// namespace from its nsfs fd (Linux 6.11+).
 pub const NS_GET_MNTNS_ID: u32 = 0x8008_b705;
@@ -86,6 +93,10 @@ mod tests {
         assert_eq!(MS_BIND, libc::MS_BIND);
         assert_eq!(MS_MOVE, libc::MS_MOVE);
         assert_eq!(MS_REC, libc::MS_REC);
+        assert_eq!(MS_UNBINDABLE, libc::MS_UNBINDABLE);
+        assert_eq!(MS_PRIVATE, libc::MS_PRIVATE);
+        assert_eq!(MS_SLAVE, libc::MS_SLAVE);
+        assert_eq!(MS_SHARED, libc::MS_SHARED);
         assert_eq!(MNT_DETACH as libc::c_int, libc::MNT_DETACH);
         assert_eq!(OPEN_TREE_CLONE, libc::OPEN_TREE_CLONE);
         assert_eq!(MOUNT_ATTR_IDMAP, libc::MOUNT_ATTR_IDMAP);

@@ -8,8 +8,8 @@
 //! `tracer_common::uapi`. The module is pure and uses only `std`.
 
 use tracer_common::uapi::{
-    AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, MNT_DETACH, MOUNT_ATTR_IDMAP, MS_BIND, MS_MOVE, MS_REC,
-    MS_REMOUNT, OPEN_TREE_CLONE,
+    AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, MNT_DETACH, MOUNT_ATTR_IDMAP, MS_BIND, MS_MOVE,
+    MS_PRIVATE, MS_REC, MS_REMOUNT, MS_SHARED, MS_SLAVE, MS_UNBINDABLE, OPEN_TREE_CLONE,
 };
 
 /// Errno names indexed by number (asm-generic). Empty strings mark numbers
@@ -218,10 +218,10 @@ const MOUNT_FLAGS: &[Flag] = &[
     bit(MS_REC, "MS_REC"),
     bit(32768, "MS_SILENT"),
     bit(1 << 16, "MS_POSIXACL"),
-    bit(1 << 17, "MS_UNBINDABLE"),
-    bit(1 << 18, "MS_PRIVATE"),
-    bit(1 << 19, "MS_SLAVE"),
-    bit(1 << 20, "MS_SHARED"),
+    bit(MS_UNBINDABLE, "MS_UNBINDABLE"),
+    bit(MS_PRIVATE, "MS_PRIVATE"),
+    bit(MS_SLAVE, "MS_SLAVE"),
+    bit(MS_SHARED, "MS_SHARED"),
     bit(1 << 21, "MS_RELATIME"),
     bit(1 << 22, "MS_KERNMOUNT"),
     bit(1 << 23, "MS_I_VERSION"),

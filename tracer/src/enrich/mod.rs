@@ -14,7 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tracer_common::uapi::{EBUSY, MS_BIND, MS_MOVE, MS_REMOUNT, OPEN_TREE_CLONE};
+use tracer_common::uapi::{
+    EBUSY, MS_BIND, MS_MOVE, MS_PRIVATE, MS_REMOUNT, MS_SHARED, MS_SLAVE, MS_UNBINDABLE,
+    OPEN_TREE_CLONE,
+};
 
 use crate::model::{Args, Event};
 use crate::path::resolve_arg;
@@ -420,10 +423,6 @@ const RECENT_MAX: usize = 16_384;
 /// mount(2) flags that change mounts already there (move one, remount it,
 /// change its propagation) rather than make a new one.
 const ALTERS_MOUNTS: u64 = MS_MOVE | MS_REMOUNT | MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE;
-const MS_SHARED: u64 = libc::MS_SHARED;
-const MS_PRIVATE: u64 = libc::MS_PRIVATE;
-const MS_SLAVE: u64 = libc::MS_SLAVE;
-const MS_UNBINDABLE: u64 = libc::MS_UNBINDABLE;
 
 /// A path argument made absolute with the directory its lookup started from.
 fn absolute(path: Option<&[u8]>, dir: &crate::model::Dir) -> Option<Bytes> {

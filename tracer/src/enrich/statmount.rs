@@ -11,7 +11,10 @@ use std::io;
 use std::os::fd::AsRawFd;
 
 use bytes::Bytes;
-use tracer_common::uapi::{MOUNT_ATTR_IDMAP, NS_GET_MNTNS_ID, SYS_STATMOUNT};
+use tracer_common::uapi::{
+    MOUNT_ATTR_IDMAP, MS_SHARED, MS_SLAVE, MS_UNBINDABLE, NS_GET_MNTNS_ID, SYS_LISTMOUNT,
+    SYS_STATMOUNT,
+};
 
 use super::mount_table::MountInfo;
 
@@ -39,9 +42,6 @@ const ATTR_NOEXEC: u64 = 0x8;
 const ATTR_NOATIME: u64 = 0x10;
 const ATTR_STRICTATIME: u64 = 0x20;
 const ATTR_NODIRATIME: u64 = 0x80;
-const MS_SHARED: u64 = 1 << 20;
-const MS_SLAVE: u64 = 1 << 19;
-const MS_UNBINDABLE: u64 = 1 << 17;
 
 /// Asks the kernel about single mounts; keeps its buffer.
 pub struct StatMount {
@@ -159,8 +159,6 @@ impl StatMount {
     }
 }
 
-/// listmount(2) (Linux 6.8+; the same number on every architecture).
-const SYS_LISTMOUNT: i64 = 458;
 /// listmount: every mount of the namespace, from its root.
 const LSMT_ROOT: u64 = u64::MAX;
 /// Ids asked for per listmount call.
