@@ -179,7 +179,7 @@ pub fn walk_delete_dir(_ctx: TracePointContext) -> u32 {
         return 0;
     };
     let slot = unsafe { &mut *slot };
-    if slot.hdr.tid != tid || !is_delete(slot.hdr.kind) {
+    if slot.hdr.tid != tid || !EventKind::try_from(slot.hdr.kind).is_ok_and(EventKind::is_delete) {
         return 0;
     }
     let d = &slot.del;
@@ -210,13 +210,6 @@ pub fn walk_delete_dir(_ctx: TracePointContext) -> u32 {
         dir_cache::commit(&mut slot.del);
     }
     0
-}
-
-#[inline(always)]
-fn is_delete(kind: u32) -> bool {
-    kind == EventKind::Unlink as u32
-        || kind == EventKind::Unlinkat as u32
-        || kind == EventKind::Rmdir as u32
 }
 
 #[inline(always)]
