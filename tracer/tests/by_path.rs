@@ -181,16 +181,22 @@ fn relative_paths_and_rm_rf_of_a_directory_by_path_are_the_incident() {
     assert_eq!(&top.rel_path[..], b"/r0");
 }
 
-#[test]
-fn the_process_that_had_the_ebusy_deleting_by_absolute_path_is_in_the_incident() {
-    let s = scratch();
-    let src = s.path().join("src");
-    let mnt = s.path().join("mnt");
+/// Under `dir`: `src` holding files `a`, `b` and `held` (to be bound),
+/// and an empty `mnt` (to bind it on).
+fn source_and_mountpoint(dir: &Path) -> (PathBuf, PathBuf) {
+    let (src, mnt) = (dir.join("src"), dir.join("mnt"));
     std::fs::create_dir_all(&src).expect("mkdir");
     std::fs::create_dir_all(&mnt).expect("mkdir");
     for f in ["a", "b", "held"] {
         std::fs::write(src.join(f), b"x").expect("write");
     }
+    (src, mnt)
+}
+
+#[test]
+fn the_process_that_had_the_ebusy_deleting_by_absolute_path_is_in_the_incident() {
+    let s = scratch();
+    let (src, mnt) = source_and_mountpoint(s.path());
     let ops: Vec<std::ffi::OsString> = vec![
         "unshare-mntns".into(),
         "bind".into(),
@@ -346,13 +352,8 @@ fn a_busy_mount_with_a_submount_made_after_it_is_exact() {
     // mount. A deletion by path through the submount is not the busy
     // mount's; one through the busy mount is.
     let s = scratch();
-    let src = s.path().join("src");
-    let mnt = s.path().join("mnt");
+    let (src, mnt) = source_and_mountpoint(s.path());
     std::fs::create_dir_all(src.join("sub")).expect("mkdir");
-    std::fs::create_dir_all(&mnt).expect("mkdir");
-    for f in ["a", "b", "held"] {
-        std::fs::write(src.join(f), b"x").expect("write");
-    }
     let sub = mnt.join("sub");
     let ops: Vec<std::ffi::OsString> = vec![
         "unshare-mntns".into(),

@@ -391,6 +391,17 @@ fn rm_rf_whose_first_deletion_is_inside_a_tmpfs_is_captured_in_full() {
     assert!(i.walk().unwrap().mountpoint_ebusy_ts_ns.is_some());
 }
 
+/// What enrichment added to the events of thread `tid`, in order.
+fn enrichments_of(
+    facts: &[mntrace::enrich::facts::Fact],
+    tid: u32,
+) -> impl Iterator<Item = &mntrace::enrich::Enrichment> {
+    facts.iter().filter_map(move |f| match f {
+        mntrace::enrich::facts::Fact::Enrichment { tid: t, en, .. } if *t == tid => Some(&**en),
+        _ => None,
+    })
+}
+
 /// The kernel reuses a 32-bit mount id as soon as its mount is gone. A
 /// bind of one directory is seen through a deletion, unmounted, and the
 /// PV's bind on the same mountpoint gets its id: a deletion through it must
@@ -479,14 +490,8 @@ fn a_reused_mount_id_is_the_new_mount() {
     // the fixture and its namespace are gone: what the bind event said is
     // all there is, and the first bind's entry must not stand in for it.)
     let backing_of = |facts: &[mntrace::enrich::facts::Fact]| -> Vec<PathBuf> {
-        facts
-            .iter()
-            .filter_map(|f| match f {
-                mntrace::enrich::facts::Fact::Enrichment { tid, en, .. } if *tid == pid => {
-                    en.backing_root.as_deref().map(to_path_buf)
-                }
-                _ => None,
-            })
+        enrichments_of(facts, pid)
+            .filter_map(|en| en.backing_root.as_deref().map(to_path_buf))
             .collect()
     };
     assert_eq!(backing_of(&first), vec![other.clone()], "{first:?}");
@@ -545,14 +550,11 @@ fn a_bind_of_a_disk_mounted_after_the_table_was_read_is_its_directory() {
     fx.step();
     let lines = fx.wait();
     assert_eq!(op(&lines, 9)["errno"], 0, "{lines:?}");
-    let enriched: Vec<_> = facts
-        .iter()
-        .filter_map(|f| match f {
-            mntrace::enrich::facts::Fact::Enrichment { tid, en, .. } if *tid == pid => en
-                .mount
+    let enriched: Vec<_> = enrichments_of(&facts, pid)
+        .filter_map(|en| {
+            en.mount
                 .as_ref()
-                .map(|m| (m.mountpoint.clone(), en.backing_root.clone())),
-            _ => None,
+                .map(|m| (m.mountpoint.clone(), en.backing_root.clone()))
         })
         .collect();
     assert_eq!(

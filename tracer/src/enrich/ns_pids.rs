@@ -86,16 +86,22 @@ fn scan(ns: u32) -> Option<u32> {
 mod tests {
     use super::*;
 
-    /// A gone process's namespace is read through another of its
-    /// processes; a namespace of no process gives none, and is not
-    /// scanned for again at once.
-    #[test]
-    fn a_gone_process_is_replaced_by_another_of_its_namespace() {
+    /// This process, its namespace, and the pid of a child that has exited.
+    fn me_my_ns_and_a_gone_pid() -> (u32, u32, u32) {
         let me = std::process::id();
         let ns = ns_of(me).expect("own namespace");
         let mut child = std::process::Command::new("true").spawn().expect("true");
         let gone = child.id();
         child.wait().expect("wait");
+        (me, ns, gone)
+    }
+
+    /// A gone process's namespace is read through another of its
+    /// processes; a namespace of no process gives none, and is not
+    /// scanned for again at once.
+    #[test]
+    fn a_gone_process_is_replaced_by_another_of_its_namespace() {
+        let (me, ns, gone) = me_my_ns_and_a_gone_pid();
         let mut p = NsPids::default();
         let now = crate::enrich::clock::boot_ns();
         assert_eq!(p.pid_in(ns, me, now), Some(me));
@@ -114,11 +120,7 @@ mod tests {
     /// still is used when it is in it.
     #[test]
     fn an_old_events_namespace_is_not_scanned_for() {
-        let me = std::process::id();
-        let ns = ns_of(me).expect("own namespace");
-        let mut child = std::process::Command::new("true").spawn().expect("true");
-        let gone = child.id();
-        child.wait().expect("wait");
+        let (me, ns, gone) = me_my_ns_and_a_gone_pid();
         let old = crate::enrich::clock::boot_ns() - 2 * SCAN_FRESH_NS;
         let mut p = NsPids::default();
         assert_eq!(p.pid_in(ns, gone, old), None);
