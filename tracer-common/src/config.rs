@@ -27,7 +27,9 @@ pub struct Config {
     pub comm: [u8; crate::limits::COMM_LEN],
     /// `DELETES_ALL` or `DELETES_RACE`.
     pub delete_mode: u32,
-    pub _pad: u32,
+    /// `GUARD_*`: what the kernel does to a process walking into a mount
+    /// whose unmount it just saw fail with EBUSY.
+    pub guard: u32,
     /// How long after an EBUSY unmount the process's deletions are captured.
     pub busy_window_ns: u64,
     /// A thread's deletions separated by less than this form one burst (one
@@ -47,3 +49,13 @@ unsafe impl aya::Pod for Config {}
 /// walk is verified once, not once per probe; userspace loads it and puts
 /// it there before attaching them.
 pub const DIR_WALK_DELETE: u32 = 0;
+
+/// The guard is off: nothing is acted on and nothing is marked.
+pub const GUARD_OFF: u32 = 0;
+/// The guard decides as for `GUARD_STOP` and records what it would have
+/// done, without sending anything.
+pub const GUARD_REPORT: u32 = 1;
+/// The guard stops the process (`SIGSTOP`): frozen for inspection.
+pub const GUARD_STOP: u32 = 2;
+/// The guard kills the process (`SIGKILL`).
+pub const GUARD_KILL: u32 = 3;

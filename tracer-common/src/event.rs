@@ -262,6 +262,35 @@ pub struct FsmountArgs {
     pub result: DirRef,
 }
 
+/// A guard action. Strings: the mountpoint of the mount walked into, as
+/// the process sees it. The header is the acted-on process's; `ret` is what
+/// sending the signal returned (0 when it was sent, or when reporting).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GuardArgs {
+    /// `GUARD_REPORT`, `GUARD_STOP` or `GUARD_KILL` (`config`).
+    pub action: u32,
+    /// `GUARD_AT_*`: the call the process was making.
+    pub trigger: u32,
+    /// The directory fd listed or deleted from (-100 for the cwd).
+    pub fd: i32,
+    /// The signal sent (0 when reporting).
+    pub signal: u32,
+    /// `CLOCK_BOOTTIME` of the unmount that failed with EBUSY.
+    pub busy_ns: u64,
+    /// The mount walked into: identity of its root (`mnt_id`, `dev`, `ino`
+    /// are the mount's root's).
+    pub mount: DirRef,
+}
+
+/// The process listed a directory (`getdents64`) on the busy mount: nothing
+/// in it has been deleted by this walk yet.
+pub const GUARD_AT_LISTING: u32 = 1;
+/// The process deleted an entry of a directory on the busy mount without
+/// listing it first: that one deletion goes ahead (a signal sent at a
+/// syscall's entry is delivered when it returns).
+pub const GUARD_AT_DELETE: u32 = 2;
+
 /// Number of strings each kind carries, in order (see each payload's doc).
 pub const fn nstr(kind: crate::EventKind) -> usize {
     use crate::EventKind::*;
@@ -275,6 +304,7 @@ pub const fn nstr(kind: crate::EventKind) -> usize {
         Fsopen => 1,
         Fsconfig => 3,
         Fsmount => 1,
+        Guard => 1,
     }
 }
 
@@ -291,6 +321,7 @@ pub const fn payload_len(kind: crate::EventKind) -> usize {
         Fsopen => core::mem::size_of::<FsopenArgs>(),
         Fsconfig => core::mem::size_of::<FsconfigArgs>(),
         Fsmount => core::mem::size_of::<FsmountArgs>(),
+        Guard => core::mem::size_of::<GuardArgs>(),
     }
 }
 
@@ -309,6 +340,7 @@ const _: () = {
     assert!(size_of::<MountSetattrArgs>() == 104);
     assert!(size_of::<FsconfigArgs>() == 56);
     assert!(size_of::<FsmountArgs>() == 56);
+    assert!(size_of::<GuardArgs>() == 64);
     let mut i = 0;
     while i < crate::EventKind::ALL.len() {
         assert!(payload_len(crate::EventKind::ALL[i]) <= PAYLOAD_MAX);

@@ -16,13 +16,33 @@ pub enum EventKind {
     Fsopen = 9,
     Fsconfig = 10,
     Fsmount = 11,
+    /// Not a syscall: the guard acted on (or, reporting, would have acted
+    /// on) a process walking into a mount whose unmount it saw fail.
+    Guard = 12,
 }
 
 /// Number of slots indexed by kind id (id 0 is unused).
-pub const KIND_SLOTS: usize = 12;
+pub const KIND_SLOTS: usize = 13;
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    /// Every kind: what records, drop counters and statistics are kept for.
+    pub const ALL: [EventKind; 12] = [
+        EventKind::Mount,
+        EventKind::Umount,
+        EventKind::Unlink,
+        EventKind::Unlinkat,
+        EventKind::Rmdir,
+        EventKind::OpenTree,
+        EventKind::MoveMount,
+        EventKind::MountSetattr,
+        EventKind::Fsopen,
+        EventKind::Fsconfig,
+        EventKind::Fsmount,
+        EventKind::Guard,
+    ];
+
+    /// The traced syscalls: one entry and one exit program each.
+    pub const SYSCALLS: [EventKind; 11] = [
         EventKind::Mount,
         EventKind::Umount,
         EventKind::Unlink,
@@ -36,7 +56,8 @@ impl EventKind {
         EventKind::Fsmount,
     ];
 
-    /// The syscall name, as in the tracepoint `sys_enter_<name>`.
+    /// The syscall name, as in the tracepoint `sys_enter_<name>` (for
+    /// [`EventKind::Guard`], which is no syscall, `guard`).
     pub const fn syscall(self) -> &'static str {
         match self {
             EventKind::Mount => "mount",
@@ -50,6 +71,7 @@ impl EventKind {
             EventKind::Fsopen => "fsopen",
             EventKind::Fsconfig => "fsconfig",
             EventKind::Fsmount => "fsmount",
+            EventKind::Guard => "guard",
         }
     }
 
@@ -78,6 +100,7 @@ impl TryFrom<u32> for EventKind {
             9 => EventKind::Fsopen,
             10 => EventKind::Fsconfig,
             11 => EventKind::Fsmount,
+            12 => EventKind::Guard,
             other => return Err(other),
         })
     }

@@ -15,6 +15,15 @@ pub const EBUSY: i32 = 16;
 /// Invalid argument.
 pub const EINVAL: i32 = 22;
 
+// ---- asm-generic/signal.h ----
+
+/// Kill, not catchable (the guard's `kill`).
+pub const SIGKILL: u32 = 9;
+/// Resume a stopped process.
+pub const SIGCONT: u32 = 18;
+/// Stop, not catchable (the guard's `stop`).
+pub const SIGSTOP: u32 = 19;
+
 // ---- linux/fcntl.h: the *at() calls ----
 
 /// The "current working directory" dirfd.
@@ -85,6 +94,9 @@ mod tests {
     fn values_match_libc() {
         assert_eq!(EBUSY, libc::EBUSY);
         assert_eq!(EINVAL, libc::EINVAL);
+        assert_eq!(SIGKILL as libc::c_int, libc::SIGKILL);
+        assert_eq!(SIGCONT as libc::c_int, libc::SIGCONT);
+        assert_eq!(SIGSTOP as libc::c_int, libc::SIGSTOP);
         assert_eq!(AT_FDCWD, libc::AT_FDCWD);
         assert_eq!(AT_REMOVEDIR as libc::c_int, libc::AT_REMOVEDIR);
         assert_eq!(AT_EMPTY_PATH as libc::c_int, libc::AT_EMPTY_PATH);

@@ -12,6 +12,7 @@
 //! slot         a thread's slot: taken and filled at entry, finished at exit
 //! burst        a thread's burst of deletions (for the delete capture decision)
 //! dir_cache    reuse of a thread's last walked deletion directory
+//! guard        the guard's marks and its decision to act
 //! filter       the pid/comm filter
 //! walk         directory resolution and the dentry path walk
 //! emit         record assembly, ring output, drop counters, user strings
@@ -28,7 +29,7 @@
 //! raw_tp and tp_btf on sys_enter/sys_exit) that the hidden `mntrace floor`
 //! attaches, so the benchmark measures what the hooks alone cost.
 //!
-//! `slot` → `emit`, `filter`, `dir_cache`; `burst` → `walk`; `walk`, `emit`, `filter` →
+//! `guard` → `slot`, `walk`; `slot` → `emit`, `filter`, `dir_cache`; `burst` → `walk`; `walk`, `emit`, `filter` →
 //! `maps` → `types`; `types` and `core_access` import nothing from the crate.
 #![no_std]
 #![no_main]
@@ -39,6 +40,7 @@ mod dir_cache;
 mod emit;
 mod filter;
 mod floor;
+mod guard;
 mod maps;
 mod probe_test;
 mod probes;

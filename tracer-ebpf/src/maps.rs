@@ -6,7 +6,7 @@ use aya_ebpf::{
 };
 use tracer_common::{counters::DROP_SLOTS, Config};
 
-use crate::types::{Scratch, Slot, WalkBuf};
+use crate::types::{GuardKey, GuardMark, HashBuf, Scratch, Slot, WalkBuf};
 
 /// Records to userspace. Sized by userspace at load time (`--ring-size`).
 #[map]
@@ -66,3 +66,24 @@ pub static WALKBUF: PerCpuArray<WalkBuf> = PerCpuArray::with_max_entries(1, 0);
 /// `DIR_WALK_DELETE` (see `probes::delete`). Filled by userspace.
 #[map]
 pub static DIR_WALKS: ProgramArray = ProgramArray::with_max_entries(1, 0);
+
+/// The guard's marks (see `guard`): one per EBUSY unmount of a traced
+/// process while the guard is on, until the busy window passes, the mount
+/// is unmounted, or the guard acts.
+#[map]
+pub static GUARDS: LruHashMap<GuardKey, GuardMark> = LruHashMap::with_max_entries(4096, 0);
+
+/// tgid → the last mount the guard looked at for it and needs not look at
+/// again (no mark matches it, or the guard has acted on it). Forgotten when
+/// the process gets a new mark.
+#[map]
+pub static GUARD_SEEN: LruHashMap<u32, u64> = LruHashMap::with_max_entries(4096, 0);
+
+/// Per-CPU buffer where the guard assembles a path to hash.
+#[map]
+pub static HASHBUF: PerCpuArray<HashBuf> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU slot where a guard record is assembled (a syscall's own slot
+/// holds that call's record).
+#[map]
+pub static GUARD_REC: PerCpuArray<Slot<1>> = PerCpuArray::with_max_entries(1, 0);

@@ -110,3 +110,46 @@ const _: () = {
 pub struct WalkBuf {
     pub buf: [u8; WALK_PATH_MAX + NAME_MAX + 1],
 }
+
+/// A process's unmount that failed with EBUSY, as the guard keeps it: who,
+/// in which mount namespace, and the hash of the target's absolute path
+/// (`guard::path_hash`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct GuardKey {
+    pub tgid: u32,
+    pub ns: u32,
+    pub target: u64,
+}
+
+/// When that unmount failed, and whether the guard has acted on it.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct GuardMark {
+    pub busy_ns: u64,
+    pub acted: u32,
+    pub _pad: u32,
+}
+
+/// Bytes of [`HashBuf`] a path is assembled in: a cwd of up to
+/// `WALK_PATH_MAX` bytes, a `/`, and a user string of up to `STR_MAX - 1`.
+pub const HASH_PATH_MAX: usize = WALK_PATH_MAX + STR_MAX;
+
+/// A CPU's buffer for a path being hashed by the guard, and the hash's
+/// state (kept here, not on the stack, so the verifier does not follow each
+/// iteration's values: see `guard::path_hash`).
+#[repr(C)]
+pub struct HashBuf {
+    /// Bytes of `buf` to hash.
+    pub len: u32,
+    /// A `..` component was met: the path cannot be compared lexically.
+    pub fail: u32,
+    /// Hash of the components so far.
+    pub h: u64,
+    /// Hash and length of the current component, and how many of its first
+    /// bytes are dots.
+    pub ch: u64,
+    pub clen: u32,
+    pub dots: u32,
+    pub buf: [u8; HASH_PATH_MAX + NAME_MAX + 1],
+}

@@ -270,7 +270,7 @@ pub fn mount_class(m: Mount) -> u32 {
 /// Mount identity and properties of `p` (no path); `mnt_id` and `class`
 /// are its mount's id and `mount_class`.
 #[inline(always)]
-fn describe_mount(p: KPath, mnt_id: u32, class: u32, dir: &mut DirRef) {
+pub fn describe_mount(p: KPath, mnt_id: u32, class: u32, dir: &mut DirRef) {
     let m = p.mnt;
     dir.mnt_id = mnt_id;
     dir.mnt_id_unique = m.id_unique();
@@ -290,8 +290,21 @@ fn describe_mount(p: KPath, mnt_id: u32, class: u32, dir: &mut DirRef) {
     }
 }
 
+/// Where a walk left its path in `WALKBUF`: `buf[pos..WALK_PATH_MAX]`.
+#[derive(Clone, Copy)]
+pub struct Walked {
+    pub pos: u32,
+    /// `DIR_*` flags the walk raised.
+    pub flags: u32,
+    /// `pos` where the walk crossed its first mount boundary.
+    rel_pos: u32,
+    crossed: u32,
+}
+
+/// Walk `start` up to `task`'s root, writing its path into this CPU's
+/// `WALKBUF` (see the module's doc).
 #[inline(always)]
-fn walk(task: Task, start: KPath, dir: &mut DirRef, region: &mut [u8; REGION]) -> StrRef {
+pub fn walk_into_buf(task: Task, start: KPath) -> Walked {
     let root = task.fs_path(FsPath::Root);
     let mut c = WalkCtx {
         mnt: start.mnt.0,
@@ -320,6 +333,17 @@ fn walk(task: Task, start: KPath, dir: &mut DirRef, region: &mut [u8; REGION]) -
         // Not reached (see `WALK_STEPS`); flagged rather than passed as whole.
         c.flags |= DIR_TRUNC_DEPTH;
     }
+    Walked {
+        pos: c.pos,
+        flags: c.flags,
+        rel_pos: c.rel_pos,
+        crossed: c.crossed,
+    }
+}
+
+#[inline(always)]
+fn walk(task: Task, start: KPath, dir: &mut DirRef, region: &mut [u8; REGION]) -> StrRef {
+    let c = walk_into_buf(task, start);
     dir.flags |= c.flags;
     let pos = c.pos as usize;
     if pos > WALK_PATH_MAX {

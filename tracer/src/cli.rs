@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use mntrace::config::{
-    DeleteMode, RunConfig, DEFAULT_BUSY_WINDOW_SECS, DEFAULT_LOSS_INTERVAL_SECS,
+    DeleteMode, GuardMode, RunConfig, DEFAULT_BUSY_WINDOW_SECS, DEFAULT_LOSS_INTERVAL_SECS,
     DEFAULT_MAX_TOTAL_MIB, DEFAULT_METRICS_ADDR, DEFAULT_RECORD_DIR, DEFAULT_RING_MIB,
     DEFAULT_SEGMENT_AGE_SECS, DEFAULT_SEGMENT_MIB,
 };
@@ -225,6 +225,14 @@ pub struct TraceArgs {
     /// mount) or `all` (every deletion; costly on delete-heavy workloads).
     #[arg(long, value_enum, default_value_t = DeleteMode::default())]
     pub deletes: DeleteMode,
+    /// Act on a process that, within the busy window after its unmount
+    /// failed with EBUSY, lists or deletes in a directory on that very
+    /// mount: decided in the kernel before the listing returns. `report`
+    /// only records what would have been done; `stop` freezes the process
+    /// (SIGSTOP); `kill` kills it (SIGKILL); `deny` (BPF LSM) is refused in
+    /// this version; `auto` is `stop`. See the README's "Guard".
+    #[arg(long, value_enum, default_value_t = GuardMode::default())]
+    pub guard: GuardMode,
     /// Also record every deletion at or below PATH (repeatable), besides
     /// those captured for the race. Needs every deletion walked in the
     /// kernel (the path is only known after it): costs like `--deletes all`.
@@ -281,6 +289,7 @@ impl TraceArgs {
         }
         Ok(RunConfig {
             deletes: self.deletes,
+            guard: self.guard,
             paths: self
                 .paths
                 .iter()
@@ -354,12 +363,12 @@ pub fn parse_kinds(s: &str) -> Result<Vec<EventKind>, String> {
         "umount2" => return Ok(vec![Umount]),
         _ => {}
     }
-    EventKind::ALL
+    EventKind::SYSCALLS
         .into_iter()
         .find(|k| k.syscall() == s)
         .map(|k| vec![k])
         .ok_or_else(|| {
-            let all: Vec<&str> = EventKind::ALL.iter().map(|k| k.syscall()).collect();
+            let all: Vec<&str> = EventKind::SYSCALLS.iter().map(|k| k.syscall()).collect();
             format!(
                 "unknown kind {s:?}; one of: {}, delete, mount-api",
                 all.join(", ")

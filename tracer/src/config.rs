@@ -30,6 +30,54 @@ pub enum DeleteMode {
     All,
 }
 
+/// What the guard does to a process that, within the busy window after its
+/// unmount failed with EBUSY, lists or deletes in a directory on that mount.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum GuardMode {
+    /// Nothing (the default).
+    #[default]
+    Off,
+    /// Decide as `stop` would and record what would have been done, without
+    /// acting.
+    Report,
+    /// Stop the process (SIGSTOP): frozen for inspection, its open files and
+    /// the mount left as they are.
+    Stop,
+    /// Kill the process (SIGKILL).
+    Kill,
+    /// Make the deletion fail with EPERM (BPF LSM). Not available in this
+    /// version: refused at start, with the reason.
+    Deny,
+    /// `deny` where available, else `stop`.
+    Auto,
+}
+
+impl GuardMode {
+    /// The `GUARD_*` value of the kernel's `CONFIG` (`auto` is `stop`: deny
+    /// is never available, see [`GuardMode::Deny`]).
+    pub fn kernel(self) -> u32 {
+        use tracer_common::config::*;
+        match self {
+            GuardMode::Off => GUARD_OFF,
+            GuardMode::Report => GUARD_REPORT,
+            GuardMode::Stop | GuardMode::Auto => GUARD_STOP,
+            GuardMode::Kill => GUARD_KILL,
+            GuardMode::Deny => GUARD_OFF,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            GuardMode::Off => "off",
+            GuardMode::Report => "report",
+            GuardMode::Stop => "stop",
+            GuardMode::Kill => "kill",
+            GuardMode::Deny => "deny",
+            GuardMode::Auto => "auto",
+        }
+    }
+}
+
 /// Seconds after an EBUSY unmount during which deletions are captured and
 /// correlated.
 pub const DEFAULT_BUSY_WINDOW_SECS: u64 = 60;
@@ -69,6 +117,7 @@ pub const DEFAULT_METRICS_ADDR: SocketAddr =
 #[derive(Clone, Debug)]
 pub struct RunConfig {
     pub deletes: DeleteMode,
+    pub guard: GuardMode,
     /// Paths of interest (absolute): every deletion at or below them is
     /// recorded besides the race captures.
     pub paths: Vec<Bytes>,
@@ -101,6 +150,7 @@ impl RunConfig {
     pub fn settings_json(&self) -> serde_json::Value {
         serde_json::json!({
             "deletes": match self.deletes { DeleteMode::Race => "race", DeleteMode::All => "all" },
+            "guard": self.guard.name(),
             "paths": self.paths.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect::<Vec<_>>(),
             "busy_window_ns": nanos(self.busy_window),
             "burst_gap_ns": nanos(self.burst_gap),
@@ -144,6 +194,7 @@ impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
             deletes: DeleteMode::default(),
+            guard: GuardMode::default(),
             paths: Vec::new(),
             busy_window: Duration::from_secs(DEFAULT_BUSY_WINDOW_SECS),
             burst_gap: BURST_GAP,
@@ -169,6 +220,7 @@ impl Default for RunConfig {
 #[derive(Clone, Debug)]
 pub struct TraceOptions {
     pub deletes: DeleteMode,
+    pub guard: GuardMode,
     pub busy_window: Duration,
     pub burst_gap: Duration,
     pub busy_grace: Duration,
@@ -190,7 +242,7 @@ impl TraceOptions {
     /// them when none was (`-k` not given).
     pub fn attached_kinds(&self) -> Vec<EventKind> {
         if self.kinds.is_empty() {
-            EventKind::ALL.to_vec()
+            EventKind::SYSCALLS.to_vec()
         } else {
             self.kinds.clone()
         }
@@ -219,6 +271,7 @@ impl RunConfig {
             } else {
                 DeleteMode::All
             },
+            guard: self.guard,
             busy_window: self.busy_window,
             burst_gap: self.burst_gap,
             busy_grace: BUSY_GRACE,

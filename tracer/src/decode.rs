@@ -32,6 +32,8 @@ pub enum DecodeError {
     StrOverrun,
     #[error("{0} trailing bytes after the strings")]
     Trailing(usize),
+    #[error("invalid {0}")]
+    BadField(&'static str),
 }
 
 /// Read a plain-data struct at `off` (bounds already checked by the caller).
@@ -223,6 +225,18 @@ pub fn decode_in(buf: &Bytes, range: std::ops::Range<usize>) -> Result<Event, De
                 attr_flags: a.attr_flags,
                 result: opt_dir(&a.result, next()),
             }
+        }
+        EventKind::Guard => {
+            let a: GuardArgs = read(p, 0);
+            Args::Guard(Guard {
+                action: GuardAction::from_kernel(a.action)
+                    .ok_or(DecodeError::BadField("guard action"))?,
+                trigger: a.trigger,
+                fd: a.fd,
+                signal: a.signal,
+                busy_ns: a.busy_ns,
+                mount: dir(&a.mount, next()),
+            })
         }
     };
     let comm_len = h.comm.iter().position(|&c| c == 0).unwrap_or(h.comm.len());

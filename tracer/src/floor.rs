@@ -139,7 +139,7 @@ mod tests {
     #[test]
     fn tracepoints_are_the_default_trace_list() {
         let p = probes(&TraceOptions::default().attached_kinds());
-        assert_eq!(p.len(), 2 * tracer_common::EventKind::ALL.len() + 1);
+        assert_eq!(p.len(), 2 * tracer_common::EventKind::SYSCALLS.len() + 1);
         assert!(p.iter().all(|p| p.category == "syscalls"));
     }
 }

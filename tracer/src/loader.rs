@@ -23,7 +23,7 @@ use tracer_common::{
     Config, EventKind,
 };
 
-use crate::config::{nanos, DeleteMode, TraceOptions};
+use crate::config::{nanos, DeleteMode, GuardMode, TraceOptions};
 use crate::drops::Drops;
 use crate::error::StartError;
 use crate::preflight::{self, Hooks};
@@ -72,6 +72,10 @@ pub fn load_object(ring_size: u32) -> Result<Ebpf, StartError> {
 pub fn load_object_with(ring_size: u32, cpus: u32) -> Result<Ebpf, aya::EbpfError> {
     let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
     EbpfLoader::new()
+        // The verifier's reason and statistics only: a full instruction log
+        // of a large program overflows the log buffer, and the load then
+        // fails with ENOSPC instead of the verifier's reason.
+        .verifier_log_level(aya::VerifierLogLevel::STATS)
         .map_max_entries("EVENTS", ring_size)
         .map_max_entries("SCRATCH", cpus)
         .load(object)
@@ -157,6 +161,16 @@ fn load_dir_walk(ebpf: &mut Ebpf) -> Result<(), StartError> {
 impl Tracer {
     /// Check the host, load the object, configure the filters, attach.
     pub fn start(opts: &TraceOptions) -> Result<Tracer, StartError> {
+        if opts.guard == GuardMode::Deny {
+            return Err(StartError::Refused {
+                what: "--guard deny".into(),
+                detail: "denying a deletion (EPERM) needs a BPF LSM program, which this version \
+                         of mntrace does not have yet (kernels without `bpf` in their lsm= list, \
+                         like this project's machines, refuse LSM programs anyway: see `mntrace \
+                         doctor`). Use --guard stop or --guard kill (--guard auto is stop)"
+                    .into(),
+            });
+        }
         let kinds = opts.attached_kinds();
         let probes = probes(&kinds);
         let warnings = preflight::check(Hooks::SyscallTracepoints(
@@ -180,7 +194,7 @@ impl Tracer {
                 DeleteMode::All => DELETES_ALL,
                 DeleteMode::Race => DELETES_RACE,
             },
-            _pad: 0,
+            guard: opts.guard.kernel(),
             busy_window_ns: nanos(opts.busy_window),
             burst_gap_ns: nanos(opts.burst_gap),
             busy_grace_ns: nanos(opts.busy_grace),

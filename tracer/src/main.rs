@@ -11,7 +11,7 @@ use clap::Parser;
 use mntrace::progress::Progress;
 use mntrace::replay::stored_bytes;
 use mntrace::{
-    config::{DeleteMode, RunConfig, TraceOptions},
+    config::{DeleteMode, GuardMode, RunConfig, TraceOptions},
     enrich::clock::BootClock,
     error::{exit, StartError},
     floor::Floor,
@@ -168,6 +168,17 @@ fn start(opts: &TraceOptions, what: &str) -> Result<Tracer, i32> {
                 DeleteMode::Race => " (deletions that can be part of the race)",
             };
             eprintln!("mntrace: {what} {}{mode}", names.join(", "));
+            if let Some(line) = guard_line(opts.guard) {
+                eprintln!("mntrace: {line}");
+                let has = |k: tracer_common::EventKind| t.kinds.contains(&k);
+                if !has(tracer_common::EventKind::Umount) || !t.kinds.iter().any(|k| k.is_delete())
+                {
+                    eprintln!(
+                        "mntrace: warning: the guard needs the umount and deletion probes: \
+                         with these kinds (-k) it has nothing to act on"
+                    );
+                }
+            }
             for w in &t.warnings {
                 eprintln!("mntrace: warning: {w}");
             }
@@ -175,6 +186,23 @@ fn start(opts: &TraceOptions, what: &str) -> Result<Tracer, i32> {
         }
         Err(e) => Err(report_start_error(&e)),
     }
+}
+
+/// The start-up line saying what the guard will do (none when it is off).
+fn guard_line(g: GuardMode) -> Option<String> {
+    let what = "a process that lists or deletes in a directory on a mount whose unmount it saw \
+                fail with EBUSY (within the busy window)";
+    Some(match g {
+        GuardMode::Off => return None,
+        GuardMode::Report => format!("guard: report: {what} is reported, not acted on"),
+        GuardMode::Stop => format!("guard: stop: {what} is stopped (SIGSTOP)"),
+        GuardMode::Kill => format!("guard: kill: {what} is killed (SIGKILL)"),
+        GuardMode::Auto => format!(
+            "guard: auto is stop (deny needs BPF LSM, not in this version): {what} is stopped \
+             (SIGSTOP)"
+        ),
+        GuardMode::Deny => return None, // refused at start
+    })
 }
 
 /// What `trace` and `watch` start from: signal handlers (first, so a signal

@@ -211,6 +211,69 @@ pub enum Args {
         attr_flags: u64,
         result: Option<Dir>,
     },
+    /// Not a syscall: the guard acted (the event's `ret` is what sending
+    /// the signal returned).
+    Guard(Guard),
+}
+
+/// What the guard did to a process walking into a busy mount.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuardAction {
+    /// Nothing: `--guard report` says what `stop` would have done.
+    Reported = 0,
+    Stopped = 1,
+    Killed = 2,
+}
+
+impl GuardAction {
+    pub fn from_kernel(v: u32) -> Option<GuardAction> {
+        use tracer_common::config::*;
+        match v {
+            GUARD_REPORT => Some(GuardAction::Reported),
+            GUARD_STOP => Some(GuardAction::Stopped),
+            GUARD_KILL => Some(GuardAction::Killed),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            GuardAction::Reported => "reported",
+            GuardAction::Stopped => "stopped",
+            GuardAction::Killed => "killed",
+        }
+    }
+    pub const ALL: [GuardAction; 3] = [
+        GuardAction::Reported,
+        GuardAction::Stopped,
+        GuardAction::Killed,
+    ];
+}
+
+/// A guard action (see `tracer_common::event::GuardArgs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guard {
+    pub action: GuardAction,
+    /// `GUARD_AT_*`.
+    pub trigger: u32,
+    /// The directory fd listed or deleted from.
+    pub fd: i32,
+    /// The signal sent (0 when reporting).
+    pub signal: u32,
+    /// When the unmount failed with EBUSY (`CLOCK_BOOTTIME`).
+    pub busy_ns: u64,
+    /// The mount walked into; its path is the mountpoint.
+    pub mount: Dir,
+}
+
+impl Guard {
+    /// `listing` or `deletion`: the call the process was making.
+    pub fn trigger_name(&self) -> &'static str {
+        match self.trigger {
+            tracer_common::event::GUARD_AT_LISTING => "listing",
+            tracer_common::event::GUARD_AT_DELETE => "deletion",
+            _ => "unknown",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -354,6 +354,19 @@ pub fn ret(ret: i64) -> String {
     ret.to_string()
 }
 
+/// A signal the guard sends: `SIGSTOP`, `SIGKILL`; `no signal` for 0
+/// (`--guard report`).
+pub fn signal(sig: u32) -> String {
+    use tracer_common::uapi::{SIGCONT, SIGKILL, SIGSTOP};
+    match sig {
+        0 => "(no signal)".into(),
+        SIGSTOP => "SIGSTOP".into(),
+        SIGKILL => "SIGKILL".into(),
+        SIGCONT => "SIGCONT".into(),
+        n => format!("signal {n}"),
+    }
+}
+
 /// mount(2) `mountflags` (`MS_*`), with the legacy `MS_MGC_VAL` magic in the
 /// high 16 bits of the low word rendered first.
 pub fn mount_flags(flags: u64) -> String {

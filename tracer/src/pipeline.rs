@@ -89,8 +89,12 @@ impl Pipeline {
         }
     }
 
-    /// Whether `ev` is shown (events are always correlated).
+    /// Whether `ev` is shown (events are always correlated; guard actions
+    /// always shown).
     fn shown(&self, ev: &Event) -> bool {
+        if let Args::Guard(_) = ev.args {
+            return true; // what the guard did is always said
+        }
         if !self.display.show_events {
             return false;
         }

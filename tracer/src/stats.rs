@@ -21,6 +21,8 @@ pub struct Stats {
     pub ebusy_unmounts: u64,
     /// Incidents by severity (`Severity as usize`: warning, critical).
     pub incidents: [u64; 2],
+    /// Guard actions, by `GuardAction as usize` (reported, stopped, killed).
+    pub guard: [u64; 3],
     /// Records the output file (`-o FILE`) could not take, when any.
     pub unwritten: Option<Unwritten>,
 }
@@ -56,6 +58,9 @@ impl Stats {
         }
         if ev.kind == EventKind::Umount && ev.errno() == Some(EBUSY) {
             self.ebusy_unmounts += 1;
+        }
+        if let crate::model::Args::Guard(g) = &ev.args {
+            self.guard[g.action as usize] += 1;
         }
     }
     /// A record that could not be decoded.

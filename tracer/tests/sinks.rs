@@ -774,6 +774,7 @@ fn small_busy(id: u64, holders: Option<HolderScan>) -> Incident {
         first_delay_ns: 2_500_000,
         last_ts_ns: at(43),
         lost_while_open: 0,
+        prevented: Vec::new(),
     }
 }
 
@@ -892,6 +893,7 @@ fn incident_cases() -> Vec<Case> {
                 first_delay_ns: 405_000,
                 last_ts_ns: at(41),
                 lost_while_open: 0,
+                prevented: Vec::new(),
             },
             r#"!!! INCIDENT #1 CRITICAL (containerd snapshot): 3 entries deleted through a mount whose unmount failed with EBUSY
     unmount   08:00:40.123456 containerd[300] umount2("/run/c/0", 0) = -EBUSY
@@ -1028,6 +1030,7 @@ fn incident_cases() -> Vec<Case> {
                 first_delay_ns: 0,
                 last_ts_ns: at(50) + 10_000,
                 lost_while_open: 0,
+                prevented: Vec::new(),
             },
             r#"!!! INCIDENT #5 CRITICAL (bind of a directory outside the deleted tree): 2 entries deleted by a recursive delete that crossed into another mount
     walk      08:00:50.123456 kubelet[500] removing "/var/lib/k/pods/0b3f", from mnt 45

@@ -17,7 +17,7 @@ use aya_ebpf::{
 };
 use core::ffi::c_void;
 use tracer_common::{
-    config::{DELETES_RACE, DIR_WALK_DELETE},
+    config::{DELETES_RACE, DIR_WALK_DELETE, GUARD_OFF},
     event::*,
     limits::NAME_MAX,
     uapi::AT_FDCWD,
@@ -29,6 +29,7 @@ use crate::burst;
 use crate::core_access::{Dentry, KPath, Mount, Task};
 use crate::dir_cache;
 use crate::emit::read_user_str;
+use crate::guard;
 use crate::maps::{BUSY, BUSY_MNTS, CONFIG, DIR_WALKS, LAST_BUSY, SLOTS2};
 use crate::slot::{fill_header, finish, payload, take_slot};
 use crate::types::{Slot, REGION};
@@ -116,6 +117,14 @@ fn enter(ctx: &TracePointContext, kind: EventKind, dfd: i32, path: u64, flags: u
     let src = DirSource::of(dfd, first_byte(path));
     let start = start_path(task, src);
     let (mut capture, recent, now) = capture_reasons(slot, start);
+    if capture & CAP_BUSY != 0 {
+        // The process's unmount failed with EBUSY within the window.
+        if let (Some(cfg), Some(start)) = (CONFIG.get(0), start) {
+            if cfg.guard != GUARD_OFF {
+                guard::on_access(cfg, start, GUARD_AT_DELETE, dfd, now);
+            }
+        }
+    }
     if capture == 0 && !recent {
         return;
     }
@@ -260,13 +269,27 @@ pub fn exit_rmdir(ctx: TracePointContext) -> u32 {
 }
 
 /// `getdents64(fd, ...)`: no event; remembers the first mount of the
-/// thread's current sequence of directory listings (see `burst`).
-/// Listings are rare next to deletions (one per directory walked).
+/// thread's current sequence of directory listings (see `burst`), and is
+/// where the guard stops a recursive delete before it deletes anything in
+/// the busy mount. Listings are rare next to deletions (one per directory
+/// walked).
 #[tracepoint]
 pub fn enter_getdents64(ctx: TracePointContext) -> u32 {
     let Some(cfg) = CONFIG.get(0) else {
         return 0;
     };
+    if cfg.guard != GUARD_OFF {
+        let now = unsafe { bpf_ktime_get_boot_ns() };
+        let recent = LAST_BUSY
+            .get(0)
+            .is_some_and(|&t| now.wrapping_sub(t) <= cfg.busy_window_ns);
+        if guard::armed(cfg, recent, now) {
+            let fd = arg(&ctx, 0) as i32;
+            if let Some(start) = start_path(Task::current(), DirSource::Fd(fd)) {
+                guard::on_access(cfg, start, GUARD_AT_LISTING, fd, now);
+            }
+        }
+    }
     let Some(slot) = take_slot(&SLOTS2, EventKind::Unlinkat) else {
         return 0;
     };

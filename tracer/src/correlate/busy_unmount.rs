@@ -106,6 +106,10 @@ impl BusyUnmounts {
                 Some(name) => (self.delete(ev, en, name, *flags, dir, next_id), Vec::new()),
                 None => (false, Vec::new()),
             },
+            Args::Guard(g) => {
+                self.guard(ev, g, next_id);
+                (false, Vec::new())
+            }
             _ => (false, Vec::new()),
         }
     }
@@ -268,35 +272,16 @@ impl BusyUnmounts {
         };
         let backing_root = b.backing_root.clone().or(en_backing);
         let d = deletion(ev, flags, dir, entry.path, entry.rel, backing_root.as_ref());
-        let inc = b.open.get_or_insert_with(|| {
-            let id = *next_id;
-            *next_id += 1;
-            let mount = b.mount.as_deref().or(en_mount);
-            // The busy target as kept (the key found may be a slice of the event).
-            let mountpoint = b.unmount.target_abs.clone();
-            let mut facts = mount_facts(dir, mountpoint, mount, backing_root.clone());
-            if via_path {
-                // The directory the lookup started in is not on M.
-                facts.mnt_id = mount.map_or(0, |m| m.mnt_id);
-                facts.mnt_ns = key.0;
-                facts.idmapped = mount.is_some_and(|m| m.idmapped);
-                facts.subtree = mount.is_some_and(|m| m.root.as_ref() != b"/");
-            }
-            Incident {
-                id,
-                severity: Severity::Warning,
-                root_label: None,
-                cause: Cause::BusyUnmount(b.unmount.clone()),
-                mount: facts,
-                holders: b.holders.scan(),
-                deleters: Vec::new(),
-                deletions: Vec::new(),
-                count: 0,
-                first_delay_ns: ev.ts_ns - b.unmount.ts_ns,
-                last_ts_ns: ev.ts_ns,
-                lost_while_open: 0,
-            }
-        });
+        let inc = open_incident(
+            b,
+            dir,
+            via_path,
+            key.0,
+            en_mount,
+            backing_root,
+            ev.ts_ns,
+            next_id,
+        );
         if !via_path && inc.mount.mnt_id == 0 {
             inc.mount.mnt_id = dir.mnt_id;
         }
@@ -314,6 +299,41 @@ impl BusyUnmounts {
             inc.deletions.push(d);
         }
         true
+    }
+
+    /// The guard acted on a process walking into a mount whose unmount
+    /// failed: part of that unmount's incident (opened by it when nothing
+    /// was deleted through the mount yet, the usual case: the guard acts at
+    /// the first listing).
+    fn guard(&mut self, ev: &Event, g: &crate::model::Guard, next_id: &mut u64) {
+        let Some(mp) = g.mount.mountpoint() else {
+            return;
+        };
+        let window = self.cfg.busy_window_ns;
+        let Some(b) = self.busy.get_mut(&(ev.mnt_ns, mp)) else {
+            return;
+        };
+        if ev.ts_ns < b.unmount.ts_ns || ev.ts_ns - b.unmount.ts_ns > window {
+            return;
+        }
+        if b.mount.as_ref().is_some_and(|m| m.mnt_id != g.mount.mnt_id) {
+            return; // another mount on the same mountpoint
+        }
+        let backing_root = b.backing_root.clone();
+        let inc = open_incident(
+            b,
+            &g.mount,
+            false,
+            ev.mnt_ns,
+            None,
+            backing_root,
+            ev.ts_ns,
+            next_id,
+        );
+        inc.last_ts_ns = inc.last_ts_ns.max(ev.ts_ns);
+        if inc.prevented.len() < PREVENTED_MAX {
+            inc.prevented.push(prevention(ev, g));
+        }
     }
 
     /// Kernel-side losses so far (cumulative): open incidents may be missing
@@ -356,6 +376,51 @@ impl BusyUnmounts {
         self.busy.clear();
         open
     }
+}
+
+/// The open incident of busy mount `b`, opened at `ts_ns` by a deletion
+/// (through `dir`, or by path) or a guard action if there is none.
+#[allow(clippy::too_many_arguments)]
+fn open_incident<'a>(
+    b: &'a mut Busy,
+    dir: &Dir,
+    via_path: bool,
+    ns: u32,
+    en_mount: Option<&MountInfo>,
+    backing_root: Option<Bytes>,
+    ts_ns: u64,
+    next_id: &mut u64,
+) -> &'a mut Incident {
+    b.open.get_or_insert_with(|| {
+        let id = *next_id;
+        *next_id += 1;
+        let mount = b.mount.as_deref().or(en_mount);
+        // The busy target as kept (the key found may be a slice of the event).
+        let mountpoint = b.unmount.target_abs.clone();
+        let mut facts = mount_facts(dir, mountpoint, mount, backing_root.clone());
+        if via_path {
+            // The directory the lookup started in is not on M.
+            facts.mnt_id = mount.map_or(0, |m| m.mnt_id);
+            facts.mnt_ns = ns;
+            facts.idmapped = mount.is_some_and(|m| m.idmapped);
+            facts.subtree = mount.is_some_and(|m| m.root.as_ref() != b"/");
+        }
+        Incident {
+            id,
+            severity: Severity::Warning,
+            root_label: None,
+            cause: Cause::BusyUnmount(b.unmount.clone()),
+            mount: facts,
+            holders: b.holders.scan(),
+            deleters: Vec::new(),
+            deletions: Vec::new(),
+            count: 0,
+            first_delay_ns: ts_ns - b.unmount.ts_ns,
+            last_ts_ns: ts_ns,
+            lost_while_open: 0,
+            prevented: Vec::new(),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -279,6 +279,7 @@ impl Crossings {
                 first_delay_ns: side.first_ts.saturating_sub(b.start_ts),
                 last_ts_ns: side.last_ts,
                 lost_while_open: b.lost_while_open,
+                prevented: Vec::new(),
             });
         }
         out

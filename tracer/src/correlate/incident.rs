@@ -7,7 +7,7 @@ use tracer_common::{uapi::AT_REMOVEDIR, EventKind};
 
 use crate::enrich::holders::HolderScan;
 use crate::enrich::mount_table::MountInfo;
-use crate::model::{Dir, Event};
+use crate::model::{Dir, Event, Guard, GuardAction};
 use crate::path::join;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -141,6 +141,30 @@ pub struct Incident {
     /// Kernel-side losses counted while the incident was open: the list of
     /// deletions may be incomplete.
     pub lost_while_open: u64,
+    /// What the guard did to processes walking into the mount (at most
+    /// [`PREVENTED_MAX`] kept).
+    pub prevented: Vec<Prevention>,
+}
+
+/// Guard actions kept per incident (one per process and EBUSY, in the
+/// kernel: more would be a storm of processes walking into the mount).
+pub const PREVENTED_MAX: usize = 64;
+
+/// The guard acted on (or, reporting, would have acted on) a process
+/// walking into the mount.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prevention {
+    pub ts_ns: u64,
+    pub by: Process,
+    pub action: GuardAction,
+    /// The signal sent (0 when reporting).
+    pub signal: u32,
+    /// `listing` or `deletion`: the call it was making.
+    pub trigger: &'static str,
+    /// The directory fd it was listing or deleting from.
+    pub fd: i32,
+    /// What sending the signal returned (0: sent, or nothing to send).
+    pub result: i64,
 }
 
 impl Incident {
@@ -174,6 +198,19 @@ pub fn process(ev: &Event) -> Process {
         comm: crate::model::detach(&ev.comm),
         cgroup_id: ev.cgroup_id,
         mnt_ns: ev.mnt_ns,
+    }
+}
+
+/// A guard action as an incident lists it.
+pub fn prevention(ev: &Event, g: &Guard) -> Prevention {
+    Prevention {
+        ts_ns: ev.ts_ns,
+        by: process(ev),
+        action: g.action,
+        signal: g.signal,
+        trigger: g.trigger_name(),
+        fd: g.fd,
+        result: ev.ret,
     }
 }
 

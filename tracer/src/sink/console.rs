@@ -8,11 +8,11 @@ use tracer_common::event::*;
 
 use super::output::{Record, RecordWrite};
 use super::{quote, Quoted, Sink};
-use crate::correlate::{Cause, Incident};
+use crate::correlate::{Cause, Incident, Prevention};
 use crate::drops::Drops;
 use crate::enrich::clock::BootClock;
 use crate::enrich::holders::Hold;
-use crate::model::{Args, Dir, Event, Str};
+use crate::model::{Args, Dir, Event, GuardAction, Str};
 use crate::names;
 use crate::stats::{Stats, Unwritten};
 
@@ -263,6 +263,17 @@ pub fn render(ev: &Event) -> (String, String) {
                 .map(|r| format!("-> mnt={}{}", r.mnt_id, dir_flags(r)))
                 .unwrap_or_default(),
         ),
+        Args::Guard(g) => (
+            format!(
+                "GUARD {} {} at its {} of fd {} in a mount whose unmount failed with EBUSY {} earlier",
+                g.action.name().to_uppercase(),
+                names::signal(g.signal),
+                g.trigger_name(),
+                g.fd,
+                ms(ev.ts_ns.saturating_sub(g.busy_ns)),
+            ),
+            dir("mountpoint", &g.mount),
+        ),
     }
 }
 
@@ -349,9 +360,20 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
         Cause::BusyUnmount(_) => "deleted through a mount whose unmount failed with EBUSY",
         Cause::Crossing(_) => "deleted by a recursive delete that crossed into another mount",
     };
+    let prevented = if inc.prevented.is_empty() {
+        ""
+    } else if inc
+        .prevented
+        .iter()
+        .all(|p| p.action == GuardAction::Reported)
+    {
+        " (the guard would have acted: --guard report)"
+    } else {
+        " (PREVENTED by the guard)"
+    };
     let _ = writeln!(
         s,
-        "!!! INCIDENT #{} {sev}{label}: {} {what}",
+        "!!! INCIDENT #{} {sev}{label}: {} {what}{prevented}",
         inc.id,
         count(inc.count, "entry", "entries")
     );
@@ -444,17 +466,29 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
     } else {
         kinds
     };
-    let _ = writeln!(
-        s,
-        "    deleted   {what} by {}, first {} after the {}",
-        who.join(", "),
-        ms(inc.first_delay_ns),
-        if inc.unmount().is_some() {
-            "EBUSY"
-        } else {
-            "walk's first captured deletion"
-        }
-    );
+    for p in &inc.prevented {
+        let _ = writeln!(
+            s,
+            "    guard     {} {}",
+            at(p.ts_ns),
+            prevention_text(p, inc)
+        );
+    }
+    if inc.count == 0 {
+        s.push_str("    deleted   nothing\n");
+    } else {
+        let _ = writeln!(
+            s,
+            "    deleted   {what} by {}, first {} after the {}",
+            who.join(", "),
+            ms(inc.first_delay_ns),
+            if inc.unmount().is_some() {
+                "EBUSY"
+            } else {
+                "walk's first captured deletion"
+            }
+        );
+    }
     const SHOWN: usize = 20;
     for d in inc.deletions.iter().take(SHOWN) {
         let lost = d.backing_path.as_ref().unwrap_or(&d.path);
@@ -513,6 +547,32 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
         );
     }
     s
+}
+
+/// What the guard did, to whom, and what to do next.
+fn prevention_text(p: &Prevention, inc: &Incident) -> String {
+    let who = proc_label(&p.by.comm, p.by.pid);
+    let after = inc
+        .unmount()
+        .map(|u| format!(", {} after the EBUSY", ms(p.ts_ns.saturating_sub(u.ts_ns))))
+        .unwrap_or_default();
+    let at = format!("at its {} of fd {}{after}", p.trigger, p.fd);
+    let pid = p.by.pid;
+    if p.result != 0 {
+        return format!(
+            "{who} {at}: sending {} FAILED ({}); the process was not stopped",
+            names::signal(p.signal),
+            names::ret(p.result)
+        );
+    }
+    match p.action {
+        GuardAction::Reported => format!("{who} {at}: would have been stopped (--guard report)"),
+        GuardAction::Stopped => format!(
+            "{who} STOPPED (SIGSTOP) {at}; it is frozen: inspect it, then end it with \
+             `kill -KILL {pid}`, or unmount the mount first and resume it with `kill -CONT {pid}`"
+        ),
+        GuardAction::Killed => format!("{who} KILLED (SIGKILL) {at}"),
+    }
 }
 
 fn hold_text(h: &Hold) -> String {
@@ -625,6 +685,13 @@ pub fn summary(stats: &Stats) -> String {
         stats.incidents[1],
         stats.incidents[0]
     ));
+    if stats.guard.iter().any(|&n| n > 0) {
+        let acts: Vec<String> = GuardAction::ALL
+            .iter()
+            .map(|&a| format!("{} {}", stats.guard[a as usize], a.name()))
+            .collect();
+        s.push_str(&format!("\nmntrace: GUARD acted: {}", acts.join(", ")));
+    }
     let lost = stats.drops.total();
     if lost > 0 {
         s.push_str(&format!(

@@ -15,7 +15,7 @@ use crate::correlate::{Deletion, Incident, Process};
 use crate::drops::Drops;
 use crate::enrich::clock::BootClock;
 use crate::enrich::holders::Hold;
-use crate::model::{Args, Dir, DirFrom, Event, MountAttr, Str};
+use crate::model::{Args, Dir, DirFrom, Event, GuardAction, MountAttr, Str};
 use crate::names;
 use crate::stats::{Stats, Unwritten};
 
@@ -346,6 +346,14 @@ impl Serialize for ArgsJson<'_> {
                 )?;
                 opt_dir_entry(&mut m, "result", result.as_ref())?;
             }
+            Args::Guard(g) => {
+                m.serialize_entry("action", g.action.name())?;
+                m.serialize_entry("trigger", g.trigger_name())?;
+                m.serialize_entry("fd", &g.fd)?;
+                m.serialize_entry("signal", &(g.signal != 0).then(|| names::signal(g.signal)))?;
+                m.serialize_entry("busy_ts_boot_ns", &g.busy_ns)?;
+                m.serialize_entry("mount", &DirJson(&g.mount))?;
+            }
         }
         m.end()
     }
@@ -548,6 +556,26 @@ fn incident_head(inc: &Incident, clock: &BootClock) -> Map<String, Value> {
     m.insert("last_time".into(), time(clock, inc.last_ts_ns));
     m.insert("lost_while_open".into(), json!(inc.lost_while_open));
     m.insert(
+        "prevented".into(),
+        Value::Array(
+            inc.prevented
+                .iter()
+                .map(|p| {
+                    json!({
+                        "time": time(clock, p.ts_ns),
+                        "ts_boot_ns": p.ts_ns,
+                        "process": process_json(&p.by),
+                        "action": p.action.name(),
+                        "signal": (p.signal != 0).then(|| names::signal(p.signal)),
+                        "trigger": p.trigger,
+                        "fd": p.fd,
+                        "result": p.result,
+                    })
+                })
+                .collect(),
+        ),
+    );
+    m.insert(
         "deleters".into(),
         Value::Array(inc.deleters.iter().map(process_json).collect()),
     );
@@ -635,6 +663,10 @@ impl<W: RecordWrite> Sink for JsonLines<W> {
             "decode_errors": stats.decode_errors,
             "ebusy_unmounts": stats.ebusy_unmounts,
             "incidents": {"critical": stats.incidents[1], "warning": stats.incidents[0]},
+            "guard": GuardAction::ALL
+                .iter()
+                .map(|&a| (a.name().to_owned(), json!(stats.guard[a as usize])))
+                .collect::<Map<String, Value>>(),
             "unwritten": unwritten_json(stats.unwritten.as_ref()),
         });
         self.write(Record::Summary, &v)?;

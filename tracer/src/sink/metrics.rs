@@ -29,7 +29,7 @@ use tracer_common::EventKind;
 
 use crate::correlate::{Cause, Incident, Severity};
 use crate::drops::Drops;
-use crate::model::Event;
+use crate::model::{Event, GuardAction};
 use crate::sink::Sink;
 use crate::stats::Stats;
 
@@ -68,6 +68,8 @@ pub struct Metrics {
     registry: Registry,
     kinds: Vec<KindCounters>,
     ebusy_unmounts: IntCounter,
+    /// By `GuardAction as usize`.
+    guard: [IntCounter; 3],
     /// `[cause][severity]`.
     incidents: [[IntCounter; 2]; 2],
     decode_errors: IntCounter,
@@ -139,6 +141,15 @@ impl Metrics {
             "mntrace_ebusy_unmounts_total",
             "Unmounts that failed with EBUSY.",
         );
+        let guard = family(
+            &registry,
+            "mntrace_guard_actions_total",
+            "What the guard (--guard) did to processes walking into a mount whose unmount \
+             they saw fail with EBUSY, by action (stopped: SIGSTOP; killed: SIGKILL; \
+             reported: --guard report, nothing done).",
+            &["action"],
+        );
+        let guard = std::array::from_fn(|a| guard.with_label_values(&[GuardAction::ALL[a].name()]));
         let incidents = family(
             &registry,
             "mntrace_incidents_total",
@@ -167,6 +178,7 @@ impl Metrics {
             registry,
             kinds,
             ebusy_unmounts,
+            guard,
             incidents,
             decode_errors,
             unwritten,
@@ -253,6 +265,7 @@ struct Seen {
     events: [u64; KIND_SLOTS],
     failed: [u64; KIND_SLOTS],
     ebusy_unmounts: u64,
+    guard: [u64; 3],
     decode_errors: u64,
     unwritten: [u64; 3],
     lost: Drops,
@@ -328,6 +341,9 @@ impl Sink for MetricsSink {
             &mut seen.decode_errors,
             stats.decode_errors,
         );
+        for (a, counter) in m.guard.iter().enumerate() {
+            advance(counter, &mut seen.guard[a], stats.guard[a]);
+        }
         if let Some(u) = &stats.unwritten {
             for (r, now) in [u.events, u.incidents, u.losses].into_iter().enumerate() {
                 advance(&m.unwritten[r], &mut seen.unwritten[r], now);
@@ -394,6 +410,7 @@ mod tests {
             first_delay_ns: 1,
             last_ts_ns: 2,
             lost_while_open: 0,
+            prevented: Vec::new(),
         }
     }
 
@@ -426,6 +443,7 @@ mod tests {
             ("mntrace_events_failed_total", "counter"),
             ("mntrace_kernel_lost_total", "counter"),
             ("mntrace_ebusy_unmounts_total", "counter"),
+            ("mntrace_guard_actions_total", "counter"),
             ("mntrace_incidents_total", "counter"),
             ("mntrace_decode_errors_total", "counter"),
             ("mntrace_unwritten_records_total", "counter"),
@@ -450,6 +468,10 @@ mod tests {
                 let l = format!("cause=\"{c}\",severity=\"{}\"", s.name());
                 assert_eq!(value(&text, "mntrace_incidents_total", &l), 0);
             }
+        }
+        for a in GuardAction::ALL {
+            let l = format!("action=\"{}\"", a.name());
+            assert_eq!(value(&text, "mntrace_guard_actions_total", &l), 0);
         }
         for r in UNWRITTEN {
             let l = format!("record=\"{r}\"");

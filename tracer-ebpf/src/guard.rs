@@ -1,0 +1,312 @@
+//! The guard: stop a process before it deletes through a mount whose
+//! unmount it has just seen fail with EBUSY.
+//!
+//! The kernel does not say at the unmount's exit which mount the target
+//! named, so the guard keeps the target's absolute path, normalized
+//! lexically and hashed (`path_hash`), as a mark of the process
+//! (`GUARDS`). When a marked process lists a directory (`getdents64`) or
+//! deletes from a directory fd, the mount that directory is on is walked to
+//! its mountpoint (the path the process sees it at, in the same mount
+//! namespace), hashed the same way and looked up among the process's marks:
+//! the mount at the unmounted target is the mount the unmount found busy.
+//! A match acts at once, in the kernel, with `bpf_send_signal`: the signal
+//! is delivered when the call returns, so a listing is stopped before
+//! anything in the directory is deleted. A target with `..` or a cut path
+//! leaves no mark (it cannot be compared lexically), nor does one through a
+//! symlink match (its mount's path differs): both are said in the README.
+//!
+//! A successful unmount of the same target by the process removes its mark;
+//! so does the busy window passing. Each mark is acted on once.
+
+use aya_ebpf::helpers::{
+    bpf_get_current_pid_tgid,
+    generated::{bpf_loop, bpf_probe_read_kernel, bpf_send_signal},
+};
+use core::ffi::c_void;
+use tracer_common::{
+    config::{Config, GUARD_KILL, GUARD_OFF, GUARD_STOP},
+    event::{
+        DirRef, GuardArgs, StrRef, DIR_DETACHED, DIR_OUTSIDE_ROOT, DIR_READ_ERR, DIR_REL_UNKNOWN,
+        DIR_TRUNCATED, STR_TRUNCATED,
+    },
+    limits::{STR_MAX, WALK_PATH_MAX},
+    uapi::{EBUSY, SIGKILL, SIGSTOP},
+    EventKind,
+};
+
+use crate::core_access::{KPath, Task};
+use crate::emit::emit;
+use crate::maps::{BUSY, GUARDS, GUARD_REC, GUARD_SEEN, HASHBUF, WALKBUF};
+use crate::slot::{fill_header, payload};
+use crate::types::{GuardKey, GuardMark, Slot, HASH_PATH_MAX, REGION};
+use crate::walk::{describe_mount, mount_class, walk_into_buf};
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+/// One byte of the path (a `/` past its end closes the last component).
+extern "C" fn hash_step(i: u64, _ctx: *mut c_void) -> i64 {
+    let Some(c) = HASHBUF.get_ptr_mut(0) else {
+        return 1;
+    };
+    let c = unsafe { &mut *c };
+    let i = i as usize;
+    let byte = if i < c.len as usize {
+        c.buf[i & (HASH_PATH_MAX - 1)]
+    } else {
+        b'/'
+    };
+    if byte != b'/' {
+        if byte == b'.' && c.dots == c.clen {
+            c.dots += 1;
+        }
+        c.ch = (c.ch ^ byte as u64).wrapping_mul(FNV_PRIME);
+        c.clen += 1;
+        return 0;
+    }
+    // The end of a component: empty ones (`//`, a trailing `/`) and `.`
+    // change nothing; `..` cannot be resolved without the filesystem.
+    let only_dots = c.dots == c.clen;
+    if c.clen == 2 && only_dots {
+        c.fail = 1;
+        return 1;
+    }
+    if c.clen != 0 && !(c.clen == 1 && only_dots) {
+        c.h = (c.h ^ c.ch).wrapping_mul(FNV_PRIME);
+        c.h = (c.h ^ c.clen as u64).wrapping_mul(FNV_PRIME);
+    }
+    c.ch = FNV_OFFSET;
+    c.clen = 0;
+    c.dots = 0;
+    0
+}
+
+/// Hash of the path in `HASHBUF[..len]`, as a sequence of components (so
+/// `/a//b/./c/` and `/a/b/c` hash alike); `None` for a path with `..`.
+/// The state lives in the map, so the verifier checks the step once
+/// rather than following up to `HASH_PATH_MAX` iterations.
+#[inline(always)]
+fn path_hash(len: u32) -> Option<u64> {
+    let c = HASHBUF.get_ptr_mut(0)?;
+    unsafe {
+        (*c).len = len;
+        (*c).fail = 0;
+        (*c).h = FNV_OFFSET;
+        (*c).ch = FNV_OFFSET;
+        (*c).clen = 0;
+        (*c).dots = 0;
+        bpf_loop(len + 1, hash_step as *mut c_void, core::ptr::null_mut(), 0);
+        ((*c).fail == 0).then_some((*c).h)
+    }
+}
+
+/// The hash of an unmount's target made absolute: the walked cwd (or root)
+/// in the slot's string 1, then `/`, then the target as given (string 0).
+/// `None` when either was cut or not read, or the cwd was not walked whole.
+#[inline(always)]
+fn target_hash(slot: &Slot<2>, cwd_flags: u32) -> Option<u64> {
+    let bad = DIR_TRUNCATED | DIR_DETACHED | DIR_OUTSIDE_ROOT | DIR_READ_ERR;
+    if cwd_flags & bad != 0 || slot.strs[0].flags != 0 || slot.strs[1].flags != 0 {
+        return None;
+    }
+    let cwd = slot.strs[1].len as usize;
+    let target = slot.strs[0].len as usize;
+    if cwd >= WALK_PATH_MAX || target >= STR_MAX || target == 0 {
+        return None;
+    }
+    // Masks the verifier can follow (both bounds were just checked): the
+    // lengths are read again, so the compiler cannot drop the masks.
+    let cwd = unsafe { core::ptr::read_volatile(&slot.strs[1].len) } as usize & (WALK_PATH_MAX - 1);
+    let target = unsafe { core::ptr::read_volatile(&slot.strs[0].len) } as usize & (STR_MAX - 1);
+    let b = HASHBUF.get_ptr_mut(0)?;
+    unsafe {
+        let buf = (*b).buf.as_mut_ptr();
+        bpf_probe_read_kernel(
+            buf as *mut c_void,
+            cwd as u32,
+            slot.bufs[1].as_ptr() as *const c_void,
+        );
+        *buf.add(cwd) = b'/';
+        bpf_probe_read_kernel(
+            buf.add(cwd + 1) as *mut c_void,
+            target as u32,
+            slot.bufs[0].as_ptr() as *const c_void,
+        );
+    }
+    path_hash((cwd + 1 + target) as u32)
+}
+
+#[inline(always)]
+fn tgid() -> u32 {
+    (bpf_get_current_pid_tgid() >> 32) as u32
+}
+
+/// An unmount of the thread's slot returned `ret` at `now`: mark the
+/// process on EBUSY, unmark it when the same target is unmounted.
+#[inline(always)]
+pub fn on_umount_exit(cfg: &Config, slot: &Slot<2>, cwd_flags: u32, ret: i64, now: u64) {
+    if cfg.guard == GUARD_OFF {
+        return;
+    }
+    let busy = ret == -i64::from(EBUSY);
+    let tgid = tgid();
+    if !busy && (ret != 0 || unsafe { BUSY.get(tgid) }.is_none()) {
+        return;
+    }
+    let Some(target) = target_hash(slot, cwd_flags) else {
+        return;
+    };
+    let key = GuardKey {
+        tgid,
+        ns: Task::current().mnt_ns(),
+        target,
+    };
+    if busy {
+        let mark = GuardMark {
+            busy_ns: now,
+            acted: 0,
+            _pad: 0,
+        };
+        let _ = GUARDS.insert(key, mark, 0);
+    } else {
+        let _ = GUARDS.remove(key);
+    }
+    // What was seen before may match the new mark, or no longer the old.
+    let _ = GUARD_SEEN.remove(tgid);
+}
+
+/// The process, marked (its `BUSY` time is within the window), is about to
+/// list (`trigger` `GUARD_AT_LISTING`) or delete in a directory on mount
+/// `start.mnt` at `now`: act if that mount is at a target whose unmount
+/// failed.
+#[inline(always)]
+pub fn on_access(cfg: &Config, start: KPath, trigger: u32, fd: i32, now: u64) {
+    let tgid = tgid();
+    let mnt = start.mnt;
+    if unsafe { GUARD_SEEN.get(tgid) }.is_some_and(|&m| m == mnt.0) {
+        return;
+    }
+    let _ = GUARD_SEEN.insert(tgid, mnt.0, 0);
+    let Some(root) = mnt.root() else {
+        return;
+    };
+    let mount = KPath { mnt, dentry: root };
+    let Some(len) = mountpoint_into_hashbuf(mount) else {
+        return;
+    };
+    let Some(target) = path_hash(len) else {
+        return;
+    };
+    let key = GuardKey {
+        tgid,
+        ns: mnt.ns(),
+        target,
+    };
+    let Some(mark) = GUARDS.get_ptr_mut(key) else {
+        return;
+    };
+    let mark = unsafe { &mut *mark };
+    if mark.acted != 0 || now.wrapping_sub(mark.busy_ns) > cfg.busy_window_ns {
+        return;
+    }
+    mark.acted = 1;
+    let signal = match cfg.guard {
+        GUARD_STOP => SIGSTOP,
+        GUARD_KILL => SIGKILL,
+        _ => 0,
+    };
+    let ret = if signal != 0 {
+        unsafe { bpf_send_signal(signal) }
+    } else {
+        0
+    };
+    record(
+        GuardArgs {
+            action: cfg.guard,
+            trigger,
+            fd,
+            signal,
+            busy_ns: mark.busy_ns,
+            mount: DirRef::default(),
+        },
+        mount,
+        len,
+        ret,
+        now,
+    );
+}
+
+/// Walk `mount` (a mount's root) to its mountpoint, as the process sees
+/// it, into `HASHBUF`; `None` when the path is not whole or not in the
+/// process's view.
+#[inline(always)]
+fn mountpoint_into_hashbuf(mount: KPath) -> Option<u32> {
+    let w = walk_into_buf(Task::current(), mount);
+    let bad = DIR_TRUNCATED | DIR_DETACHED | DIR_OUTSIDE_ROOT | DIR_READ_ERR | DIR_REL_UNKNOWN;
+    let pos = w.pos as usize;
+    if w.flags & bad != 0 || pos > WALK_PATH_MAX {
+        return None;
+    }
+    let len = WALK_PATH_MAX - pos;
+    let wb = WALKBUF.get_ptr(0)?;
+    let hb = HASHBUF.get_ptr_mut(0)?;
+    unsafe {
+        bpf_probe_read_kernel(
+            (*hb).buf.as_mut_ptr() as *mut c_void,
+            len as u32,
+            (*wb).buf.as_ptr().add(pos) as *const c_void,
+        )
+    };
+    Some(len as u32)
+}
+
+/// Emit the guard's record: the process's header, `args` with the mount's
+/// identity, and its mountpoint (in `HASHBUF[..len]`).
+#[inline(always)]
+fn record(args: GuardArgs, mount: KPath, len: u32, ret: i64, now: u64) {
+    let Some(slot) = GUARD_REC.get_ptr_mut(0) else {
+        return;
+    };
+    let slot = unsafe { &mut *slot };
+    let Some(hb) = HASHBUF.get_ptr(0) else {
+        return;
+    };
+    let len = len as usize;
+    let n = if len > REGION - 1 { REGION - 1 } else { len };
+    if n == 0 {
+        slot.bufs[0][0] = b'/';
+    } else {
+        unsafe {
+            bpf_probe_read_kernel(
+                slot.bufs[0].as_mut_ptr() as *mut c_void,
+                n as u32,
+                (*hb).buf.as_ptr() as *const c_void,
+            )
+        };
+    }
+    slot.strs[0] = StrRef {
+        len: n.max(1) as u16,
+        flags: if n < len { STR_TRUNCATED } else { 0 },
+    };
+    fill_header(slot, EventKind::Guard);
+    slot.hdr.ret = ret;
+    slot.hdr.ts_ns = now;
+    slot.hdr.duration_ns = 0;
+    let a: &mut GuardArgs = payload(slot);
+    *a = args;
+    describe_mount(mount, mount.mnt.id(), mount_class(mount.mnt), &mut a.mount);
+    // The whole path is the mountpoint: the part inside the mount is `/`.
+    a.mount.rel_off = n as u32;
+    emit(slot, EventKind::Guard);
+}
+
+/// Whether the guard has anything to decide for this process: it is on, an
+/// EBUSY is `recent` on the node, and this process had one within the busy
+/// window. The probes ask this before resolving anything for the guard.
+#[inline(always)]
+pub fn armed(cfg: &Config, recent: bool, now: u64) -> bool {
+    if cfg.guard == GUARD_OFF || !recent {
+        return false;
+    }
+    unsafe { BUSY.get(tgid()) }.is_some_and(|&t| now.wrapping_sub(t) <= cfg.busy_window_ns)
+}
