@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod replica;
+
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -145,6 +147,35 @@ impl Fixture {
                 .push(serde_json::from_str(&line).expect("fixture JSON"));
         }
         op(&self.seen, i).clone()
+    }
+
+    /// Wait for the end, however it ends; its exit status and all its JSON
+    /// result lines.
+    pub fn wait_status(mut self) -> (std::process::ExitStatus, Vec<Value>) {
+        if let Some(lines) = self.lines.as_mut() {
+            for l in lines {
+                self.seen
+                    .push(serde_json::from_str(&l.expect("fixture output")).expect("fixture JSON"));
+            }
+        }
+        let status = self.child.wait().expect("wait fixture");
+        (status, std::mem::take(&mut self.seen))
+    }
+
+    /// [`Fixture::wait_status`], failing (after killing it) if the process
+    /// gets stopped (`SIGSTOP`) instead of ending. Its output must fit in
+    /// the pipe: it is read once the process has ended.
+    pub fn wait_unstopped(mut self) -> (std::process::ExitStatus, Vec<Value>) {
+        loop {
+            if self.child.try_wait().expect("wait fixture").is_some() {
+                return self.wait_status();
+            }
+            if process_state(self.pid) == Some('T') {
+                kill(self.pid);
+                panic!("process {} was stopped", self.pid);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Wait for the end; all its JSON result lines.
@@ -297,6 +328,36 @@ impl Run {
     }
 }
 
+/// Wait until process `pid` is stopped (state `T` in `/proc/PID/stat`),
+/// or fail after 10 s.
+pub fn wait_stopped(pid: u32) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = process_state(pid);
+        if state == Some('T') {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} was not stopped: state {state:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The state letter of process `pid` (`/proc/PID/stat`), when it exists.
+pub fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) S ...`: the state follows the last `)`.
+    stat.rsplit_once(')')
+        .and_then(|(_, r)| r.trim_start().chars().next())
+}
+
+/// SIGKILL process `pid` (a test's own child).
+pub fn kill(pid: u32) {
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+}
+
 /// The resolved directory of a delete event.
 pub fn delete_dir(e: &Event) -> &Dir {
     match &e.args {
@@ -387,6 +448,20 @@ impl Live {
                 .expect("arm a busy mount");
         }
         self.pipeline.losses(self.traced.drops().total());
+    }
+
+    /// Drain, and wait until every holder scan asked for so far has
+    /// answered (before the holders go away), or fail after 10 s.
+    pub fn pump_and_scan(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            self.pump();
+            if self.pipeline.enricher.scanner.pending() == 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "holder scans did not answer");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Drain, then close every open incident.

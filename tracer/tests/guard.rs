@@ -1,0 +1,362 @@
+//! The guard (`--guard`), for real: the containerd 2.0.0-rc.0 replica
+//! stopped or killed at its first listing inside the busy clone, with the
+//! layer checked on disk; `report` acting on nothing; and the benign
+//! sequences that must never be acted on.
+//!
+//! Every tracer here is filtered to its own fixture (the guard only marks
+//! traced processes), so tests running in parallel never act on each
+//! other's processes.
+
+mod common;
+
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+
+use common::replica::*;
+use common::*;
+use mntrace::config::{GuardMode, TraceOptions};
+use mntrace::correlate::{Incident, Severity};
+use mntrace::enrich::holders::Hold;
+use mntrace::model::{Args, Event, Guard, GuardAction};
+use tracer_common::event::{DIR_IDMAPPED, DIR_RESOLVED, DIR_SUBTREE, GUARD_AT_LISTING};
+use tracer_common::uapi::{EBUSY, SIGKILL, SIGSTOP};
+use tracer_common::EventKind;
+
+/// The live pipeline over a tracer filtered to `pid`, with the guard `mode`.
+fn guarded(pid: u32, mode: GuardMode) -> Live {
+    Live::start(TraceOptions {
+        pids: vec![pid],
+        guard: mode,
+        ..Default::default()
+    })
+}
+
+/// The guard events among what the pipeline showed.
+fn guard_events(live: &Live) -> Vec<(&Event, &Guard)> {
+    live.out
+        .events
+        .iter()
+        .filter_map(|e| match &e.args {
+            Args::Guard(g) => Some((e, g)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The replica's clone 0 as the fixture saw it (op 12): mount id and
+/// 64-bit unique id.
+fn clone0(fx: &mut Fixture) -> (u32, u64) {
+    let m = fx.wait_for_op(12);
+    (u64_of(&m, "mnt_id") as u32, u64_of(&m, "mnt_id_unique"))
+}
+
+/// The guard's record of acting on the replica at its first listing in
+/// clone 0, checked field by field against the fixture and its EBUSY.
+fn assert_guard_event(live: &Live, l: &Layout, pid: u32, clone: (u32, u64), action: GuardAction) {
+    let gs = guard_events(live);
+    assert_eq!(gs.len(), 1, "one action per EBUSY: {gs:#?}");
+    let (ev, g) = gs[0];
+    assert_eq!(ev.kind, EventKind::Guard);
+    assert_eq!((ev.pid, ev.tid), (pid, pid));
+    assert_eq!(&ev.comm[..], b"mntrace-fixture");
+    assert_eq!(ev.ret, 0, "the signal was sent");
+    assert_eq!(g.action, action);
+    let signal = match action {
+        GuardAction::Stopped => SIGSTOP,
+        GuardAction::Killed => SIGKILL,
+        GuardAction::Reported => 0,
+    };
+    assert_eq!(g.signal, signal);
+    assert_eq!(g.trigger, GUARD_AT_LISTING, "stopped at its listing");
+    assert!(g.fd > 2, "the fd RemoveAll opened: {}", g.fd);
+    assert_eq!(g.mount.mnt_id, clone.0);
+    assert_eq!(g.mount.mnt_id_unique, clone.1);
+    assert_eq!(&g.mount.path.bytes[..], b(&l.t(0)));
+    assert_eq!(g.mount.mountpoint().as_deref(), Some(b(&l.t(0))));
+    let want = DIR_RESOLVED | DIR_IDMAPPED | DIR_SUBTREE;
+    assert_eq!(g.mount.flags & want, want, "{:#x}", g.mount.flags);
+    let busy = live
+        .out
+        .events
+        .iter()
+        .find(|e| e.kind == EventKind::Umount && e.errno() == Some(EBUSY))
+        .expect("the EBUSY unmount");
+    assert!(
+        g.busy_ns <= busy.ts_ns && busy.ts_ns - g.busy_ns < 1_000_000,
+        "the mark is the EBUSY's: {} vs {}",
+        g.busy_ns,
+        busy.ts_ns
+    );
+    assert!(ev.ts_ns > busy.ts_ns);
+    // Nothing went through the clone before the guard acted.
+    let first_listing_ns = ev.ts_ns;
+    for e in &live.out.events {
+        if let Args::Delete { dir, .. } = &e.args {
+            if e.ret == 0 && e.ts_ns < first_listing_ns {
+                assert_ne!(dir.mnt_id, clone.0, "deleted in the clone: {e:#?}");
+            }
+        }
+    }
+}
+
+/// The replica's one incident, prevented: nothing deleted, the action, the
+/// clone, where it lives, who held it.
+fn assert_prevented(inc: &Incident, l: &Layout, pid: u32, clone: (u32, u64), action: GuardAction) {
+    assert_eq!(inc.count, 0, "{inc:#?}");
+    assert!(inc.deletions.is_empty() && inc.deleters.is_empty());
+    assert_eq!(inc.prevented.len(), 1, "{inc:#?}");
+    let p = &inc.prevented[0];
+    assert_eq!(p.action, action);
+    assert_eq!(p.by.pid, pid);
+    assert_eq!(p.trigger, "listing");
+    assert_eq!(p.result, 0);
+    let u = inc.unmount().expect("a busy-unmount incident");
+    assert_eq!((u.by.pid, &u.target[..]), (pid, b(&l.t(0))));
+    assert!(p.ts_ns > u.ts_ns);
+    assert_eq!(inc.mount.mnt_id, clone.0);
+    assert_eq!(&inc.mount.mountpoint[..], b(&l.t(0)));
+    assert!(inc.mount.idmapped && inc.mount.subtree);
+}
+
+#[test]
+fn guard_stop_freezes_the_replica_before_it_deletes_anything() {
+    let l = Layout::new();
+    let mut fx = Fixture::spawn(&l.buggy_ops(0));
+    let pid = fx.pid;
+    let mut live = guarded(pid, GuardMode::Stop);
+    fx.release();
+    let clone = clone0(&mut fx);
+    let holder = u64_of(&fx.wait_for_op(13), "pid") as u32;
+    assert_eq!(fx.wait_for_op(14)["errno"], EBUSY);
+    assert_eq!(fx.wait_for_op(15)["errno"], 0);
+    wait_stopped(pid);
+    // The ground truth while it is frozen: the layer is whole.
+    assert_eq!(l.layer1_left(), LAYER1, "nothing of the layer was lost");
+    live.pump_and_scan();
+    assert_guard_event(&live, &l, pid, clone, GuardAction::Stopped);
+    kill(pid);
+    let (status, _) = fx.wait_status();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let incidents = live.finish();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    let inc = &incidents[0];
+    assert_prevented(inc, &l, pid, clone, GuardAction::Stopped);
+    // Read while it was frozen: the table and the holder scan.
+    assert_eq!(inc.severity, Severity::Critical);
+    assert_eq!(inc.root_label.as_deref(), Some("containerd snapshot"));
+    assert_eq!(inc.mount.backing_root.as_deref(), Some(b(&l.l1)));
+    let holders = inc.holders.as_ref().expect("holders scanned");
+    assert!(
+        holders
+            .holders
+            .iter()
+            .any(|h| h.pid == holder && h.holds.iter().any(|x| matches!(x, Hold::Fd { .. }))),
+        "{holders:#?}"
+    );
+    assert_eq!(l.layer1_left(), LAYER1, "and still whole once it is gone");
+    assert_eq!(live.pipeline.stats.guard[GuardAction::Stopped as usize], 1);
+    assert_eq!(live.traced.drops().total(), 0);
+}
+
+#[test]
+fn guard_kill_kills_the_replica_before_it_deletes_anything() {
+    let l = Layout::new();
+    let mut fx = Fixture::spawn(&l.buggy_ops(0));
+    let pid = fx.pid;
+    let mut live = guarded(pid, GuardMode::Kill);
+    fx.release();
+    let clone = clone0(&mut fx);
+    let (status, lines) = fx.wait_status();
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{lines:?}");
+    assert_eq!(op(&lines, 14)["errno"], EBUSY);
+    assert!(
+        !lines.iter().any(|l| l["i"] == 16),
+        "RemoveAll never finished: {lines:?}"
+    );
+    assert_eq!(l.layer1_left(), LAYER1, "nothing of the layer was lost");
+    live.pump();
+    assert_guard_event(&live, &l, pid, clone, GuardAction::Killed);
+    let incidents = live.finish();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    assert_prevented(&incidents[0], &l, pid, clone, GuardAction::Killed);
+    assert_eq!(live.pipeline.stats.guard[GuardAction::Killed as usize], 1);
+}
+
+#[test]
+fn guard_report_acts_on_nothing_and_says_what_it_would_have_done() {
+    let l = Layout::new();
+    let mut fx = Fixture::spawn(&l.buggy_ops(1500));
+    let pid = fx.pid;
+    let mut live = guarded(pid, GuardMode::Report);
+    fx.release();
+    let clone = clone0(&mut fx);
+    fx.wait_for_op(16);
+    live.pump(); // the holder is still alive (op 17 sleeps)
+    let lines = fx.wait();
+    check_setup(&lines);
+    assert_eq!(
+        l.layer1_left(),
+        Vec::<String>::new(),
+        "not acted on: the layer is gone"
+    );
+    assert_guard_event(&live, &l, pid, clone, GuardAction::Reported);
+    let incidents = live.finish();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    let inc = &incidents[0];
+    assert_eq!(inc.count, LAYER1_ENTRIES.len() as u64, "{inc:#?}");
+    assert_eq!(inc.prevented.len(), 1);
+    assert_eq!(inc.prevented[0].action, GuardAction::Reported);
+    assert_eq!(inc.prevented[0].signal, 0);
+    let first = inc
+        .deletions
+        .iter()
+        .map(|d| d.ts_ns)
+        .min()
+        .expect("deletions");
+    assert!(
+        inc.prevented[0].ts_ns < first,
+        "the guard decided before the first deletion in the clone"
+    );
+}
+
+/// Runs `ops` under `--guard stop` and checks it was not acted on: it
+/// exits 0 and no guard record exists. Returns its lines.
+fn never_acted_on(ops: &[OsString]) -> (Vec<serde_json::Value>, Live) {
+    let mut fx = Fixture::spawn(ops);
+    let pid = fx.pid;
+    let mut live = guarded(pid, GuardMode::Stop);
+    fx.release();
+    let (status, lines) = fx.wait_unstopped();
+    assert!(status.success(), "acted on? {status:?} {lines:?}");
+    live.finish();
+    assert!(guard_events(&live).is_empty(), "{:#?}", guard_events(&live));
+    assert_eq!(live.pipeline.stats.guard, [0; 3]);
+    (lines, live)
+}
+
+fn os(v: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
+    v.iter().map(|s| s.as_ref().to_os_string()).collect()
+}
+
+#[test]
+fn the_fixed_containerd_sequence_is_never_acted_on() {
+    let l = Layout::new();
+    let (lines, _) = never_acted_on(&l.fixed_ops());
+    check_setup(&lines);
+    for i in 14..=18 {
+        assert_eq!(op(&lines, i)["errno"], 0, "op {i}: {}", op(&lines, i));
+    }
+    assert_eq!(l.layer1_left(), LAYER1);
+}
+
+#[test]
+fn a_successful_retry_then_rm_rf_is_never_acted_on_even_on_a_new_mount_there() {
+    // EBUSY, the holder goes, the retry succeeds; a new mount at the same
+    // path (same mountpoint hash as the failed target) is then removed
+    // recursively: that mount is not the busy one.
+    let s = scratch();
+    let t = s.path().join("t");
+    let m = t.join("0");
+    let (lines, _) = never_acted_on(&os(&[
+        &"unshare-mntns",
+        &"mkdirs",
+        &m,
+        &"mount-tmpfs",
+        &m,
+        &"touch-many",
+        &m,
+        &"20",
+        &"hold",
+        &m.join("f0"),
+        &"umount",
+        &m,
+        &"0", // 6: EBUSY
+        &"release",
+        &"@5",
+        &"umount",
+        &m,
+        &"0", // 8: the retry
+        &"mount-tmpfs",
+        &m,
+        &"touch-many",
+        &m,
+        &"30",
+        &"remove-all",
+        &t, // 11
+    ]));
+    assert_eq!(op(&lines, 6)["errno"], EBUSY);
+    assert_eq!(op(&lines, 8)["errno"], 0);
+    assert_eq!(op(&lines, 11)["errno"], EBUSY, "the new mount's mountpoint");
+    assert_eq!(
+        op(&lines, 11)["ret"],
+        30,
+        "every file of the new mount went"
+    );
+}
+
+#[test]
+fn deletions_on_other_mounts_after_an_ebusy_are_never_acted_on() {
+    // The process's unmount of `busy` fails; it then removes a large tree
+    // on another tmpfs, a tree on the root filesystem, and the parent
+    // directory of the busy mount's sibling: none of it is the busy mount.
+    let s = scratch();
+    let busy = s.path().join("busy");
+    let other = s.path().join("other");
+    let plain = s.path().join("plain");
+    make_tree(&plain, &["a/b/c", "d"]);
+    let (lines, live) = never_acted_on(&os(&[
+        &"unshare-mntns",
+        &"mkdirs",
+        &busy,
+        &"mkdirs",
+        &other.join("big"),
+        &"mount-tmpfs",
+        &busy,
+        &"mount-tmpfs",
+        &other,
+        &"mkdirs",
+        &other.join("big"),
+        &"touch-many",
+        &other.join("big"),
+        &"5000",
+        &"hold",
+        &busy,
+        &"umount",
+        &busy,
+        &"0", // 9: EBUSY
+        &"remove-all",
+        &other.join("big"), // 10
+        &"remove-all",
+        &plain, // 11
+    ]));
+    assert_eq!(op(&lines, 9)["errno"], EBUSY);
+    assert_eq!(op(&lines, 10)["ret"], 5001, "the files and their directory");
+    assert_eq!(op(&lines, 10)["errno"], 0);
+    assert_eq!(op(&lines, 11)["errno"], 0);
+    assert!(!plain.exists());
+    // The deletions were seen (the process is marked: all are captured).
+    let deleted = live
+        .out
+        .events
+        .iter()
+        .filter(|e| e.ret == 0 && matches!(e.args, Args::Delete { .. }))
+        .count();
+    assert!(deleted >= 5000, "{deleted}");
+}
+
+#[test]
+fn guard_deny_is_refused_at_start_with_the_reason() {
+    require_root();
+    let err = mntrace::loader::Tracer::start(&TraceOptions {
+        guard: GuardMode::Deny,
+        ..Default::default()
+    })
+    .err()
+    .expect("deny is refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("--guard deny") && text.contains("BPF LSM"),
+        "{text}"
+    );
+    assert_eq!(err.exit_code(), mntrace::error::exit::REFUSED);
+}
