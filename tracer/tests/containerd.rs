@@ -143,8 +143,13 @@ fn a_real_containerd_workload_is_traced_and_raises_no_incident() {
     let image = build_image(s.path());
     let daemon = Daemon::start(s.path());
     // Every deletion is captured: the correlator sees all of the engine's
-    // unmounts and RemoveAll walks and must still find nothing.
-    let mut live = Live::start(all_deletes());
+    // unmounts and RemoveAll walks and must still find nothing; and the
+    // guard, on, must never act on the engine (the only test of this
+    // binary: nothing else runs while this unfiltered tracer guards).
+    let mut live = Live::start(mntrace::config::TraceOptions {
+        guard: mntrace::config::GuardMode::Stop,
+        ..all_deletes()
+    });
     daemon.ctr(&["images", "import", image.to_str().expect("utf-8")]);
     for i in 0..4 {
         daemon.ctr(&[
@@ -208,5 +213,8 @@ fn a_real_containerd_workload_is_traced_and_raises_no_incident() {
         mine.is_empty(),
         "a benign engine workload raised incidents: {mine:#?}"
     );
+    let guarded: Vec<_> = evs.iter().filter(|e| e.kind == EventKind::Guard).collect();
+    assert!(guarded.is_empty(), "the guard acted: {guarded:#?}");
+    assert_eq!(live.pipeline.stats.guard, [0; 3]);
     assert_eq!(live.traced.drops().total(), 0);
 }

@@ -360,3 +360,118 @@ fn guard_deny_is_refused_at_start_with_the_reason() {
     );
     assert_eq!(err.exit_code(), mntrace::error::exit::REFUSED);
 }
+
+/// Go's real `os.RemoveAll` (`go/pods.go`: two pods sharing one layer, an
+/// id-mapped clone each, pod 0's clone held busy; both cleaned up in
+/// parallel goroutines with a plain `umount2`, then `os.RemoveAll`) under
+/// the guard `mode`: acted on at its first listing inside pod 0's clone,
+/// with nothing of the layer lost. Returns the guard's events and the
+/// incidents.
+fn go_remove_all_under(mode: GuardMode) -> (Vec<(Event, Guard)>, Vec<Incident>) {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let s = scratch();
+    let layer = s
+        .path()
+        .join("io.containerd.snapshotter.v1.overlayfs/snapshots/7/fs");
+    let files: Vec<String> = (0..500).map(|i| format!("lib/f{i}")).collect();
+    let mut all: Vec<&str> = vec!["bin/sh", "etc/passwd"];
+    all.extend(files.iter().map(String::as_str));
+    make_tree(&layer, &all);
+    let tmp = s.path().join("tmpmounts");
+    for k in 0..2 {
+        std::fs::create_dir_all(tmp.join(format!("ovl-idmapped{k}/0"))).expect("mkdir");
+    }
+    let tools = scratch();
+    let pods = go_build(tools.path(), "pods", include_str!("go/pods.go"));
+    // Only the Go program is traced (its comm): tests running in parallel
+    // are never acted on by this tracer.
+    let mut live = Live::start(TraceOptions {
+        comm: Some(b"pods".to_vec()),
+        guard: mode,
+        ..Default::default()
+    });
+    let mut child = Command::new("unshare")
+        .args(["-m", "--propagation", "private"])
+        .arg(&pods)
+        .arg(&layer)
+        .arg(&tmp)
+        .arg("2")
+        .arg("bin/sh") // pod 0 is held
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn the pods program");
+    let pid = child.id();
+    let left = || all.iter().filter(|f| layer.join(f).exists()).count();
+    match mode {
+        GuardMode::Stop => {
+            wait_stopped(pid);
+            assert_eq!(left(), all.len(), "frozen before any loss");
+            live.pump_and_scan();
+            kill(pid);
+        }
+        _ => {}
+    }
+    let status = child.wait().expect("wait");
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    let mut out = String::new();
+    let _ = child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out);
+    assert!(!out.contains("\"done\""), "it never finished: {out}");
+    assert_eq!(left(), all.len(), "nothing of the layer was lost");
+    let incidents = live.finish();
+    let guards = guard_events(&live)
+        .into_iter()
+        .map(|(e, g)| (e.clone(), g.clone()))
+        .collect();
+    (guards, incidents)
+}
+
+/// What both modes must show: one action on the Go program, at its
+/// listing of pod 0's clone, in an incident with nothing deleted.
+fn assert_go_acted_on(guards: &[(Event, Guard)], incidents: &[Incident], action: GuardAction) {
+    assert_eq!(guards.len(), 1, "{guards:#?}");
+    let (ev, g) = &guards[0];
+    assert_eq!(&ev.comm[..], b"pods");
+    assert_eq!(g.action, action);
+    assert_eq!(g.trigger, GUARD_AT_LISTING);
+    assert!(
+        g.mount.path.bytes.ends_with(b"/tmpmounts/ovl-idmapped0/0"),
+        "{:?}",
+        g.mount.path
+    );
+    assert_ne!(g.mount.flags & DIR_IDMAPPED, 0);
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    let inc = &incidents[0];
+    assert_eq!(inc.count, 0);
+    assert_eq!(inc.prevented.len(), 1);
+    assert_eq!(inc.prevented[0].action, action);
+    assert_eq!(inc.prevented[0].by.pid, ev.pid);
+    assert_eq!(inc.mount.mnt_id, g.mount.mnt_id);
+}
+
+#[test]
+fn guard_stop_freezes_gos_real_remove_all_before_any_loss() {
+    require_root();
+    let (guards, incidents) = go_remove_all_under(GuardMode::Stop);
+    assert_go_acted_on(&guards, &incidents, GuardAction::Stopped);
+    // The mount table was read while it was frozen.
+    let inc = &incidents[0];
+    assert_eq!(inc.severity, Severity::Critical);
+    assert!(inc
+        .mount
+        .backing_root
+        .as_deref()
+        .is_some_and(|r| r.ends_with(b"/snapshots/7/fs")));
+}
+
+#[test]
+fn guard_kill_kills_gos_real_remove_all_before_any_loss() {
+    require_root();
+    let (guards, incidents) = go_remove_all_under(GuardMode::Kill);
+    assert_go_acted_on(&guards, &incidents, GuardAction::Killed);
+}

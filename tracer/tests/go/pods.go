@@ -88,6 +88,7 @@ func main() {
 	// A user namespace for the id mapping, like containerd's.
 	ns := exec.Command("sleep", "3600")
 	ns.SysProcAttr = &syscall.SysProcAttr{
+		Pdeathsig:   syscall.SIGKILL, // gone with this program, even killed
 		Cloneflags:  syscall.CLONE_NEWUSER,
 		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}},
 		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 100000, Size: 65536}},
@@ -126,6 +127,7 @@ func main() {
 	for k, f := range held {
 		path := filepath.Join(dirs[k], "0", f)
 		h := exec.Command("sh", "-c", "exec 3<\"$0\"; exec sleep 3600", path)
+		h.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if err := h.Start(); err != nil {
 			fail("holder", err)
 		}
