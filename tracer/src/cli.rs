@@ -117,8 +117,9 @@ pub struct QueryArgs {
     /// repeatable.
     #[arg(long = "mnt", value_name = "ID")]
     pub mnt_ids: Vec<u32>,
-    /// Only these syscalls (as for `trace -k`); repeatable.
-    #[arg(short, long = "kind", value_name = "KIND", value_parser = parse_kinds)]
+    /// Only these syscalls (as for `trace -k`), or `guard` (what the guard
+    /// did); repeatable.
+    #[arg(short, long = "kind", value_name = "KIND", value_parser = parse_recorded_kinds)]
     pub kinds: Vec<Vec<EventKind>>,
     /// Only calls that failed.
     #[arg(long, conflicts_with = "ok")]
@@ -346,6 +347,14 @@ fn absolute_path(p: &std::path::Path) -> Result<bytes::Bytes, String> {
     ))
 }
 
+/// A kind of recorded event: [`parse_kinds`], or `guard`.
+pub fn parse_recorded_kinds(s: &str) -> Result<Vec<EventKind>, String> {
+    if s == EventKind::Guard.syscall() {
+        return Ok(vec![EventKind::Guard]);
+    }
+    parse_kinds(s).map_err(|e| format!("{e}, guard"))
+}
+
 pub fn parse_kinds(s: &str) -> Result<Vec<EventKind>, String> {
     use EventKind::*;
     match s {
@@ -411,6 +420,9 @@ mod tests {
         assert_eq!(parse_kinds("umount2"), Ok(vec![EventKind::Umount]));
         assert_eq!(parse_kinds("delete").map(|v| v.len()), Ok(3));
         assert!(parse_kinds("open").unwrap_err().contains("one of"));
+        assert!(parse_kinds("guard").is_err(), "no probe to attach");
+        assert_eq!(parse_recorded_kinds("guard"), Ok(vec![EventKind::Guard]));
+        assert_eq!(parse_recorded_kinds("rmdir"), Ok(vec![EventKind::Rmdir]));
         assert!(parse_ring_mib("3").is_err());
         assert_eq!(parse_ring_mib("8"), Ok(8));
     }

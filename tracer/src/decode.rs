@@ -375,6 +375,52 @@ mod tests {
         assert_eq!(dir.rel_path().as_deref(), Some(&b"/a b"[..]));
     }
 
+    fn guard_record(action: u32) -> Vec<u8> {
+        let args = GuardArgs {
+            action,
+            trigger: GUARD_AT_LISTING,
+            fd: 9,
+            signal: tracer_common::uapi::SIGSTOP,
+            busy_ns: 900,
+            mount: DirRef {
+                mnt_id: 65,
+                mnt_id_unique: 0x8000_0041,
+                flags: DIR_RESOLVED | DIR_IDMAPPED,
+                rel_off: 7,
+                ..Default::default()
+            },
+        };
+        let mut h = hdr(EventKind::Guard);
+        h.ret = 0;
+        encode(h, &args, &[Str::new(&b"/mnt/\xffb"[..])])
+    }
+
+    #[test]
+    fn decodes_a_guard_action_exactly_and_rejects_an_unknown_action() {
+        let ev = decode(Bytes::from(guard_record(tracer_common::config::GUARD_STOP)))
+            .expect("valid record");
+        assert_eq!(
+            (ev.kind, ev.ret, ev.pid, ev.tid),
+            (EventKind::Guard, 0, 10, 11)
+        );
+        let Args::Guard(g) = ev.args else {
+            panic!("wrong args {:?}", ev.args)
+        };
+        assert_eq!(g.action, GuardAction::Stopped);
+        assert_eq!(
+            (g.trigger, g.fd, g.signal, g.busy_ns),
+            (GUARD_AT_LISTING, 9, 19, 900)
+        );
+        assert_eq!((g.mount.mnt_id, g.mount.mnt_id_unique), (65, 0x8000_0041));
+        assert_eq!(&g.mount.path.bytes[..], b"/mnt/\xffb");
+        assert_eq!(g.mount.mountpoint().as_deref(), Some(&b"/mnt/\xffb"[..]));
+        assert_eq!(g.mount.rel_path().as_deref(), Some(&b"/"[..]));
+        assert_eq!(
+            decode(Bytes::from(guard_record(0))),
+            Err(DecodeError::BadField("guard action"))
+        );
+    }
+
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
         let rec = delete_record();

@@ -475,3 +475,55 @@ fn guard_kill_kills_gos_real_remove_all_before_any_loss() {
     let (guards, incidents) = go_remove_all_under(GuardMode::Kill);
     assert_go_acted_on(&guards, &incidents, GuardAction::Killed);
 }
+
+/// `mntrace record --guard stop` on the replica: the guard acts, the
+/// recorder keeps the guard's record, and triage of the recording gives
+/// exactly the incident (prevented, nothing deleted) the live run gave.
+#[test]
+fn a_recording_with_the_guard_gives_triage_the_prevented_incident() {
+    let l = Layout::new();
+    let rec = scratch();
+    let dir = rec.path().join("rec");
+    let mut fx = Fixture::spawn(&l.buggy_ops(0));
+    let pid = fx.pid;
+    let recorder = start_recording(&dir, pid, &["--json", "--guard", "stop"]);
+    fx.release();
+    wait_stopped(pid);
+    // The recorder reads the frozen process's mount table and holders.
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    kill(pid);
+    let (status, _) = fx.wait_status();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    unsafe { libc::kill(recorder.id() as i32, libc::SIGINT) };
+    let out = recorder.wait_with_output().expect("mntrace record");
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(l.layer1_left(), LAYER1, "nothing of the layer was lost");
+    let live = incidents_of(&out.stdout);
+    assert_eq!(live.len(), 1, "{live:#?}");
+    let inc = &live[0];
+    assert_eq!(inc["count"], 0);
+    assert_eq!(inc["deletions"], serde_json::json!([]));
+    assert_eq!(inc["severity"], "critical");
+    let p = &inc["prevented"];
+    assert_eq!(p.as_array().map(Vec::len), Some(1), "{inc:#}");
+    assert_eq!(p[0]["action"], "stopped");
+    assert_eq!(p[0]["signal"], "SIGSTOP");
+    assert_eq!(p[0]["trigger"], "listing");
+    assert_eq!(p[0]["process"]["pid"], pid);
+    assert_eq!(p[0]["result"], 0);
+    assert_eq!(incidents_of(&replay_json("triage", &dir, &[])), live);
+    let guards: Vec<serde_json::Value> = String::from_utf8_lossy(&replay_json(
+        "query",
+        &dir,
+        &["-k".as_ref(), "guard".as_ref()],
+    ))
+    .lines()
+    .map(|l| serde_json::from_str(l).expect("JSON line"))
+    .collect();
+    assert_eq!(guards.len(), 1, "{guards:#?}");
+    assert_eq!(guards[0]["syscall"], "guard");
+    assert_eq!(
+        guards[0]["args"]["mount"]["path"],
+        l.t(0).to_str().expect("utf-8")
+    );
+}

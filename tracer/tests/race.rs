@@ -290,50 +290,6 @@ fn fifty_replicas_in_parallel_are_fifty_incidents() {
 }
 
 /// `mntrace record --dir DIR -p PID [EXTRA]`, once it says it is recording.
-fn start_recording(dir: &std::path::Path, pid: u32, extra: &[&str]) -> std::process::Child {
-    let mut child = std::process::Command::new(MNTRACE)
-        .args(["record", "--dir"])
-        .arg(dir)
-        .args(["-p", &pid.to_string()])
-        .args(extra)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn mntrace record");
-    let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut err, &mut line).expect("read stderr");
-    assert!(line.starts_with("mntrace: recording"), "{line:?}");
-    // Keep draining stderr so the recorder never blocks on it.
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    child
-}
-
-/// The incident objects of JSON Lines output.
-fn incidents_of(stdout: &[u8]) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
-        .filter(|v| v["type"] == "incident")
-        .collect()
-}
-
-/// `mntrace CMD --json DIR ARGS` (triage, query): its JSON lines' stdout.
-fn replay_json(cmd: &str, dir: &std::path::Path, args: &[&std::ffi::OsStr]) -> Vec<u8> {
-    let out = std::process::Command::new(MNTRACE)
-        .args([cmd, "--json"])
-        .arg(dir)
-        .args(args)
-        .output()
-        .expect("run mntrace");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 /// `mntrace record` during the race, killed with SIGKILL a little after it:
 /// what it flushed (at least every second) is on disk, every segment stands
 /// alone, and the raw kernel records, replayed through the same decoder and

@@ -26,12 +26,12 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use mntrace::correlate::{
-    Cause, Deletion, FailedUnmount, Incident, MountFacts, Process, Severity, Walk,
+    Cause, Deletion, FailedUnmount, Incident, MountFacts, Prevention, Process, Severity, Walk,
 };
 use mntrace::drops::Drops;
 use mntrace::enrich::clock::BootClock;
 use mntrace::enrich::holders::{Hold, Holder, HolderScan};
-use mntrace::model::{Args, Dir, Event, MountAttr, Str};
+use mntrace::model::{Args, Dir, Event, GuardAction, MountAttr, Str};
 use mntrace::sink::console::{self, Console};
 use mntrace::sink::jsonl::JsonLines;
 use mntrace::sink::Sink;
@@ -725,6 +725,43 @@ fn event_cases() -> Vec<Case> {
             ),
             r#"08:00:26.123456 mount[4242/4243] fsmount(5, 0, 0x40) = -EINVAL"#,
         ),
+        // ---- guard
+        case(
+            "guard_stopped",
+            event(
+                EventKind::Guard,
+                at(27),
+                0,
+                b"containerd",
+                Args::Guard(mntrace::model::Guard {
+                    action: GuardAction::Stopped,
+                    trigger: tracer_common::event::GUARD_AT_LISTING,
+                    fd: 7,
+                    signal: tracer_common::uapi::SIGSTOP,
+                    busy_ns: at(27) - 1_500_000,
+                    mount: dir(0, 66, b"/run/c/0", 8, DIR_IDMAPPED | DIR_SUBTREE),
+                }),
+            ),
+            r#"08:00:27.123456 containerd[4242/4243] GUARD stopped it (SIGSTOP) at its listing of fd 7, 1.5ms after its unmount of this mount failed with EBUSY = 0  mountpoint="/run/c/0" mnt=66 [idmapped,subtree]"#,
+        ),
+        case(
+            "guard_reported_at_deletion",
+            event(
+                EventKind::Guard,
+                at(28),
+                0,
+                b"rm",
+                Args::Guard(mntrace::model::Guard {
+                    action: GuardAction::Reported,
+                    trigger: tracer_common::event::GUARD_AT_DELETE,
+                    fd: 4,
+                    signal: 0,
+                    busy_ns: at(28) - 400_000,
+                    mount: dir(0, 70, b"/mnt/t", 6, 0),
+                }),
+            ),
+            r#"08:00:28.123456 rm[4242/4243] GUARD would stop it (--guard report) at its deletion of fd 4, 400µs after its unmount of this mount failed with EBUSY = 0  mountpoint="/mnt/t" mnt=70"#,
+        ),
     ]
 }
 
@@ -1119,6 +1156,45 @@ fn incident_cases() -> Vec<Case> {
     held by   nobody found (scanned 97 processes)
 "#,
         ),
+        case(
+            "incident_prevented_by_the_guard",
+            {
+                let mut inc = small_busy(
+                    8,
+                    Some(HolderScan {
+                        holders: vec![Holder {
+                            pid: 310,
+                            comm: b(b"sh"),
+                            holds: vec![Hold::Cwd { path: b(b"/mnt/t") }],
+                        }],
+                        processes_scanned: 90,
+                        complete: true,
+                    }),
+                );
+                inc.deletions.clear();
+                inc.deleters.clear();
+                inc.count = 0;
+                inc.first_delay_ns = 1_500_000;
+                inc.prevented = vec![Prevention {
+                    ts_ns: at(42) + 1_500_000,
+                    by: process(300, 299, b"containerd"),
+                    action: GuardAction::Stopped,
+                    signal: tracer_common::uapi::SIGSTOP,
+                    trigger: "listing",
+                    fd: 7,
+                    result: 0,
+                }];
+                inc
+            },
+            r#"!!! INCIDENT #8 WARNING: 0 entries deleted through a mount whose unmount failed with EBUSY (PREVENTED by the guard)
+    unmount   08:00:42.123456 containerd[300] umount2("/mnt/t", UMOUNT_NOFOLLOW) = -EBUSY
+    mount     mnt 70 on "/mnt/t" (tmpfs)
+    root      "/" (within its filesystem)
+    guard     08:00:42.124956 containerd[300] STOPPED (SIGSTOP) at its listing of fd 7, 1.5ms after the EBUSY; it is frozen: inspect it, then end it with `kill -KILL 300`, or unmount the mount first and resume it with `kill -CONT 300`
+    deleted   nothing
+    held by   sh[310]: cwd "/mnt/t"
+"#,
+        ),
     ]
 }
 
@@ -1169,8 +1245,9 @@ fn other_cases() -> Vec<Case> {
         Case {
             name: "stats",
             item: Item::Stats(full),
-            console: "mntrace: 26 events: mount 3 (2 failed), umount 2 (2 failed), unlink 1, unlinkat 4 (2 failed), rmdir 1 (1 failed), open_tree 2 (1 failed), move_mount 1, mount_setattr 3 (1 failed), fsopen 2 (1 failed), fsconfig 5 (2 failed), fsmount 2 (1 failed)
-mntrace: 1 unmount failed with EBUSY; incidents: 3 critical, 4 warning
+            console: "mntrace: 28 events: mount 3 (2 failed), umount 2 (2 failed), unlink 1, unlinkat 4 (2 failed), rmdir 1 (1 failed), open_tree 2 (1 failed), move_mount 1, mount_setattr 3 (1 failed), fsopen 2 (1 failed), fsconfig 5 (2 failed), fsmount 2 (1 failed), guard 2
+mntrace: 1 unmount failed with EBUSY; incidents: 3 critical, 5 warning
+mntrace: GUARD acted: 1 reported, 1 stopped, 0 killed
 mntrace: LOST 1204 events in the kernel (mount:scratch=1 unlinkat:ring_full=1200 rmdir:slot_full=3)
 mntrace: 57 records not written to \"/var/log/mntrace/out.jsonl\" (events 55, incidents 2): No space left on device (os error 28)
 mntrace: 2 malformed records skipped (last: record too short)",

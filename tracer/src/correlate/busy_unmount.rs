@@ -588,6 +588,90 @@ mod tests {
         assert_eq!(i.deleters.len(), 1);
     }
 
+    /// The guard acting at `ts` on pid 100 listing fd 9 on mount `mnt` at
+    /// `mountpoint`.
+    fn guard(ts: u64, mountpoint: &[u8], mnt: u32, action: crate::model::GuardAction) -> Event {
+        let mut e = ev(
+            ts,
+            100,
+            0,
+            Args::Guard(crate::model::Guard {
+                action,
+                trigger: tracer_common::event::GUARD_AT_LISTING,
+                fd: 9,
+                signal: 19,
+                busy_ns: 1_000,
+                mount: Dir {
+                    mnt_id: mnt,
+                    mnt_ns: NS,
+                    flags: DIR_RESOLVED | DIR_IDMAPPED | DIR_SUBTREE,
+                    path: Str::new(Bytes::copy_from_slice(mountpoint)),
+                    rel_off: mountpoint.len() as u32,
+                    ..Default::default()
+                },
+            }),
+        );
+        e.kind = EventKind::Guard;
+        e
+    }
+
+    #[test]
+    fn a_guard_action_is_the_busy_unmounts_incident_even_with_nothing_deleted() {
+        use crate::model::GuardAction;
+        let evs = vec![
+            umount(1_000, MP, -i64::from(EBUSY), 0),
+            plain(guard(1_200, MP, 65, GuardAction::Stopped)),
+        ];
+        let inc = run(&evs, 10_000_000_000);
+        assert_eq!(inc.len(), 1, "{inc:#?}");
+        let i = &inc[0];
+        assert_eq!((i.count, i.deletions.len(), i.first_delay_ns), (0, 0, 200));
+        assert_eq!((i.severity, i.mount.mnt_id), (Severity::Critical, 65));
+        assert_eq!(&i.mount.mountpoint[..], MP);
+        assert_eq!(i.prevented.len(), 1);
+        let p = &i.prevented[0];
+        assert_eq!(
+            (p.ts_ns, p.by.pid, p.action, p.signal, p.trigger, p.fd, p.result),
+            (1_200, 100, GuardAction::Stopped, 19, "listing", 9, 0)
+        );
+        // A report, then the deletions it did not stop: one incident.
+        let evs = vec![
+            umount(1_000, MP, -i64::from(EBUSY), 0),
+            plain(guard(1_100, MP, 65, GuardAction::Reported)),
+            plain(delete(1_150, 100, MP, b"/bin", 65, b"sh", 0)),
+        ];
+        let inc = run(&evs, 10_000_000_000);
+        assert_eq!(inc.len(), 1, "{inc:#?}");
+        assert_eq!((inc[0].count, inc[0].prevented.len()), (1, 1));
+        assert_eq!(inc[0].first_delay_ns, 100, "opened by the guard action");
+    }
+
+    #[test]
+    fn a_guard_action_on_another_mount_or_after_the_window_is_no_incident() {
+        use crate::model::GuardAction;
+        let window = CorrelatorConfig::default().busy_window_ns;
+        for (g, why) in [
+            (
+                guard(1_200, b"/elsewhere", 65, GuardAction::Stopped),
+                "another mountpoint",
+            ),
+            (
+                guard(1_200, MP, 66, GuardAction::Stopped),
+                "another mount at the target",
+            ),
+            (
+                guard(1_001 + window, MP, 65, GuardAction::Stopped),
+                "after the window",
+            ),
+        ] {
+            let inc = run(
+                &[umount(1_000, MP, -i64::from(EBUSY), 0), plain(g)],
+                u64::MAX / 2,
+            );
+            assert!(inc.is_empty(), "{why}: {inc:#?}");
+        }
+    }
+
     /// A deletion by path: lookup from `dir` (on mount 27, the root mount).
     fn delete_by_path(ts: u64, pid: u32, dir: &[u8], name: &[u8], flags: u32) -> Event {
         let from = if name.starts_with(b"/") {

@@ -263,17 +263,27 @@ pub fn render(ev: &Event) -> (String, String) {
                 .map(|r| format!("-> mnt={}{}", r.mnt_id, dir_flags(r)))
                 .unwrap_or_default(),
         ),
-        Args::Guard(g) => (
-            format!(
-                "GUARD {} {} at its {} of fd {} in a mount whose unmount failed with EBUSY {} earlier",
-                g.action.name().to_uppercase(),
-                names::signal(g.signal),
-                g.trigger_name(),
-                g.fd,
-                ms(ev.ts_ns.saturating_sub(g.busy_ns)),
-            ),
-            dir("mountpoint", &g.mount),
-        ),
+        Args::Guard(g) => {
+            let what = match g.action {
+                GuardAction::Reported => "would stop it (--guard report)".to_string(),
+                a => format!("{} it ({})", a.name(), names::signal(g.signal)),
+            };
+            let m = &g.mount;
+            (
+                format!(
+                    "GUARD {what} at its {} of fd {}, {} after its unmount of this mount failed with EBUSY",
+                    g.trigger_name(),
+                    g.fd,
+                    ms(ev.ts_ns.saturating_sub(g.busy_ns)),
+                ),
+                format!(
+                    "mountpoint={} mnt={}{}",
+                    Quoted(&m.path.bytes),
+                    m.mnt_id,
+                    dir_flags(m)
+                ),
+            )
+        }
     }
 }
 

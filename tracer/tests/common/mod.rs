@@ -531,3 +531,49 @@ pub fn go_build(dir: &Path, name: &str, source: &str) -> PathBuf {
     );
     bin
 }
+
+/// `mntrace record --dir DIR -p PID EXTRA...`, once it says it records
+/// (its stderr is drained from then on).
+pub fn start_recording(dir: &std::path::Path, pid: u32, extra: &[&str]) -> std::process::Child {
+    let mut child = std::process::Command::new(MNTRACE)
+        .args(["record", "--dir"])
+        .arg(dir)
+        .args(["-p", &pid.to_string()])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn mntrace record");
+    let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut err, &mut line).expect("read stderr");
+    assert!(line.starts_with("mntrace: recording"), "{line:?}");
+    // Keep draining stderr so the recorder never blocks on it.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    child
+}
+
+/// The incident objects of JSON Lines output.
+pub fn incidents_of(stdout: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
+        .filter(|v| v["type"] == "incident")
+        .collect()
+}
+
+/// `mntrace CMD --json DIR ARGS` (triage, query): its JSON lines' stdout.
+pub fn replay_json(cmd: &str, dir: &std::path::Path, args: &[&std::ffi::OsStr]) -> Vec<u8> {
+    let out = std::process::Command::new(MNTRACE)
+        .args([cmd, "--json"])
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run mntrace");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
