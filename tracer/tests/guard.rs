@@ -404,14 +404,11 @@ fn go_remove_all_under(mode: GuardMode) -> (Vec<(Event, Guard)>, Vec<Incident>) 
         .expect("spawn the pods program");
     let pid = child.id();
     let left = || all.iter().filter(|f| layer.join(f).exists()).count();
-    match mode {
-        GuardMode::Stop => {
-            wait_stopped(pid);
-            assert_eq!(left(), all.len(), "frozen before any loss");
-            live.pump_and_scan();
-            kill(pid);
-        }
-        _ => {}
+    if mode == GuardMode::Stop {
+        wait_stopped(pid);
+        assert_eq!(left(), all.len(), "frozen before any loss");
+        live.pump_and_scan();
+        kill(pid);
     }
     let status = child.wait().expect("wait");
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
