@@ -985,7 +985,7 @@ pub fn run() -> Report {
             }
         }
     };
-    let probes = probes(&EventKind::ALL);
+    let probes = probes(&EventKind::SYSCALLS);
     let tracepoint_names: Vec<&str> = probes.iter().map(|p| p.tracepoint.as_str()).collect();
     let program_names: Vec<String> = probes.iter().map(|p| p.program.clone()).collect();
 

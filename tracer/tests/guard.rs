@@ -524,3 +524,150 @@ fn a_recording_with_the_guard_gives_triage_the_prevented_incident() {
         l.t(0).to_str().expect("utf-8")
     );
 }
+
+/// A tmpfs at `dir/m` with `f0`..`f9`, held busy by `f0`, for the ops
+/// after `unmount` (given as the ops that unmount it, relative or not).
+fn busy_tmpfs(dir: &std::path::Path, unmount: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
+    let m = dir.join("m");
+    let mut v = os(&[
+        &"unshare-mntns",
+        &"mkdirs",
+        &m,
+        &"mount-tmpfs",
+        &m,
+        &"touch-many",
+        &m,
+        &"10",
+        &"hold",
+        &m.join("f0"), // op 5
+    ]);
+    v.extend(os(unmount));
+    v
+}
+
+/// The files of `dir/m` left, as process `pid` (frozen in its namespace)
+/// sees them.
+fn left_in(pid: u32, dir: &std::path::Path) -> Vec<String> {
+    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    let m = root.join(dir.join("m").strip_prefix("/").expect("absolute"));
+    let mut v: Vec<String> = std::fs::read_dir(&m)
+        .expect("read the busy mount")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_relative_target_with_dots_and_slashes_is_the_same_mount() {
+    // umount2("./m/./", 0) from the mount's parent: the kernel side makes
+    // it absolute and normalizes it, and the listing of `dir/m` matches.
+    let s = scratch();
+    let ops = busy_tmpfs(
+        s.path(),
+        &[
+            &"chdir",
+            &s.path(),
+            &"umount",
+            &"./m/./",
+            &"0", // 7: EBUSY
+            &"remove-all",
+            &s.path().join("m"), // 8
+        ],
+    );
+    let mut fx = Fixture::spawn(&ops);
+    let pid = fx.pid;
+    let mut live = guarded(pid, GuardMode::Stop);
+    fx.release();
+    assert_eq!(fx.wait_for_op(7)["errno"], EBUSY);
+    wait_stopped(pid);
+    let all: Vec<String> = (0..10).map(|i| format!("f{i}")).collect();
+    assert_eq!(left_in(pid, s.path()), all, "nothing deleted");
+    live.pump();
+    let gs = guard_events(&live);
+    assert_eq!(gs.len(), 1, "{gs:#?}");
+    assert_eq!(&gs[0].1.mount.path.bytes[..], b(&s.path().join("m")));
+    assert_eq!(gs[0].1.trigger, GUARD_AT_LISTING);
+    kill(pid);
+}
+
+#[test]
+fn a_deletion_by_fd_without_a_listing_is_acted_on_at_that_deletion() {
+    // The process opens the busy mount's root and deletes names it knows:
+    // the first deletion goes ahead (a signal sent at a syscall's entry is
+    // delivered when it returns), nothing after it does.
+    let s = scratch();
+    let m = s.path().join("m");
+    let ops = busy_tmpfs(
+        s.path(),
+        &[
+            &"umount",
+            &m,
+            &"0", // 6: EBUSY
+            &"open-dir",
+            &m, // 7
+            &"unlinkat",
+            &"@7",
+            &"f1",
+            &"0", // 8
+            &"unlinkat",
+            &"@7",
+            &"f2",
+            &"0", // 9
+        ],
+    );
+    let mut fx = Fixture::spawn(&ops);
+    let pid = fx.pid;
+    let mut live = guarded(pid, GuardMode::Stop);
+    fx.release();
+    assert_eq!(fx.wait_for_op(6)["errno"], EBUSY);
+    let fd = u64_of(&fx.wait_for_op(7), "ret") as i32;
+    wait_stopped(pid);
+    let mut want: Vec<String> = (0..10)
+        .filter(|&i| i != 1)
+        .map(|i| format!("f{i}"))
+        .collect();
+    want.sort();
+    assert_eq!(left_in(pid, s.path()), want, "f1 went, then it was stopped");
+    live.pump();
+    let gs = guard_events(&live);
+    assert_eq!(gs.len(), 1, "{gs:#?}");
+    let g = gs[0].1;
+    assert_eq!(g.trigger, tracer_common::event::GUARD_AT_DELETE);
+    assert_eq!(g.fd, fd);
+    assert_eq!(&g.mount.path.bytes[..], b(&m));
+    kill(pid);
+    let (status, lines) = fx.wait_status();
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    // Stopped as the first deletion returned: before it could report it.
+    assert!(
+        !lines.iter().any(|l| l["i"] == 8 || l["i"] == 9),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_target_with_dot_dot_is_not_marked() {
+    // `..` cannot be resolved lexically without the filesystem (symlinks):
+    // no mark, so nothing is acted on; the incident is reported as usual.
+    let s = scratch();
+    let m = s.path().join("m");
+    let dotdot = m.join("../m");
+    let (lines, live) = never_acted_on(&busy_tmpfs(
+        s.path(),
+        &[
+            &"umount",
+            &dotdot,
+            &"0", // 6: EBUSY
+            &"remove-all",
+            &m, // 7
+        ],
+    ));
+    assert_eq!(op(&lines, 6)["errno"], EBUSY);
+    assert_eq!(
+        op(&lines, 7)["ret"],
+        10,
+        "all ten deleted (f0 is held open, its name goes all the same)"
+    );
+    let _ = live;
+}
