@@ -8,6 +8,10 @@ pub const CFG_PID_FILTER: u32 = 1 << 0;
 pub const CFG_COMM_FILTER: u32 = 1 << 1;
 /// Only emit calls that returned an error.
 pub const CFG_FAILED_ONLY: u32 = 1 << 2;
+/// The guard also acts on a recursive delete crossing into a bind of a
+/// directory (or an id-mapped mount) from outside the tree it is deleting,
+/// at its first listing there (`--guard-crossings`).
+pub const CFG_GUARD_CROSSINGS: u32 = 1 << 3;
 
 /// Which deletions are captured (mount-family calls always are).
 pub const DELETES_ALL: u32 = 0;

@@ -276,11 +276,16 @@ pub struct GuardArgs {
     pub fd: i32,
     /// The signal sent (0 when reporting).
     pub signal: u32,
-    /// `CLOCK_BOOTTIME` of the unmount that failed with EBUSY.
+    /// `CLOCK_BOOTTIME` of the unmount that failed with EBUSY (0 for a
+    /// crossing).
     pub busy_ns: u64,
     /// The mount walked into: identity of its root (`mnt_id`, `dev`, `ino`
     /// are the mount's root's).
     pub mount: DirRef,
+    /// Mount where the process's walk began (where it began listing
+    /// directories): for a crossing; 0 otherwise.
+    pub origin_mnt_id: u32,
+    pub _pad: u32,
 }
 
 /// The process listed a directory (`getdents64`) on the busy mount: nothing
@@ -290,6 +295,12 @@ pub const GUARD_AT_LISTING: u32 = 1;
 /// listing it first: that one deletion goes ahead (a signal sent at a
 /// syscall's entry is delivered when it returns).
 pub const GUARD_AT_DELETE: u32 = 2;
+
+/// (`--guard-crossings`) The process, in a recursive delete (a sequence of
+/// listings) that began on another mount, listed a directory on a bind of a
+/// directory, or an id-mapped mount, whose root is outside the tree it is
+/// deleting: nothing in that mount has been deleted by this walk yet.
+pub const GUARD_AT_CROSSING: u32 = 3;
 
 /// Number of strings each kind carries, in order (see each payload's doc).
 pub const fn nstr(kind: crate::EventKind) -> usize {
@@ -340,7 +351,7 @@ const _: () = {
     assert!(size_of::<MountSetattrArgs>() == 104);
     assert!(size_of::<FsconfigArgs>() == 56);
     assert!(size_of::<FsmountArgs>() == 56);
-    assert!(size_of::<GuardArgs>() == 64);
+    assert!(size_of::<GuardArgs>() == 72);
     let mut i = 0;
     while i < crate::EventKind::ALL.len() {
         assert!(payload_len(crate::EventKind::ALL[i]) <= PAYLOAD_MAX);

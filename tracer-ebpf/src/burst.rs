@@ -5,7 +5,6 @@
 //! directory listing (`on_listing`, from `getdents64`), before they decide
 //! whether a deletion is captured.
 
-use aya_ebpf::helpers::generated::bpf_ktime_get_boot_ns;
 use tracer_common::event::CAP_CROSSING;
 
 use crate::core_access::{Mount, Task};
@@ -52,19 +51,22 @@ pub fn on_deletion(d: &mut DeleteState, mnt: Mount, now: u64, gap_ns: u64) -> u3
     cap
 }
 
-/// A listing of directory `fd`: remember the first mount of the thread's
-/// current sequence of listings (listings less than `gap_ns` apart).
+/// A listing of directory `fd` at `now`: remember the first mount and
+/// directory of the thread's current sequence of listings (listings less
+/// than `gap_ns` apart). Returns whether the listing continues a sequence.
 #[inline(always)]
-pub fn on_listing(d: &mut DeleteState, fd: i32, gap_ns: u64) {
-    let now = unsafe { bpf_ktime_get_boot_ns() };
+pub fn on_listing(d: &mut DeleteState, fd: i32, gap_ns: u64, now: u64) -> bool {
     if d.listed_mnt != 0 && now.wrapping_sub(d.listed_ns) <= gap_ns {
         d.listed_ns = now;
-        return;
+        return true;
     }
     let Some(p) = start_path(Task::current(), DirSource::Fd(fd)) else {
-        return;
+        return false;
     };
     d.listed_mnt = p.mnt.0;
     d.listed_mnt_id = p.mnt.id();
     d.listed_ns = now;
+    d.listed_dentry = p.dentry.0;
+    d.crossing_acted_mnt = 0;
+    false
 }

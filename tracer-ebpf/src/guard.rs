@@ -17,6 +17,12 @@
 //!
 //! A successful unmount of the same target by the process removes its mark;
 //! so does the busy window passing. Each mark is acted on once.
+//!
+//! With `--guard-crossings`, a recursive delete (a thread's sequence of
+//! listings, see `burst`) that lists a directory on a bind of a directory,
+//! or an id-mapped mount, other than the one it began on, whose root lies
+//! outside the tree it is deleting (another filesystem, or not below the
+//! walk's first directory), is acted on there too: no EBUSY is needed.
 
 use aya_ebpf::helpers::{
     bpf_get_current_pid_tgid,
@@ -26,20 +32,20 @@ use core::ffi::c_void;
 use tracer_common::{
     config::{Config, GUARD_KILL, GUARD_OFF, GUARD_STOP},
     event::{
-        DirRef, GuardArgs, StrRef, DIR_DETACHED, DIR_OUTSIDE_ROOT, DIR_READ_ERR, DIR_REL_UNKNOWN,
-        DIR_TRUNCATED, STR_TRUNCATED,
+        DirRef, GuardArgs, StrRef, CAP_IDMAPPED, CAP_SUBTREE, DIR_DETACHED, DIR_OUTSIDE_ROOT,
+        DIR_READ_ERR, DIR_REL_UNKNOWN, DIR_TRUNCATED, GUARD_AT_CROSSING, STR_TRUNCATED,
     },
     limits::{STR_MAX, WALK_PATH_MAX},
     uapi::{EBUSY, SIGKILL, SIGSTOP},
     EventKind,
 };
 
-use crate::core_access::{KPath, Task};
+use crate::core_access::{Dentry, KPath, Task};
 use crate::emit::emit;
 use crate::maps::{BUSY, GUARDS, GUARD_REC, GUARD_SEEN, HASHBUF, WALKBUF};
 use crate::slot::{fill_header, payload};
-use crate::types::{GuardKey, GuardMark, Slot, HASH_PATH_MAX, REGION};
-use crate::walk::{describe_mount, mount_class, walk_into_buf};
+use crate::types::{DeleteState, GuardKey, GuardMark, Slot, HASH_PATH_MAX, REGION};
+use crate::walk::{describe_mount, mount_class, start_path, walk_into_buf, DirSource};
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0100_0000_01b3;
@@ -210,6 +216,24 @@ pub fn on_access(cfg: &Config, start: KPath, trigger: u32, fd: i32, now: u64) {
         return;
     }
     mark.acted = 1;
+    act(cfg, trigger, fd, mark.busy_ns, 0, mount, len, now);
+}
+
+/// Send the configured signal to the current process (none when
+/// reporting) and emit the guard's record: `mount` is the mount walked
+/// into, its mountpoint in `HASHBUF[..len]`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn act(
+    cfg: &Config,
+    trigger: u32,
+    fd: i32,
+    busy_ns: u64,
+    origin_mnt_id: u32,
+    mount: KPath,
+    len: u32,
+    now: u64,
+) {
     let signal = match cfg.guard {
         GUARD_STOP => SIGSTOP,
         GUARD_KILL => SIGKILL,
@@ -226,12 +250,82 @@ pub fn on_access(cfg: &Config, start: KPath, trigger: u32, fd: i32, now: u64) {
             trigger,
             fd,
             signal,
-            busy_ns: mark.busy_ns,
+            busy_ns,
             mount: DirRef::default(),
+            origin_mnt_id,
+            _pad: 0,
         },
         mount,
         len,
         ret,
+        now,
+    );
+}
+
+/// Parents looked at, at most, to tell whether a bind's root is inside the
+/// tree a walk is deleting; deeper is not acted on.
+const ANCESTORS_MAX: u32 = 64;
+
+/// Whether directory `root` (a bind's root) is outside the tree under
+/// `top`: on another filesystem, or not below it. `false` when it cannot
+/// tell (unreadable, deeper than `ANCESTORS_MAX`).
+#[inline(always)]
+fn outside_tree(root: Dentry, top: Dentry) -> bool {
+    if root.dev() != top.dev() {
+        return true;
+    }
+    let mut d = root;
+    let mut i = 0;
+    while i < ANCESTORS_MAX {
+        if d == top {
+            return false;
+        }
+        let Some(p) = d.parent() else {
+            return false;
+        };
+        if p == d {
+            return true; // the filesystem's root, without meeting `top`
+        }
+        d = p;
+        i += 1;
+    }
+    false
+}
+
+/// `--guard-crossings`: the thread, in a sequence of listings that began on
+/// another mount (`d.listed_*`: a recursive delete), lists directory `fd`
+/// at `now`: act when its mount is a bind of a directory, or id-mapped,
+/// whose root is outside the tree the walk is deleting. Once per mount
+/// and walk.
+#[inline(always)]
+pub fn on_crossing(cfg: &Config, d: &mut DeleteState, fd: i32, now: u64) {
+    let Some(p) = start_path(Task::current(), DirSource::Fd(fd)) else {
+        return;
+    };
+    let mnt = p.mnt;
+    if mnt.0 == d.listed_mnt || mnt.0 == d.crossing_acted_mnt {
+        return;
+    }
+    if mount_class(mnt) & (CAP_SUBTREE | CAP_IDMAPPED) == 0 {
+        return;
+    }
+    let Some(root) = mnt.root() else {
+        return;
+    };
+    if !outside_tree(root, Dentry(d.listed_dentry)) {
+        return;
+    }
+    d.crossing_acted_mnt = mnt.0;
+    let mount = KPath { mnt, dentry: root };
+    let len = mountpoint_into_hashbuf(mount).unwrap_or(0);
+    act(
+        cfg,
+        GUARD_AT_CROSSING,
+        fd,
+        0,
+        d.listed_mnt_id,
+        mount,
+        len,
         now,
     );
 }

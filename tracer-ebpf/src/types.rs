@@ -36,6 +36,11 @@ pub struct DeleteState {
     pub listed_mnt_id: u32,
     pub _pad2: u32,
     pub listed_ns: u64,
+    /// The first directory of that sequence (the walk's top), and the mount
+    /// the guard last acted on for a crossing of this thread
+    /// (`--guard-crossings`: once per mount).
+    pub listed_dentry: u64,
+    pub crossing_acted_mnt: u64,
     /// The thread's last walked deletion directory (see `dir_cache`): its
     /// start path, the dentry's parent and name hash, when it was walked,
     /// whether the slot's payload and path region hold that walk's result,
@@ -65,6 +70,8 @@ impl DeleteState {
         listed_mnt_id: 0,
         _pad2: 0,
         listed_ns: 0,
+        listed_dentry: 0,
+        crossing_acted_mnt: 0,
         dir_mnt: 0,
         dir_dentry: 0,
         dir_parent: 0,

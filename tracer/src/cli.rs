@@ -234,6 +234,12 @@ pub struct TraceArgs {
     /// this version; `auto` is `stop`. See the README's "Guard".
     #[arg(long, value_enum, default_value_t = GuardMode::default())]
     pub guard: GuardMode,
+    /// With --guard: also act on a recursive delete at its first listing
+    /// inside a bind of a directory (or an id-mapped mount) whose source is
+    /// outside the tree it is deleting (kubelet's orphaned-pod cleanup
+    /// walking into a live volume-subpath bind). Off by default.
+    #[arg(long)]
+    pub guard_crossings: bool,
     /// Also record every deletion at or below PATH (repeatable), besides
     /// those captured for the race. Needs every deletion walked in the
     /// kernel (the path is only known after it): costs like `--deletes all`.
@@ -288,9 +294,13 @@ impl TraceArgs {
         for r in &self.roots {
             roots.add(r, "configured root")?;
         }
+        if self.guard_crossings && self.guard == GuardMode::Off {
+            return Err("--guard-crossings needs --guard report, stop or kill".into());
+        }
         Ok(RunConfig {
             deletes: self.deletes,
             guard: self.guard,
+            guard_crossings: self.guard_crossings,
             paths: self
                 .paths
                 .iter()

@@ -118,6 +118,9 @@ pub const DEFAULT_METRICS_ADDR: SocketAddr =
 pub struct RunConfig {
     pub deletes: DeleteMode,
     pub guard: GuardMode,
+    /// The guard also acts on recursive deletes crossing into a bind of a
+    /// directory from outside their tree (`--guard-crossings`).
+    pub guard_crossings: bool,
     /// Paths of interest (absolute): every deletion at or below them is
     /// recorded besides the race captures.
     pub paths: Vec<Bytes>,
@@ -151,6 +154,7 @@ impl RunConfig {
         serde_json::json!({
             "deletes": match self.deletes { DeleteMode::Race => "race", DeleteMode::All => "all" },
             "guard": self.guard.name(),
+            "guard_crossings": self.guard_crossings,
             "paths": self.paths.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect::<Vec<_>>(),
             "busy_window_ns": nanos(self.busy_window),
             "burst_gap_ns": nanos(self.burst_gap),
@@ -195,6 +199,7 @@ impl Default for RunConfig {
         RunConfig {
             deletes: DeleteMode::default(),
             guard: GuardMode::default(),
+            guard_crossings: false,
             paths: Vec::new(),
             busy_window: Duration::from_secs(DEFAULT_BUSY_WINDOW_SECS),
             burst_gap: BURST_GAP,
@@ -221,6 +226,7 @@ impl Default for RunConfig {
 pub struct TraceOptions {
     pub deletes: DeleteMode,
     pub guard: GuardMode,
+    pub guard_crossings: bool,
     pub busy_window: Duration,
     pub burst_gap: Duration,
     pub busy_grace: Duration,
@@ -272,6 +278,7 @@ impl RunConfig {
                 DeleteMode::All
             },
             guard: self.guard,
+            guard_crossings: self.guard_crossings,
             busy_window: self.busy_window,
             burst_gap: self.burst_gap,
             busy_grace: BUSY_GRACE,

@@ -236,6 +236,7 @@ pub fn decode_in(buf: &Bytes, range: std::ops::Range<usize>) -> Result<Event, De
                 signal: a.signal,
                 busy_ns: a.busy_ns,
                 mount: dir(&a.mount, next()),
+                origin_mnt_id: a.origin_mnt_id,
             })
         }
     };
@@ -389,6 +390,8 @@ mod tests {
                 rel_off: 7,
                 ..Default::default()
             },
+            origin_mnt_id: 0,
+            _pad: 0,
         };
         let mut h = hdr(EventKind::Guard);
         h.ret = 0;

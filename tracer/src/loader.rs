@@ -16,8 +16,8 @@ use aya::{
 };
 use tracer_common::{
     config::{
-        CFG_COMM_FILTER, CFG_FAILED_ONLY, CFG_PID_FILTER, DELETES_ALL, DELETES_RACE,
-        DIR_WALK_DELETE,
+        CFG_COMM_FILTER, CFG_FAILED_ONLY, CFG_GUARD_CROSSINGS, CFG_PID_FILTER, DELETES_ALL,
+        DELETES_RACE, DIR_WALK_DELETE,
     },
     counters::DropReason,
     Config, EventKind,
@@ -187,7 +187,12 @@ impl Tracer {
                 CFG_COMM_FILTER
             } else {
                 0
-            }) | (if opts.failed_only { CFG_FAILED_ONLY } else { 0 }),
+            }) | (if opts.failed_only { CFG_FAILED_ONLY } else { 0 })
+                | (if opts.guard_crossings {
+                    CFG_GUARD_CROSSINGS
+                } else {
+                    0
+                }),
             self_tgid: std::process::id(),
             comm: comm_key(opts.comm.as_deref()),
             delete_mode: match opts.deletes {

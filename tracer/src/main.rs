@@ -170,6 +170,12 @@ fn start(opts: &TraceOptions, what: &str) -> Result<Tracer, i32> {
             eprintln!("mntrace: {what} {}{mode}", names.join(", "));
             if let Some(line) = guard_line(opts.guard) {
                 eprintln!("mntrace: {line}");
+                if opts.guard_crossings {
+                    eprintln!(
+                        "mntrace: guard: and a recursive delete at its first listing inside a \
+                         bind of a directory from outside the tree it is deleting"
+                    );
+                }
                 let has = |k: tracer_common::EventKind| t.kinds.contains(&k);
                 if !has(tracer_common::EventKind::Umount) || !t.kinds.iter().any(|k| k.is_delete())
                 {

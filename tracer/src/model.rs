@@ -263,14 +263,18 @@ pub struct Guard {
     pub busy_ns: u64,
     /// The mount walked into; its path is the mountpoint.
     pub mount: Dir,
+    /// A crossing: the mount where the walk began (0 otherwise).
+    pub origin_mnt_id: u32,
 }
 
 impl Guard {
-    /// `listing` or `deletion`: the call the process was making.
+    /// `listing`, `deletion` (after an EBUSY) or `crossing` (a listing in a
+    /// bind from outside the tree being deleted).
     pub fn trigger_name(&self) -> &'static str {
         match self.trigger {
             tracer_common::event::GUARD_AT_LISTING => "listing",
             tracer_common::event::GUARD_AT_DELETE => "deletion",
+            tracer_common::event::GUARD_AT_CROSSING => "crossing",
             _ => "unknown",
         }
     }

@@ -31,6 +31,16 @@ fn guarded(pid: u32, mode: GuardMode) -> Live {
     })
 }
 
+/// [`guarded`], with `--guard-crossings`.
+fn guarded_crossings(pid: u32, mode: GuardMode) -> Live {
+    Live::start(TraceOptions {
+        pids: vec![pid],
+        guard: mode,
+        guard_crossings: true,
+        ..Default::default()
+    })
+}
+
 /// The guard events among what the pipeline showed.
 fn guard_events(live: &Live) -> Vec<(&Event, &Guard)> {
     live.out
@@ -222,9 +232,18 @@ fn guard_report_acts_on_nothing_and_says_what_it_would_have_done() {
 /// Runs `ops` under `--guard stop` and checks it was not acted on: it
 /// exits 0 and no guard record exists. Returns its lines.
 fn never_acted_on(ops: &[OsString]) -> (Vec<serde_json::Value>, Live) {
+    never_acted_on_with(ops, guarded)
+}
+
+/// [`never_acted_on`], the pipeline made by `start` (for the fixture's pid,
+/// with `--guard stop`).
+fn never_acted_on_with(
+    ops: &[OsString],
+    start: fn(u32, GuardMode) -> Live,
+) -> (Vec<serde_json::Value>, Live) {
     let mut fx = Fixture::spawn(ops);
     let pid = fx.pid;
-    let mut live = guarded(pid, GuardMode::Stop);
+    let mut live = start(pid, GuardMode::Stop);
     fx.release();
     let (status, lines) = fx.wait_unstopped();
     assert!(status.success(), "acted on? {status:?} {lines:?}");
@@ -670,4 +689,169 @@ fn a_target_with_dot_dot_is_not_marked() {
         "all ten deleted (f0 is held open, its name goes all the same)"
     );
     let _ = live;
+}
+
+/// A kubelet pod directory with a live volume-subpath bind of a local PV
+/// (kubernetes #72257), for `--guard-crossings`. The PV is at `pv`; the
+/// pod's own files are deleted before the walk reaches the bind.
+struct PodWithPv {
+    dir: tempfile::TempDir,
+}
+
+/// The PV's files.
+const PV_FILES: &[&str] = &["c", "data/a", "data/b"];
+
+impl PodWithPv {
+    fn new() -> PodWithPv {
+        let p = PodWithPv { dir: scratch() };
+        make_tree(&p.pod(), &["etc-hosts", "containers/ctr/0.log"]);
+        std::fs::create_dir_all(p.mountpoint()).expect("mkdir mountpoint");
+        p
+    }
+    fn pod(&self) -> std::path::PathBuf {
+        self.dir.path().join("kubelet/pods/0b3f-uid")
+    }
+    fn mountpoint(&self) -> std::path::PathBuf {
+        self.pod().join("volume-subpaths/pv-vol/app/0")
+    }
+    fn pv(&self) -> std::path::PathBuf {
+        self.dir.path().join("disks/pv1")
+    }
+    fn pv_left(&self, root: &std::path::Path) -> usize {
+        let pv = root.join(self.pv().strip_prefix("/").expect("absolute"));
+        PV_FILES.iter().filter(|f| pv.join(f).exists()).count()
+    }
+}
+
+#[test]
+fn guard_crossings_stops_a_remove_all_at_its_first_listing_in_a_pv_bind() {
+    // The PV is a tmpfs of its own (another filesystem), in the fixture's
+    // namespace; the walk starts on the pod directory's filesystem.
+    let p = PodWithPv::new();
+    let disks = p.dir.path().join("disks");
+    std::fs::create_dir_all(&disks).expect("mkdir");
+    let mut ops = os(&[
+        &"unshare-mntns",
+        &"mount-tmpfs",
+        &disks,
+        &"mkdirs",
+        &p.pv().join("data"),
+    ]);
+    for f in PV_FILES {
+        ops.extend(os(&[&"write", &p.pv().join(f)]));
+    }
+    ops.extend(os(&[
+        &"bind",
+        &p.pv(),
+        &p.mountpoint(),
+        &"remove-all",
+        &p.pod(),
+    ]));
+    let mut fx = Fixture::spawn(&ops);
+    let pid = fx.pid;
+    let mut live = guarded_crossings(pid, GuardMode::Stop);
+    fx.release();
+    wait_stopped(pid);
+    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    assert_eq!(p.pv_left(&root), PV_FILES.len(), "the PV is whole");
+    live.pump();
+    let gs = guard_events(&live);
+    assert_eq!(gs.len(), 1, "{gs:#?}");
+    let (ev, g) = (gs[0].0.clone(), gs[0].1.clone());
+    assert_eq!(ev.pid, pid);
+    assert_eq!(g.trigger, tracer_common::event::GUARD_AT_CROSSING);
+    assert_eq!(
+        (g.action, g.signal, g.busy_ns),
+        (GuardAction::Stopped, SIGSTOP, 0)
+    );
+    assert_eq!(&g.mount.path.bytes[..], b(&p.mountpoint()));
+    assert_ne!(g.mount.flags & DIR_SUBTREE, 0, "a bind of a directory");
+    assert_ne!(g.origin_mnt_id, 0);
+    assert_ne!(g.origin_mnt_id, g.mount.mnt_id);
+    kill(pid);
+    let incidents = live.finish();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    let inc = &incidents[0];
+    let w = inc.walk().expect("a crossing incident");
+    assert_eq!((w.by.pid, w.origin_mnt_id), (pid, g.origin_mnt_id));
+    assert_eq!(inc.count, 0);
+    assert_eq!(inc.severity, Severity::Critical);
+    assert_eq!(inc.root_label.as_deref(), Some("kubelet volume subpath"));
+    assert_eq!(&inc.mount.mountpoint[..], b(&p.mountpoint()));
+    assert_eq!(inc.mount.backing_root.as_deref(), Some(b(&p.pv())));
+    assert_eq!(inc.prevented.len(), 1);
+    assert_eq!(inc.prevented[0].trigger, "crossing");
+    assert_eq!(inc.prevented[0].action, GuardAction::Stopped);
+}
+
+#[test]
+fn guard_crossings_kills_rm_rf_before_it_empties_a_pv_on_the_same_filesystem() {
+    // The PV is a directory of the same filesystem as the pod (the scratch
+    // tree), bound into the pod in a private namespace; coreutils rm -rf
+    // of the pod is killed at its first listing in the bind, and the PV is
+    // checked on disk from here.
+    require_root();
+    let p = PodWithPv::new();
+    make_tree(&p.pv(), PV_FILES);
+    // Only this test runs `rm` among the guard tests (the tracer is
+    // filtered by its name).
+    let mut live = Live::start(TraceOptions {
+        comm: Some(b"rm".to_vec()),
+        guard: GuardMode::Kill,
+        guard_crossings: true,
+        ..Default::default()
+    });
+    let script = format!(
+        "mount --bind '{}' '{}' && exec rm -rf '{}'",
+        p.pv().display(),
+        p.mountpoint().display(),
+        p.pod().display()
+    );
+    let status = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .status()
+        .expect("run rm");
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    assert_eq!(
+        p.pv_left(std::path::Path::new("/")),
+        PV_FILES.len(),
+        "the PV is whole"
+    );
+    live.finish();
+    let gs = guard_events(&live);
+    assert_eq!(gs.len(), 1, "{gs:#?}");
+    assert_eq!(&gs[0].0.comm[..], b"rm");
+    assert_eq!(gs[0].1.action, GuardAction::Killed);
+    assert_eq!(&gs[0].1.mount.path.bytes[..], b(&p.mountpoint()));
+}
+
+#[test]
+fn guard_crossings_never_acts_on_a_bind_from_inside_the_tree_or_a_filesystem_of_its_own() {
+    // Removing a tree holding a bind of another of its own directories (the
+    // walk deletes that data anyway) and a tmpfs mounted inside it (not a
+    // bind of a directory): nothing to prevent.
+    let s = scratch();
+    let t = s.path().join("tree");
+    make_tree(&t, &["a/x", "a/y", "z"]);
+    let m = t.join("b/m");
+    let tm = t.join("tmp");
+    std::fs::create_dir_all(&m).expect("mkdir");
+    std::fs::create_dir_all(&tm).expect("mkdir");
+    let (lines, _) = never_acted_on_with(
+        &os(&[
+            &"unshare-mntns",
+            &"bind",
+            &t.join("a"),
+            &m,
+            &"mount-tmpfs",
+            &tm,
+            &"touch-many",
+            &tm,
+            &"5",
+            &"remove-all",
+            &t, // 5
+        ]),
+        guarded_crossings,
+    );
+    assert_eq!(op(&lines, 5)["errno"], EBUSY, "the mountpoints stay");
 }

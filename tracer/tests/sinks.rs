@@ -740,6 +740,7 @@ fn event_cases() -> Vec<Case> {
                     signal: tracer_common::uapi::SIGSTOP,
                     busy_ns: at(27) - 1_500_000,
                     mount: dir(0, 66, b"/run/c/0", 8, DIR_IDMAPPED | DIR_SUBTREE),
+                    origin_mnt_id: 0,
                 }),
             ),
             r#"08:00:27.123456 containerd[4242/4243] GUARD stopped it (SIGSTOP) at its listing of fd 7, 1.5ms after its unmount of this mount failed with EBUSY = 0  mountpoint="/run/c/0" mnt=66 [idmapped,subtree]"#,
@@ -758,9 +759,29 @@ fn event_cases() -> Vec<Case> {
                     signal: 0,
                     busy_ns: at(28) - 400_000,
                     mount: dir(0, 70, b"/mnt/t", 6, 0),
+                    origin_mnt_id: 0,
                 }),
             ),
             r#"08:00:28.123456 rm[4242/4243] GUARD would stop it (--guard report) at its deletion of fd 4, 400µs after its unmount of this mount failed with EBUSY = 0  mountpoint="/mnt/t" mnt=70"#,
+        ),
+        case(
+            "guard_killed_at_a_crossing",
+            event(
+                EventKind::Guard,
+                at(29),
+                0,
+                b"kubelet",
+                Args::Guard(mntrace::model::Guard {
+                    action: GuardAction::Killed,
+                    trigger: tracer_common::event::GUARD_AT_CROSSING,
+                    fd: 12,
+                    signal: tracer_common::uapi::SIGKILL,
+                    busy_ns: 0,
+                    mount: dir(0, 81, b"/var/lib/k/pods/0b3f/vol/0", 26, DIR_SUBTREE),
+                    origin_mnt_id: 45,
+                }),
+            ),
+            r#"08:00:29.123456 kubelet[4242/4243] GUARD killed it (SIGKILL) at its listing of fd 12 inside a bind from outside the tree it is deleting (its walk began on mnt 45) = 0  mountpoint="/var/lib/k/pods/0b3f/vol/0" mnt=81 [subtree]"#,
         ),
     ]
 }
@@ -1245,9 +1266,9 @@ fn other_cases() -> Vec<Case> {
         Case {
             name: "stats",
             item: Item::Stats(full),
-            console: "mntrace: 28 events: mount 3 (2 failed), umount 2 (2 failed), unlink 1, unlinkat 4 (2 failed), rmdir 1 (1 failed), open_tree 2 (1 failed), move_mount 1, mount_setattr 3 (1 failed), fsopen 2 (1 failed), fsconfig 5 (2 failed), fsmount 2 (1 failed), guard 2
+            console: "mntrace: 29 events: mount 3 (2 failed), umount 2 (2 failed), unlink 1, unlinkat 4 (2 failed), rmdir 1 (1 failed), open_tree 2 (1 failed), move_mount 1, mount_setattr 3 (1 failed), fsopen 2 (1 failed), fsconfig 5 (2 failed), fsmount 2 (1 failed), guard 3
 mntrace: 1 unmount failed with EBUSY; incidents: 3 critical, 5 warning
-mntrace: GUARD acted: 1 reported, 1 stopped, 0 killed
+mntrace: GUARD acted: 1 reported, 1 stopped, 1 killed
 mntrace: LOST 1204 events in the kernel (mount:scratch=1 unlinkat:ring_full=1200 rmdir:slot_full=3)
 mntrace: 57 records not written to \"/var/log/mntrace/out.jsonl\" (events 55, incidents 2): No space left on device (os error 28)
 mntrace: 2 malformed records skipped (last: record too short)",

@@ -17,7 +17,7 @@ use aya_ebpf::{
 };
 use core::ffi::c_void;
 use tracer_common::{
-    config::{DELETES_RACE, DIR_WALK_DELETE, GUARD_OFF},
+    config::{CFG_GUARD_CROSSINGS, DELETES_RACE, DIR_WALK_DELETE, GUARD_OFF},
     event::*,
     limits::NAME_MAX,
     uapi::AT_FDCWD,
@@ -293,6 +293,11 @@ pub fn enter_getdents64(ctx: TracePointContext) -> u32 {
     let Some(slot) = take_slot(&SLOTS2, EventKind::Unlinkat) else {
         return 0;
     };
-    burst::on_listing(&mut slot.del, arg(&ctx, 0) as i32, cfg.burst_gap_ns);
+    let fd = arg(&ctx, 0) as i32;
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let walking = burst::on_listing(&mut slot.del, fd, cfg.burst_gap_ns, now);
+    if walking && cfg.guard != GUARD_OFF && cfg.flags & CFG_GUARD_CROSSINGS != 0 {
+        guard::on_crossing(cfg, &mut slot.del, fd, now);
+    }
     0
 }

@@ -106,7 +106,7 @@ impl BusyUnmounts {
                 Some(name) => (self.delete(ev, en, name, *flags, dir, next_id), Vec::new()),
                 None => (false, Vec::new()),
             },
-            Args::Guard(g) => {
+            Args::Guard(g) if g.trigger != tracer_common::event::GUARD_AT_CROSSING => {
                 self.guard(ev, g, next_id);
                 (false, Vec::new())
             }
@@ -609,6 +609,7 @@ mod tests {
                     rel_off: mountpoint.len() as u32,
                     ..Default::default()
                 },
+                origin_mnt_id: 0,
             }),
         );
         e.kind = EventKind::Guard;

@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use tracer_common::{event::CAP_ALL, uapi::EBUSY};
 
-use super::incident::{deletion, is_dir_removal, mount_facts, process};
+use super::incident::{deletion, is_dir_removal, mount_facts, prevention, process};
 use super::*;
 use crate::enrich::mount_table::MountInfo;
 use crate::model::{detach, Args, Dir};
@@ -39,6 +39,8 @@ struct Side {
     count: u64,
     first_ts: u64,
     last_ts: u64,
+    /// `--guard-crossings` acted at the walk's first listing here.
+    prevented: Vec<Prevention>,
 }
 
 struct Burst {
@@ -54,6 +56,22 @@ struct Burst {
     /// Directories whose removal failed with EBUSY (mountpoints), with time.
     ebusy: Vec<(Bytes, u64)>,
     lost_while_open: u64,
+}
+
+impl Side {
+    fn new(dir: &Dir, mountpoint: &Bytes, en: &Enrichment, ts: u64) -> Side {
+        Side {
+            first_dir: dir.detached(),
+            mountpoint: detach(mountpoint),
+            mount: en.mount.clone(),
+            backing_root: en.backing_root.clone(),
+            deletions: Vec::new(),
+            count: 0,
+            first_ts: ts,
+            last_ts: ts,
+            prevented: Vec::new(),
+        }
+    }
 }
 
 impl Burst {
@@ -95,6 +113,9 @@ impl Crossings {
         claimed: bool,
         next_id: &mut u64,
     ) -> Vec<Incident> {
+        if let Args::Guard(g) = &ev.args {
+            return self.guard(ev, en, g, next_id);
+        }
         let Args::Delete {
             pathname,
             flags,
@@ -111,28 +132,9 @@ impl Crossings {
         if capture & !CAP_ALL == 0 || *origin_mnt_id == 0 || !dir.resolved() {
             return Vec::new();
         }
-        let mut closed = Vec::new();
-        let stale = self.bursts.get(&ev.tid).is_some_and(|b| {
-            b.origin_mnt_id != *origin_mnt_id
-                || ev.ts_ns.saturating_sub(b.last_ts) > self.cfg.quiet_ns
-        });
-        if stale {
-            if let Some(b) = self.bursts.remove(&ev.tid) {
-                closed.extend(self.close(b, next_id));
-            }
-        }
-        let b = self.bursts.entry(ev.tid).or_insert_with(|| Burst {
-            by: process(ev),
-            origin_mnt_id: *origin_mnt_id,
-            start_ts: ev.ts_ns,
-            last_ts: ev.ts_ns,
-            root: None,
-            root_depth: 0,
-            sides: BTreeMap::new(),
-            ebusy: Vec::new(),
-            lost_while_open: 0,
-        });
-        b.last_ts = ev.ts_ns;
+        let closed = self.end_other_walk(ev, *origin_mnt_id, next_id);
+        let max_deletions = self.cfg.max_deletions;
+        let b = self.burst(ev, *origin_mnt_id);
         let Some(name) = pathname.value() else {
             return closed;
         };
@@ -165,19 +167,13 @@ impl Crossings {
             return closed;
         };
         let rel_dir = dir.rel_path().unwrap_or_else(|| Bytes::from_static(b"/"));
-        let side = b.sides.entry(dir.mnt_id).or_insert_with(|| Side {
-            first_dir: dir.detached(),
-            mountpoint: detach(&mountpoint),
-            mount: en.mount.clone(),
-            backing_root: en.backing_root.clone(),
-            deletions: Vec::new(),
-            count: 0,
-            first_ts: ev.ts_ns,
-            last_ts: ev.ts_ns,
-        });
+        let side = b
+            .sides
+            .entry(dir.mnt_id)
+            .or_insert_with(|| Side::new(dir, &mountpoint, en, ev.ts_ns));
         side.count += 1;
         side.last_ts = ev.ts_ns;
-        if side.deletions.len() < self.cfg.max_deletions {
+        if side.deletions.len() < max_deletions {
             side.deletions.push(deletion(
                 ev,
                 *flags,
@@ -186,6 +182,69 @@ impl Crossings {
                 join(&rel_dir, name),
                 side.backing_root.as_ref(),
             ));
+        }
+        closed
+    }
+
+    /// The thread's walk that began on another mount, or went quiet, is
+    /// over: its incidents.
+    fn end_other_walk(
+        &mut self,
+        ev: &Event,
+        origin_mnt_id: u32,
+        next_id: &mut u64,
+    ) -> Vec<Incident> {
+        let stale = self.bursts.get(&ev.tid).is_some_and(|b| {
+            b.origin_mnt_id != origin_mnt_id
+                || ev.ts_ns.saturating_sub(b.last_ts) > self.cfg.quiet_ns
+        });
+        match stale.then(|| self.bursts.remove(&ev.tid)).flatten() {
+            Some(b) => self.close(b, next_id),
+            None => Vec::new(),
+        }
+    }
+
+    /// The thread's walk (begun on `origin_mnt_id`), now at `ev`.
+    fn burst(&mut self, ev: &Event, origin_mnt_id: u32) -> &mut Burst {
+        let b = self.bursts.entry(ev.tid).or_insert_with(|| Burst {
+            by: process(ev),
+            origin_mnt_id,
+            start_ts: ev.ts_ns,
+            last_ts: ev.ts_ns,
+            root: None,
+            root_depth: 0,
+            sides: BTreeMap::new(),
+            ebusy: Vec::new(),
+            lost_while_open: 0,
+        });
+        b.last_ts = ev.ts_ns;
+        b
+    }
+
+    /// `--guard-crossings` acted on the walk at its first listing in a bind
+    /// from outside the tree (the kernel decided that): an incident of the
+    /// walk on that mount, with nothing deleted there.
+    fn guard(
+        &mut self,
+        ev: &Event,
+        en: &Enrichment,
+        g: &crate::model::Guard,
+        next_id: &mut u64,
+    ) -> Vec<Incident> {
+        if g.trigger != tracer_common::event::GUARD_AT_CROSSING {
+            return Vec::new();
+        }
+        let Some(mountpoint) = g.mount.mountpoint() else {
+            return Vec::new();
+        };
+        let closed = self.end_other_walk(ev, g.origin_mnt_id, next_id);
+        let b = self.burst(ev, g.origin_mnt_id);
+        let side = b
+            .sides
+            .entry(g.mount.mnt_id)
+            .or_insert_with(|| Side::new(&g.mount, &mountpoint, en, ev.ts_ns));
+        if side.prevented.len() < PREVENTED_MAX {
+            side.prevented.push(prevention(ev, g));
         }
         closed
     }
@@ -239,7 +298,8 @@ impl Crossings {
         for (mnt_id, side) in sides {
             // The walk's own mounts: where its root is, and where it began
             // listing (a walk of a mount's own top never crossed into it).
-            if mnt_id == home || mnt_id == b.origin_mnt_id || side.count == 0 {
+            let acted = !side.prevented.is_empty();
+            if mnt_id == home || mnt_id == b.origin_mnt_id || (side.count == 0 && !acted) {
                 continue;
             }
             if let Some((root, _)) = &b.root {
@@ -279,7 +339,7 @@ impl Crossings {
                 first_delay_ns: side.first_ts.saturating_sub(b.start_ts),
                 last_ts_ns: side.last_ts,
                 lost_while_open: b.lost_while_open,
-                prevented: Vec::new(),
+                prevented: side.prevented,
             });
         }
         out
@@ -407,6 +467,57 @@ mod tests {
                 Enrichment::default(),
             ),
         ]
+    }
+
+    /// `--guard-crossings` acting on thread 7 at `ts`, at its first listing
+    /// in the bind at `MP` (mount 65), its walk begun on mount 44.
+    fn guard_at_crossing(ts: u64) -> Event {
+        let mut e = del(ts, MP, MP, 65, "x", 0, 0, SUB, 44);
+        e.kind = EventKind::Guard;
+        let Args::Delete { dir, .. } = e.args else {
+            unreachable!()
+        };
+        e.args = Args::Guard(crate::model::Guard {
+            action: crate::model::GuardAction::Killed,
+            trigger: tracer_common::event::GUARD_AT_CROSSING,
+            fd: 5,
+            signal: 9,
+            busy_ns: 0,
+            mount: dir,
+            origin_mnt_id: 44,
+        });
+        e
+    }
+
+    #[test]
+    fn a_crossing_the_guard_acted_on_is_a_critical_incident_with_nothing_deleted() {
+        // The pod's own files went first (not captured: the walk had not
+        // crossed yet), then the guard killed it at the bind.
+        let inc = run(vec![(guard_at_crossing(20), pv_enrichment())]);
+        assert_eq!(inc.len(), 1, "{inc:#?}");
+        let i = &inc[0];
+        assert_eq!((i.count, i.deletions.len()), (0, 0));
+        assert_eq!(i.severity, Severity::Critical);
+        assert_eq!(i.root_label.as_deref(), Some("kubelet volume subpath"));
+        assert_eq!(
+            (i.mount.mnt_id, &i.mount.mountpoint[..]),
+            (65, MP.as_bytes())
+        );
+        assert_eq!(i.mount.backing_root.as_deref(), Some(PV));
+        let w = i.walk().expect("a crossing");
+        assert_eq!((w.by.tid, w.origin_mnt_id, w.start_ts_ns), (7, 44, 20));
+        assert_eq!(i.prevented.len(), 1);
+        let p = &i.prevented[0];
+        assert_eq!(
+            (p.trigger, p.action, p.fd),
+            ("crossing", crate::model::GuardAction::Killed, 5)
+        );
+        // A guard action of the EBUSY kind is not a crossing.
+        let mut busy = guard_at_crossing(20);
+        if let Args::Guard(g) = &mut busy.args {
+            g.trigger = tracer_common::event::GUARD_AT_LISTING;
+        }
+        assert!(run(vec![(busy, pv_enrichment())]).is_empty());
     }
 
     #[test]

@@ -131,8 +131,18 @@ fn grade(roots: &Roots, mut inc: Incident) -> Incident {
                 .as_ref()
                 .and_then(|r| roots.classify(r))
         })
+        // Nothing deleted (the guard acted first): where it was walking.
+        .or_else(|| {
+            (inc.count == 0)
+                .then(|| roots.classify(&inc.mount.mountpoint))
+                .flatten()
+        })
         .map(str::to_owned);
+    // `--guard-crossings` acts only on a bind whose root the kernel found
+    // outside the walk's tree.
+    let guarded_crossing = inc.prevented.iter().any(|p| p.trigger == "crossing");
     let outside_tree = match &inc.cause {
+        Cause::Crossing(_) if guarded_crossing => true,
         Cause::Crossing(w) => match (&w.root, &inc.mount.backing_root) {
             (Some(root), Some(backing)) if inc.mount.subtree || inc.mount.idmapped => {
                 !crate::path::is_under(backing, root)

@@ -78,6 +78,7 @@ impl FactLog {
                 }
                 changed || en.parent_mnt_id.is_some()
             }
+            Args::Guard(_) => true,
             _ => false,
         };
         if keep {

@@ -339,6 +339,19 @@ impl Enricher {
         }
     }
 
+    /// The mount directory `dir` is on, and where its root really lives:
+    /// from the table, else from the events (clones, binds).
+    fn dir_mount(&mut self, ev: &Event, dir: &crate::model::Dir, out: &mut Enrichment) {
+        if let Some((ns, m)) = self.mount_of_dir(ev, dir) {
+            out.backing_root = self.backing_root(ev, ns, &m);
+            out.mount = Some(m);
+        } else if let Some(src) = self.clones.get(&dir.mnt_id) {
+            out.backing_root = Some(src.clone());
+        } else if let Some(mp) = dir.mountpoint() {
+            out.backing_root = self.binds.get(&(dir.mnt_ns, mp)).cloned();
+        }
+    }
+
     pub fn enrich(&mut self, ev: &Event) -> Enrichment {
         self.learn(ev);
         if let Some(t) = self.ns_seen.get_mut(&ev.mnt_ns) {
@@ -392,14 +405,12 @@ impl Enricher {
                         .mount_of_path(ev.mnt_ns, &parent)
                         .map(|m| m.mnt_id);
                 }
-                if let Some((ns, m)) = self.mount_of_dir(ev, dir) {
-                    out.backing_root = self.backing_root(ev, ns, &m);
-                    out.mount = Some(m);
-                } else if let Some(src) = self.clones.get(&dir.mnt_id) {
-                    out.backing_root = Some(src.clone());
-                } else if let Some(mp) = dir.mountpoint() {
-                    out.backing_root = self.binds.get(&(dir.mnt_ns, mp)).cloned();
-                }
+                self.dir_mount(ev, dir, &mut out);
+            }
+            // The mount the guard acted at, described as a deletion's.
+            Args::Guard(g) if g.mount.resolved() => {
+                self.ensure_ns(ev);
+                self.dir_mount(ev, &g.mount, &mut out);
             }
             // Mounts made or removed: the table is not reread (a node's
             // mount churn would reread thousands of lines per mount);

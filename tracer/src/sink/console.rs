@@ -269,12 +269,18 @@ pub fn render(ev: &Event) -> (String, String) {
                 a => format!("{} it ({})", a.name(), names::signal(g.signal)),
             };
             let m = &g.mount;
+            let why = if g.busy_ns == 0 {
+                format!(" (its walk began on mnt {})", g.origin_mnt_id)
+            } else {
+                format!(
+                    ", {} after its unmount of this mount failed with EBUSY",
+                    ms(ev.ts_ns.saturating_sub(g.busy_ns))
+                )
+            };
             (
                 format!(
-                    "GUARD {what} at its {} of fd {}, {} after its unmount of this mount failed with EBUSY",
-                    g.trigger_name(),
-                    g.fd,
-                    ms(ev.ts_ns.saturating_sub(g.busy_ns)),
+                    "GUARD {what} at its {}{why}",
+                    trigger_text(g.trigger_name(), g.fd),
                 ),
                 format!(
                     "mountpoint={} mnt={}{}",
@@ -559,6 +565,16 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
     s
 }
 
+/// The call the guard acted at (`Guard::trigger_name`) on fd `fd`.
+fn trigger_text(trigger: &str, fd: i32) -> String {
+    match trigger {
+        "crossing" => {
+            format!("listing of fd {fd} inside a bind from outside the tree it is deleting")
+        }
+        t => format!("{t} of fd {fd}"),
+    }
+}
+
 /// What the guard did, to whom, and what to do next.
 fn prevention_text(p: &Prevention, inc: &Incident) -> String {
     let who = proc_label(&p.by.comm, p.by.pid);
@@ -566,7 +582,7 @@ fn prevention_text(p: &Prevention, inc: &Incident) -> String {
         .unmount()
         .map(|u| format!(", {} after the EBUSY", ms(p.ts_ns.saturating_sub(u.ts_ns))))
         .unwrap_or_default();
-    let at = format!("at its {} of fd {}{after}", p.trigger, p.fd);
+    let at = format!("at its {}{after}", trigger_text(p.trigger, p.fd));
     let pid = p.by.pid;
     if p.result != 0 {
         return format!(

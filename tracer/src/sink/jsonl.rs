@@ -351,7 +351,11 @@ impl Serialize for ArgsJson<'_> {
                 m.serialize_entry("trigger", g.trigger_name())?;
                 m.serialize_entry("fd", &g.fd)?;
                 m.serialize_entry("signal", &(g.signal != 0).then(|| names::signal(g.signal)))?;
-                m.serialize_entry("busy_ts_boot_ns", &g.busy_ns)?;
+                m.serialize_entry("busy_ts_boot_ns", &(g.busy_ns != 0).then_some(g.busy_ns))?;
+                m.serialize_entry(
+                    "origin_mnt_id",
+                    &(g.origin_mnt_id != 0).then_some(g.origin_mnt_id),
+                )?;
                 m.serialize_entry("mount", &DirJson(&g.mount))?;
             }
         }
