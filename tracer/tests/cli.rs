@@ -11,12 +11,34 @@ use serde_json::Value;
 use tracer_common::uapi::EBUSY;
 
 /// Start `mntrace trace ARGS`, wait until it says it is tracing.
-fn start(args: &[&str]) -> std::process::Child {
+fn start(args: &[&str]) -> Tracing {
     start_in(Path::new("/"), args)
 }
 
+/// A running `mntrace trace`, killed when the test ends without stopping it
+/// (a failed assertion), so no tracer outlives its test.
+struct Tracing(Option<std::process::Child>);
+
+impl Tracing {
+    fn id(&self) -> u32 {
+        self.0.as_ref().expect("running").id()
+    }
+    fn take(mut self) -> std::process::Child {
+        self.0.take().expect("running")
+    }
+}
+
+impl Drop for Tracing {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// `start` from directory `cwd`.
-fn start_in(cwd: &Path, args: &[&str]) -> std::process::Child {
+fn start_in(cwd: &Path, args: &[&str]) -> Tracing {
     let mut child = Command::new(MNTRACE)
         .current_dir(cwd)
         .arg("trace")
@@ -38,14 +60,15 @@ fn start_in(cwd: &Path, args: &[&str]) -> std::process::Child {
         let _ = err.read_to_string(&mut rest);
         eprint!("{rest}");
     });
-    child
+    Tracing(Some(child))
 }
 
-fn stop(child: std::process::Child) -> (i32, String) {
+fn stop(child: Tracing) -> (i32, String) {
     stop_with(child, libc::SIGINT)
 }
 
-fn stop_with(mut child: std::process::Child, sig: i32) -> (i32, String) {
+fn stop_with(child: Tracing, sig: i32) -> (i32, String) {
+    let mut child = child.take();
     unsafe { libc::kill(child.id() as i32, sig) };
     let mut out = String::new();
     child

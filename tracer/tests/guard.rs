@@ -510,8 +510,7 @@ fn a_recording_with_the_guard_gives_triage_the_prevented_incident() {
     kill(pid);
     let (status, _) = fx.wait_status();
     assert_eq!(status.signal(), Some(libc::SIGKILL));
-    unsafe { libc::kill(recorder.id() as i32, libc::SIGINT) };
-    let out = recorder.wait_with_output().expect("mntrace record");
+    let out = recorder.stop();
     assert!(out.status.success(), "{:?}", out.status);
     assert_eq!(l.layer1_left(), LAYER1, "nothing of the layer was lost");
     let live = incidents_of(&out.stdout);

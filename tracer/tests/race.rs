@@ -304,14 +304,13 @@ fn a_recording_killed_with_sigkill_keeps_the_race() {
     let dir = rec.path().join("rec");
     let mut fx = Fixture::spawn(&l.buggy_ops(0));
     let pid = fx.pid;
-    let mut mntrace = start_recording(&dir, pid, &[]);
+    let mntrace = start_recording(&dir, pid, &[]);
     fx.release();
     let lines = fx.wait();
     check_setup(&lines);
     // More than the flush interval: everything before is on disk.
     std::thread::sleep(std::time::Duration::from_millis(2500));
-    mntrace.kill().expect("SIGKILL");
-    mntrace.wait().expect("reap");
+    mntrace.kill();
 
     let segs = segments(&dir).expect("segments");
     assert_eq!(segs.len(), 1, "{segs:?}");
@@ -398,8 +397,7 @@ fn triage_of_a_recording_gives_exactly_the_live_incidents() {
     fx.release();
     let lines = fx.wait();
     check_setup(&lines);
-    unsafe { libc::kill(live.id() as i32, libc::SIGINT) };
-    let out = live.wait_with_output().expect("mntrace record");
+    let out = live.stop();
     assert!(out.status.success(), "{:?}", out.status);
     let live_incidents = incidents_of(&out.stdout);
     assert_eq!(live_incidents.len(), 1, "{live_incidents:#?}");

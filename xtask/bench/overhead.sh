@@ -48,7 +48,8 @@
 # Knobs (env): REPS=5 W1_DIRS=200 W1_FILES=1000 W2_ITERS=5000 W3_ITERS=1000
 #   CAP_WORKERS="1 2 4" CAP_DIRS=100 CAP_FILES=1000 (per worker)
 #   MNTRACE_CONFIGS="mntrace-empty mntrace-filtered mntrace-default mntrace-all mntrace-record"
-#                   (also available: mntrace-empty-raw mntrace-empty-btf)
+#                   (also available: mntrace-empty-raw mntrace-empty-btf, and
+#                   mntrace-guard: the default with --guard stop --guard-crossings)
 #   W4_ITERS=0      >0: also W4, that many getppid() calls (see Workloads)
 #   ANCHORS="bpftrace auditd fatrace"  (subset; "" = mntrace only)
 #   SKIPPED="..."  anchors left out by the caller, and why (shown in the report)
@@ -101,6 +102,7 @@ declare -A MNTRACE_ARGS=(
     [mntrace-empty-btf]="floor --hooks tp-btf"
     [mntrace-filtered]="trace --comm ab_marker -o {OUT}"
     [mntrace-default]="trace -o {OUT}"
+    [mntrace-guard]="trace --guard stop --guard-crossings -o {OUT}"
     [mntrace-all]="trace --deletes all --json -o {OUT}"
     [mntrace-record]="record --events --dir {REC} -o {OUT}"
 )

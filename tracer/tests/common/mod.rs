@@ -532,9 +532,40 @@ pub fn go_build(dir: &Path, name: &str, source: &str) -> PathBuf {
     bin
 }
 
+/// A running `mntrace record`, killed when the test ends without stopping
+/// it (a failed assertion), so no recorder outlives its test.
+pub struct Recording(Option<Child>);
+
+impl Recording {
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().expect("running").id()
+    }
+    /// SIGINT, then its exit status and output.
+    pub fn stop(mut self) -> std::process::Output {
+        let child = self.0.take().expect("running");
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        child.wait_with_output().expect("mntrace record")
+    }
+    /// SIGKILL, and reap it.
+    pub fn kill(mut self) {
+        let mut child = self.0.take().expect("running");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("reap");
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// `mntrace record --dir DIR -p PID EXTRA...`, once it says it records
 /// (its stderr is drained from then on).
-pub fn start_recording(dir: &std::path::Path, pid: u32, extra: &[&str]) -> std::process::Child {
+pub fn start_recording(dir: &std::path::Path, pid: u32, extra: &[&str]) -> Recording {
     let mut child = std::process::Command::new(MNTRACE)
         .args(["record", "--dir"])
         .arg(dir)
@@ -550,7 +581,7 @@ pub fn start_recording(dir: &std::path::Path, pid: u32, extra: &[&str]) -> std::
     assert!(line.starts_with("mntrace: recording"), "{line:?}");
     // Keep draining stderr so the recorder never blocks on it.
     std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
-    child
+    Recording(Some(child))
 }
 
 /// The incident objects of JSON Lines output.
