@@ -493,8 +493,12 @@ mod tests {
         stats.failed[EventKind::Umount as usize] = 2;
         stats.events[EventKind::Unlinkat as usize] = 5;
         stats.ebusy_unmounts = 2;
+        stats.events[EventKind::Guard as usize] = 1;
+        stats.guard[GuardAction::Stopped as usize] = 1;
         sink.totals(&stats);
         sink.totals(&stats);
+        stats.events[EventKind::Guard as usize] = 3;
+        stats.guard[GuardAction::Killed as usize] = 2;
         stats.events[EventKind::Unlinkat as usize] = 7;
         stats.failed[EventKind::Unlinkat as usize] = 1;
         stats.decode_errors = 1;
@@ -512,6 +516,10 @@ mod tests {
         assert_eq!(v("mntrace_events_failed_total", r#"syscall="unlinkat""#), 1);
         assert_eq!(v("mntrace_events_total", r#"syscall="mount""#), 0);
         assert_eq!(v("mntrace_ebusy_unmounts_total", ""), 2);
+        assert_eq!(v("mntrace_events_total", r#"syscall="guard""#), 3);
+        assert_eq!(v("mntrace_guard_actions_total", r#"action="stopped""#), 1);
+        assert_eq!(v("mntrace_guard_actions_total", r#"action="killed""#), 2);
+        assert_eq!(v("mntrace_guard_actions_total", r#"action="reported""#), 0);
         assert_eq!(v("mntrace_decode_errors_total", ""), 1);
         assert_eq!(v("mntrace_unwritten_records_total", r#"record="event""#), 4);
         assert_eq!(v("mntrace_unwritten_records_total", r#"record="loss""#), 1);
