@@ -164,6 +164,15 @@ fn guard_stop_freezes_the_replica_before_it_deletes_anything() {
         "{holders:#?}"
     );
     assert_eq!(l.layer1_left(), LAYER1, "and still whole once it is gone");
+    let saved = inc.prevented[0]
+        .saved
+        .as_ref()
+        .expect("counted while frozen");
+    assert_eq!(
+        (&saved.under[..], saved.entries, saved.complete),
+        (b(&l.l1), LAYER1_ENTRIES.len() as u64, true),
+        "what it would have deleted, counted in the layer itself"
+    );
     assert_eq!(live.pipeline.stats.guard[GuardAction::Stopped as usize], 1);
     assert_eq!(live.traced.drops().total(), 0);
 }
@@ -189,6 +198,10 @@ fn guard_kill_kills_the_replica_before_it_deletes_anything() {
     let incidents = live.finish();
     assert_eq!(incidents.len(), 1, "{incidents:#?}");
     assert_prevented(&incidents[0], &l, pid, clone, GuardAction::Killed);
+    assert_eq!(
+        incidents[0].prevented[0].saved, None,
+        "its namespace was gone: nothing to count through"
+    );
     assert_eq!(live.pipeline.stats.guard[GuardAction::Killed as usize], 1);
 }
 
@@ -483,6 +496,14 @@ fn guard_stop_freezes_gos_real_remove_all_before_any_loss() {
         .backing_root
         .as_deref()
         .is_some_and(|r| r.ends_with(b"/snapshots/7/fs")));
+    let saved = inc.prevented[0]
+        .saved
+        .as_ref()
+        .expect("counted while frozen");
+    assert_eq!(
+        saved.entries, 505,
+        "bin, bin/sh, etc, etc/passwd, lib and 500 files"
+    );
 }
 
 #[test]
@@ -526,6 +547,8 @@ fn a_recording_with_the_guard_gives_triage_the_prevented_incident() {
     assert_eq!(p[0]["trigger"], "listing");
     assert_eq!(p[0]["process"]["pid"], pid);
     assert_eq!(p[0]["result"], 0);
+    assert_eq!(p[0]["saved"]["entries"], LAYER1_ENTRIES.len());
+    assert_eq!(p[0]["saved"]["under"], l.l1.to_str().expect("utf-8"));
     assert_eq!(incidents_of(&replay_json("triage", &dir, &[])), live);
     let guards: Vec<serde_json::Value> = String::from_utf8_lossy(&replay_json(
         "query",
@@ -781,6 +804,15 @@ fn guard_crossings_stops_a_remove_all_at_its_first_listing_in_a_pv_bind() {
     assert_eq!(inc.prevented.len(), 1);
     assert_eq!(inc.prevented[0].trigger, "crossing");
     assert_eq!(inc.prevented[0].action, GuardAction::Stopped);
+    let saved = inc.prevented[0]
+        .saved
+        .as_ref()
+        .expect("counted while frozen");
+    assert_eq!(
+        (&saved.under[..], saved.entries),
+        (b(&p.pv()), 4),
+        "c, data, data/a, data/b"
+    );
 }
 
 #[test]

@@ -1204,6 +1204,11 @@ fn incident_cases() -> Vec<Case> {
                     trigger: "listing",
                     fd: 7,
                     result: 0,
+                    saved: Some(mntrace::enrich::saved::Saved {
+                        under: b(b"/data/t"),
+                        entries: 1234,
+                        complete: true,
+                    }),
                 }];
                 inc
             },
@@ -1211,7 +1216,7 @@ fn incident_cases() -> Vec<Case> {
     unmount   08:00:42.123456 containerd[300] umount2("/mnt/t", UMOUNT_NOFOLLOW) = -EBUSY
     mount     mnt 70 on "/mnt/t" (tmpfs)
     root      "/" (within its filesystem)
-    guard     08:00:42.124956 containerd[300] STOPPED (SIGSTOP) at its listing of fd 7, 1.5ms after the EBUSY; it is frozen: inspect it, then end it with `kill -KILL 300`, or unmount the mount first and resume it with `kill -CONT 300`
+    guard     08:00:42.124956 containerd[300] STOPPED (SIGSTOP) at its listing of fd 7, 1.5ms after the EBUSY; 1234 entries saved under "/data/t"; it is frozen: inspect it, then end it with `kill -KILL 300`, or unmount the mount first and resume it with `kill -CONT 300`
     deleted   nothing
     held by   sh[310]: cwd "/mnt/t"
 "#,

@@ -107,7 +107,7 @@ impl BusyUnmounts {
                 None => (false, Vec::new()),
             },
             Args::Guard(g) if g.trigger != tracer_common::event::GUARD_AT_CROSSING => {
-                self.guard(ev, g, next_id);
+                self.guard(ev, en, g, next_id);
                 (false, Vec::new())
             }
             _ => (false, Vec::new()),
@@ -305,7 +305,7 @@ impl BusyUnmounts {
     /// failed: part of that unmount's incident (opened by it when nothing
     /// was deleted through the mount yet, the usual case: the guard acts at
     /// the first listing).
-    fn guard(&mut self, ev: &Event, g: &crate::model::Guard, next_id: &mut u64) {
+    fn guard(&mut self, ev: &Event, en: &Enrichment, g: &crate::model::Guard, next_id: &mut u64) {
         let Some(mp) = g.mount.mountpoint() else {
             return;
         };
@@ -332,7 +332,7 @@ impl BusyUnmounts {
         );
         inc.last_ts_ns = inc.last_ts_ns.max(ev.ts_ns);
         if inc.prevented.len() < PREVENTED_MAX {
-            inc.prevented.push(prevention(ev, g));
+            inc.prevented.push(prevention(ev, g, en.saved.clone()));
         }
     }
 

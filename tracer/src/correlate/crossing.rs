@@ -244,7 +244,7 @@ impl Crossings {
             .entry(g.mount.mnt_id)
             .or_insert_with(|| Side::new(&g.mount, &mountpoint, en, ev.ts_ns));
         if side.prevented.len() < PREVENTED_MAX {
-            side.prevented.push(prevention(ev, g));
+            side.prevented.push(prevention(ev, g, en.saved.clone()));
         }
         closed
     }

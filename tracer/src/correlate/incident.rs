@@ -165,6 +165,9 @@ pub struct Prevention {
     pub fd: i32,
     /// What sending the signal returned (0: sent, or nothing to send).
     pub result: i64,
+    /// The entries under the mount's directory when it acted (stopped or
+    /// killed; see `enrich::saved`), when they could be counted.
+    pub saved: Option<crate::enrich::saved::Saved>,
 }
 
 impl Incident {
@@ -201,8 +204,8 @@ pub fn process(ev: &Event) -> Process {
     }
 }
 
-/// A guard action as an incident lists it.
-pub fn prevention(ev: &Event, g: &Guard) -> Prevention {
+/// A guard action as an incident lists it, with what enrichment counted.
+pub fn prevention(ev: &Event, g: &Guard, saved: Option<crate::enrich::saved::Saved>) -> Prevention {
     Prevention {
         ts_ns: ev.ts_ns,
         by: process(ev),
@@ -211,6 +214,7 @@ pub fn prevention(ev: &Event, g: &Guard) -> Prevention {
         trigger: g.trigger_name(),
         fd: g.fd,
         result: ev.ret,
+        saved,
     }
 }
 

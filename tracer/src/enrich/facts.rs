@@ -7,8 +7,9 @@
 //!   failed (EBUSY) unmount; of a deletion, when its mount's answer (the
 //!   mount, its backing root) differs from the last one recorded for that
 //!   mount id, or when its path has several components (the parent's
-//!   mount). A replay ([`ReplayFacts`]) indexes them by the event they
-//!   belong to (boot time and thread id), so where they sit does not matter.
+//!   mount); of every guard action (its mount, and what it saved). A
+//!   replay ([`ReplayFacts`]) indexes them by the event they belong to
+//!   (boot time and thread id), so where they sit does not matter.
 //! - Ticks (time passing with no event) and holder-scan answers, at the
 //!   place in the stream where live mode applied them.
 
@@ -154,6 +155,7 @@ impl ReplayFacts {
                     }
                 }
             },
+            Args::Guard(_) => recorded.unwrap_or_default(),
             _ => Enrichment::default(),
         }
     }

@@ -7,6 +7,7 @@ pub mod facts;
 pub mod holders;
 pub mod mount_table;
 pub mod ns_pids;
+pub mod saved;
 pub mod statmount;
 
 use std::collections::{HashMap, HashSet};
@@ -46,6 +47,9 @@ pub struct Enrichment {
     /// deletion whose path has several components (or is absolute): the
     /// mount of the directory that really holds the entry, from the table.
     pub parent_mnt_id: Option<u32>,
+    /// guard action that stopped or killed the process: what it saved.
+    #[serde(default)]
+    pub saved: Option<saved::Saved>,
 }
 
 pub struct Enricher {
@@ -89,16 +93,25 @@ struct OwnView {
 }
 
 impl OwnView {
+    /// This process's namespace and root, learnt once.
+    fn get(&mut self) -> Option<(u32, (u64, u64))> {
+        *self.known.get_or_insert_with(|| {
+            let ns = mount_table::ns_inode("/proc/self/ns/mnt").ok()?;
+            Some((ns, statmount::mount_and_inode(c"/").ok()?))
+        })
+    }
+
+    /// Whether namespace `ns` is this process's.
+    fn is_own_ns(&mut self, ns: u32) -> bool {
+        self.get().is_some_and(|(own, _)| own == ns)
+    }
+
     /// Whether process `pid` of namespace `ns` sees the mounts as this
     /// process does: the same namespace, the same root directory. Its
     /// root is looked at through `/proc/PID/root`, which leads to its root
     /// directory (not under any busy mount: the process would hold it).
     fn same_view(&mut self, ns: u32, pid: u32) -> bool {
-        let own = *self.known.get_or_insert_with(|| {
-            let ns = mount_table::ns_inode("/proc/self/ns/mnt").ok()?;
-            Some((ns, statmount::mount_and_inode(c"/").ok()?))
-        });
-        let Some((own_ns, own_root)) = own else {
+        let Some((own_ns, own_root)) = self.get() else {
             return false;
         };
         if ns != own_ns {
@@ -407,10 +420,18 @@ impl Enricher {
                 }
                 self.dir_mount(ev, dir, &mut out);
             }
-            // The mount the guard acted at, described as a deletion's.
+            // The mount the guard acted at, described as a deletion's, and
+            // what the guard saved there.
             Args::Guard(g) if g.mount.resolved() => {
                 self.ensure_ns(ev);
                 self.dir_mount(ev, &g.mount, &mut out);
+                if g.action != crate::model::GuardAction::Reported {
+                    let own = self.own.is_own_ns(ev.mnt_ns);
+                    out.saved = match (&out.backing_root, g.mount.mountpoint()) {
+                        (Some(b), Some(mp)) => saved::saved(ev.pid, b, &mp, own),
+                        _ => None,
+                    };
+                }
             }
             // Mounts made or removed: the table is not reread (a node's
             // mount churn would reread thousands of lines per mount);

@@ -591,13 +591,22 @@ fn prevention_text(p: &Prevention, inc: &Incident) -> String {
             names::ret(p.result)
         );
     }
+    let saved = match &p.saved {
+        Some(sv) => format!(
+            "; {}{} saved under {}",
+            if sv.complete { "" } else { "at least " },
+            count(sv.entries, "entry", "entries"),
+            Quoted(&sv.under)
+        ),
+        None => String::new(),
+    };
     match p.action {
         GuardAction::Reported => format!("{who} {at}: would have been stopped (--guard report)"),
         GuardAction::Stopped => format!(
-            "{who} STOPPED (SIGSTOP) {at}; it is frozen: inspect it, then end it with \
+            "{who} STOPPED (SIGSTOP) {at}{saved}; it is frozen: inspect it, then end it with \
              `kill -KILL {pid}`, or unmount the mount first and resume it with `kill -CONT {pid}`"
         ),
-        GuardAction::Killed => format!("{who} KILLED (SIGKILL) {at}"),
+        GuardAction::Killed => format!("{who} KILLED (SIGKILL) {at}{saved}"),
     }
 }
 

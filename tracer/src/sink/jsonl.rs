@@ -574,6 +574,13 @@ fn incident_head(inc: &Incident, clock: &BootClock) -> Map<String, Value> {
                         "trigger": p.trigger,
                         "fd": p.fd,
                         "result": p.result,
+                        "saved": p.saved.as_ref().map(|sv| {
+                            let mut m = Map::new();
+                            put_bytes(&mut m, "under", &sv.under);
+                            m.insert("entries".into(), json!(sv.entries));
+                            m.insert("complete".into(), json!(sv.complete));
+                            Value::Object(m)
+                        }),
                     })
                 })
                 .collect(),
