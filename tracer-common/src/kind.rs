@@ -25,22 +25,6 @@ pub enum EventKind {
 pub const KIND_SLOTS: usize = 13;
 
 impl EventKind {
-    /// Every kind: what records, drop counters and statistics are kept for.
-    pub const ALL: [EventKind; 12] = [
-        EventKind::Mount,
-        EventKind::Umount,
-        EventKind::Unlink,
-        EventKind::Unlinkat,
-        EventKind::Rmdir,
-        EventKind::OpenTree,
-        EventKind::MoveMount,
-        EventKind::MountSetattr,
-        EventKind::Fsopen,
-        EventKind::Fsconfig,
-        EventKind::Fsmount,
-        EventKind::Guard,
-    ];
-
     /// The traced syscalls: one entry and one exit program each.
     pub const SYSCALLS: [EventKind; 11] = [
         EventKind::Mount,
@@ -55,6 +39,18 @@ impl EventKind {
         EventKind::Fsconfig,
         EventKind::Fsmount,
     ];
+
+    /// Every kind: the syscalls, then the guard's actions. What records,
+    /// drop counters and statistics are kept for.
+    pub const ALL: [EventKind; 12] = {
+        let mut all = [EventKind::Guard; 12];
+        let mut i = 0;
+        while i < Self::SYSCALLS.len() {
+            all[i] = Self::SYSCALLS[i];
+            i += 1;
+        }
+        all
+    };
 
     /// The syscall name, as in the tracepoint `sys_enter_<name>` (for
     /// [`EventKind::Guard`], which is no syscall, `guard`).

@@ -128,14 +128,42 @@ fn assert_prevented(inc: &Incident, l: &Layout, pid: u32, clone: (u32, u64), act
     assert!(inc.mount.idmapped && inc.mount.subtree);
 }
 
-#[test]
-fn guard_stop_freezes_the_replica_before_it_deletes_anything() {
+/// The replica (lingering `linger_ms` at its end), released under the
+/// guard `mode`, once its clone 0 is known.
+struct Replica {
+    l: Layout,
+    fx: Fixture,
+    pid: u32,
+    live: Live,
+    /// Clone 0's mount id and unique id (`clone0`).
+    clone: (u32, u64),
+}
+
+fn replica_under(mode: GuardMode, linger_ms: u32) -> Replica {
     let l = Layout::new();
-    let mut fx = Fixture::spawn(&l.buggy_ops(0));
+    let mut fx = Fixture::spawn(&l.buggy_ops(linger_ms));
     let pid = fx.pid;
-    let mut live = guarded(pid, GuardMode::Stop);
+    let live = guarded(pid, mode);
     fx.release();
     let clone = clone0(&mut fx);
+    Replica {
+        l,
+        fx,
+        pid,
+        live,
+        clone,
+    }
+}
+
+#[test]
+fn guard_stop_freezes_the_replica_before_it_deletes_anything() {
+    let Replica {
+        l,
+        mut fx,
+        pid,
+        mut live,
+        clone,
+    } = replica_under(GuardMode::Stop, 0);
     let holder = u64_of(&fx.wait_for_op(13), "pid") as u32;
     assert_eq!(fx.wait_for_op(14)["errno"], EBUSY);
     assert_eq!(fx.wait_for_op(15)["errno"], 0);
@@ -179,12 +207,13 @@ fn guard_stop_freezes_the_replica_before_it_deletes_anything() {
 
 #[test]
 fn guard_kill_kills_the_replica_before_it_deletes_anything() {
-    let l = Layout::new();
-    let mut fx = Fixture::spawn(&l.buggy_ops(0));
-    let pid = fx.pid;
-    let mut live = guarded(pid, GuardMode::Kill);
-    fx.release();
-    let clone = clone0(&mut fx);
+    let Replica {
+        l,
+        fx,
+        pid,
+        mut live,
+        clone,
+    } = replica_under(GuardMode::Kill, 0);
     let (status, lines) = fx.wait_status();
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{lines:?}");
     assert_eq!(op(&lines, 14)["errno"], EBUSY);
@@ -207,12 +236,13 @@ fn guard_kill_kills_the_replica_before_it_deletes_anything() {
 
 #[test]
 fn guard_report_acts_on_nothing_and_says_what_it_would_have_done() {
-    let l = Layout::new();
-    let mut fx = Fixture::spawn(&l.buggy_ops(1500));
-    let pid = fx.pid;
-    let mut live = guarded(pid, GuardMode::Report);
-    fx.release();
-    let clone = clone0(&mut fx);
+    let Replica {
+        l,
+        mut fx,
+        pid,
+        mut live,
+        clone,
+    } = replica_under(GuardMode::Report, 1500);
     fx.wait_for_op(16);
     live.pump(); // the holder is still alive (op 17 sleeps)
     let lines = fx.wait();
