@@ -362,17 +362,14 @@ fn non_root_with_the_recommended_set_traces_without_warnings() {
     assert!(!err.contains("mntrace: warning"), "{err}");
 }
 
-/// The race by a root process, traced by user 65534 with `caps`: the
-/// incident record.
-fn race_seen_by_nobody_with(caps: &str) -> Value {
-    let s = scratch();
-    let fx = Fixture::spawn(&volume_race(s.path(), 300));
-    let pid = fx.pid.to_string();
+/// `mntrace ARGS` as user 65534 with `caps`, once it says it traces (its
+/// stderr is passed on from then on).
+fn trace_as_nobody(caps: &str, args: &[&str]) -> std::process::Child {
     let mut tracer = Command::new("setpriv")
         .args(as_nobody(caps))
         .arg("--")
         .arg(exe())
-        .args(["trace", "--json", "--pid", &pid, "--duration", "30"])
+        .args(args)
         .current_dir("/")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -387,8 +384,11 @@ fn race_seen_by_nobody_with(caps: &str) -> Value {
         let _ = err.read_to_string(&mut rest);
         eprint!("{rest}");
     });
-    fx.release_and_wait();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    tracer
+}
+
+/// SIGINT `tracer`; its JSON records once it exited 0.
+fn stop_json(mut tracer: std::process::Child) -> Vec<Value> {
     unsafe { libc::kill(tracer.id() as i32, libc::SIGINT) };
     let mut out = String::new();
     tracer
@@ -400,8 +400,64 @@ fn race_seen_by_nobody_with(caps: &str) -> Value {
     assert_eq!(tracer.wait().expect("wait").code(), Some(0));
     out.lines()
         .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+        .collect()
+}
+
+/// The race by a root process, traced by user 65534 with `caps`: the
+/// incident record.
+fn race_seen_by_nobody_with(caps: &str) -> Value {
+    let s = scratch();
+    let fx = Fixture::spawn(&volume_race(s.path(), 300));
+    let pid = fx.pid.to_string();
+    let tracer = trace_as_nobody(
+        caps,
+        &["trace", "--json", "--pid", &pid, "--duration", "30"],
+    );
+    fx.release_and_wait();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let records = stop_json(tracer);
+    records
+        .into_iter()
         .find(|r| r["type"] == "incident")
-        .unwrap_or_else(|| panic!("no incident in:\n{out}"))
+        .unwrap_or_else(|| panic!("no incident"))
+}
+
+/// The deployment's user (65534 with the required capabilities, as the
+/// systemd unit runs it) can guard: the kernel sends the signal, so killing
+/// a root process needs no CAP_KILL.
+#[test]
+fn the_guard_kills_a_root_process_for_the_unprivileged_deployment_user() {
+    use std::os::unix::process::ExitStatusExt;
+    require_root();
+    let s = scratch();
+    let mut fx = Fixture::spawn(&volume_race(s.path(), 300));
+    let pid = fx.pid.to_string();
+    let tracer = trace_as_nobody(
+        REQUIRED,
+        &[
+            "trace",
+            "--json",
+            "--pid",
+            &pid,
+            "--guard",
+            "kill",
+            "--duration",
+            "30",
+        ],
+    );
+    fx.release();
+    let (status, _) = fx.wait_status();
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    let data = s.path().join("docker/volumes/v1/_data/db");
+    assert!(
+        data.join("a.dat").exists() && data.join("b.dat").exists(),
+        "the volume is whole"
+    );
+    let records = stop_json(tracer);
+    let guards: Vec<&Value> = records.iter().filter(|r| r["syscall"] == "guard").collect();
+    assert_eq!(guards.len(), 1, "{records:#?}");
+    assert_eq!(guards[0]["args"]["action"], "killed");
+    assert_eq!(guards[0]["ret"], 0, "the signal was sent");
 }
 
 #[test]
