@@ -916,3 +916,59 @@ fn guard_crossings_never_acts_on_a_bind_from_inside_the_tree_or_a_filesystem_of_
     );
     assert_eq!(op(&lines, 5)["errno"], EBUSY, "the mountpoints stay");
 }
+
+#[test]
+fn guard_crossings_stops_gos_real_remove_all_before_it_empties_a_pv() {
+    // Go 1.19's own os.RemoveAll of the pod directory, the PV a directory
+    // of the same filesystem bound into the pod in a private namespace:
+    // frozen at its first listing in the bind, the PV checked on disk.
+    require_root();
+    let p = PodWithPv::new();
+    make_tree(&p.pv(), PV_FILES);
+    let tools = scratch();
+    let bin = go_build(
+        tools.path(),
+        "removeall",
+        "package main\nimport (\"fmt\"; \"os\")\nfunc main() { fmt.Println(\"removeall:\", os.RemoveAll(os.Args[1])) }\n",
+    );
+    let mut live = Live::start(TraceOptions {
+        comm: Some(b"removeall".to_vec()),
+        guard: GuardMode::Stop,
+        guard_crossings: true,
+        ..Default::default()
+    });
+    let script = format!(
+        "mount --bind '{}' '{}' && exec '{}' '{}'",
+        p.pv().display(),
+        p.mountpoint().display(),
+        bin.display(),
+        p.pod().display()
+    );
+    // unshare and sh exec: the pid stays the Go program's.
+    let mut child = std::process::Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("run removeall");
+    let pid = child.id();
+    wait_stopped(pid);
+    assert_eq!(
+        p.pv_left(std::path::Path::new("/")),
+        PV_FILES.len(),
+        "the PV is whole"
+    );
+    live.pump();
+    let gs = guard_events(&live);
+    assert_eq!(gs.len(), 1, "{gs:#?}");
+    assert_eq!((gs[0].0.pid, &gs[0].0.comm[..]), (pid, &b"removeall"[..]));
+    assert_eq!(gs[0].1.action, GuardAction::Stopped);
+    assert_eq!(gs[0].1.trigger, tracer_common::event::GUARD_AT_CROSSING);
+    kill(pid);
+    let status = child.wait().expect("wait");
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    assert_eq!(p.pv_left(std::path::Path::new("/")), PV_FILES.len());
+    let incidents = live.finish();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    assert_eq!(incidents[0].count, 0);
+    assert_eq!(incidents[0].severity, Severity::Critical);
+}
