@@ -443,15 +443,17 @@ pub fn lsm_finding(load: &Load, lsm: &SecFile, caps: &CapsCheck) -> Finding {
             _ => format!("no {SECURITYFS}/lsm"),
         },
     };
-    let fix = "nothing needed: mntrace does not use BPF LSM";
+    let fix = "nothing needed: mntrace does not use BPF LSM (only --guard deny would, \
+               which this version refuses; --guard stop and kill work without it)";
     let mut f = optional_finding(ID, &what, load, caps, "built without CONFIG_BPF_LSM", fix);
     f.found = format!("{}; {list_note}", f.found);
     if matches!(load, Load::Accepted) && matches!(active, Some((false, _))) {
         // It loads, but would never run.
         f.status = Status::Warn;
         f.state = "inactive".into();
-        f.fix = "nothing needed: mntrace does not use BPF LSM (to enable it: add bpf to \
-                 the lsm= boot parameter)"
+        f.fix = "nothing needed: mntrace does not use BPF LSM (only --guard deny would, \
+                 which this version refuses; to enable BPF LSM: add bpf to the lsm= boot \
+                 parameter)"
             .into();
     }
     f
