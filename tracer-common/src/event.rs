@@ -308,7 +308,7 @@ pub const fn nstr(kind: crate::EventKind) -> usize {
     match kind {
         Mount => 5,
         Umount => 2,
-        Unlink | Unlinkat | Rmdir => 2,
+        Unlink | Unlinkat | Rmdir | UringUnlinkat => 2,
         OpenTree => 3,
         MoveMount => 4,
         MountSetattr => 2,
@@ -325,7 +325,7 @@ pub const fn payload_len(kind: crate::EventKind) -> usize {
     match kind {
         Mount => core::mem::size_of::<MountArgs>(),
         Umount => core::mem::size_of::<UmountArgs>(),
-        Unlink | Unlinkat | Rmdir => core::mem::size_of::<DeleteArgs>(),
+        Unlink | Unlinkat | Rmdir | UringUnlinkat => core::mem::size_of::<DeleteArgs>(),
         OpenTree => core::mem::size_of::<OpenTreeArgs>(),
         MoveMount => core::mem::size_of::<MoveMountArgs>(),
         MountSetattr => core::mem::size_of::<MountSetattrArgs>(),

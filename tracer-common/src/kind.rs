@@ -19,10 +19,14 @@ pub enum EventKind {
     /// Not a syscall: the guard acted on (or, reporting, would have acted
     /// on) a process walking into a mount whose unmount it saw fail.
     Guard = 12,
+    /// Not a syscall: an `IORING_OP_UNLINKAT` request (unlink, or rmdir
+    /// with `AT_REMOVEDIR`) submitted through io_uring; its arguments as
+    /// `unlinkat`'s, its result from the request's completion.
+    UringUnlinkat = 13,
 }
 
 /// Number of slots indexed by kind id (id 0 is unused).
-pub const KIND_SLOTS: usize = 13;
+pub const KIND_SLOTS: usize = 14;
 
 impl EventKind {
     /// The traced syscalls: one entry and one exit program each.
@@ -40,10 +44,11 @@ impl EventKind {
         EventKind::Fsmount,
     ];
 
-    /// Every kind: the syscalls, then the guard's actions. What records,
-    /// drop counters and statistics are kept for.
-    pub const ALL: [EventKind; 12] = {
-        let mut all = [EventKind::Guard; 12];
+    /// Every kind: the syscalls, then io_uring deletions, then the guard's
+    /// actions. What records, drop counters and statistics are kept for.
+    pub const ALL: [EventKind; 13] = {
+        let mut all = [EventKind::Guard; 13];
+        all[11] = EventKind::UringUnlinkat;
         let mut i = 0;
         while i < Self::SYSCALLS.len() {
             all[i] = Self::SYSCALLS[i];
@@ -68,14 +73,15 @@ impl EventKind {
             EventKind::Fsconfig => "fsconfig",
             EventKind::Fsmount => "fsmount",
             EventKind::Guard => "guard",
+            EventKind::UringUnlinkat => "io_uring_unlinkat",
         }
     }
 
-    /// `unlink`, `unlinkat` and `rmdir`.
+    /// `unlink`, `unlinkat`, `rmdir`, and io_uring's unlinkat.
     pub const fn is_delete(self) -> bool {
         matches!(
             self,
-            EventKind::Unlink | EventKind::Unlinkat | EventKind::Rmdir
+            EventKind::Unlink | EventKind::Unlinkat | EventKind::Rmdir | EventKind::UringUnlinkat
         )
     }
 }
@@ -97,6 +103,7 @@ impl TryFrom<u32> for EventKind {
             10 => EventKind::Fsconfig,
             11 => EventKind::Fsmount,
             12 => EventKind::Guard,
+            13 => EventKind::UringUnlinkat,
             other => return Err(other),
         })
     }

@@ -24,6 +24,12 @@ pub const SIGCONT: u32 = 18;
 /// Stop, not catchable (the guard's `stop`).
 pub const SIGSTOP: u32 = 19;
 
+// ---- linux/io_uring.h ----
+
+/// The io_uring request opcode of an unlinkat (`enum io_uring_op`, stable
+/// UAPI numbering).
+pub const IORING_OP_UNLINKAT: u8 = 36;
+
 // ---- linux/fcntl.h: the *at() calls ----
 
 /// The "current working directory" dirfd.

@@ -374,3 +374,38 @@ __u64 mt_dentry_sb_root(__u64 dentry)
 		return 0;
 	return ADDR(root);
 }
+
+// ---- io_uring ----------------------------------------------------------------
+//
+// An IORING_OP_UNLINKAT request: `struct io_kiocb` begins with a union of
+// its file and its command data, where the op keeps its own struct
+// (`io_kiocb_to_cmd`): for unlinkat, `struct io_unlink`, prepared (the name
+// copied into kernel memory) before the `io_uring_submit_req` tracepoint.
+
+struct filename {
+	const char *name;
+} CORE;
+
+struct io_unlink {
+	struct file *file;
+	int dfd;
+	int flags;
+	struct filename *filename;
+} CORE;
+
+// The kernel address of the request's name, its dfd and flags through
+// *dfd and *flags; 0 on failure.
+__u64 mt_uring_unlink(__u64 req, __s32 *dfd, __u32 *flags)
+{
+	struct io_unlink *u = PTR(struct io_unlink, req);
+	struct filename *f = 0;
+	const char *name = 0;
+	int d = 0, fl = 0;
+	if (READ(d, u->dfd) || READ(fl, u->flags) || READ(f, u->filename) || !f)
+		return 0;
+	if (READ(name, f->name))
+		return 0;
+	*dfd = d;
+	*flags = (__u32)fl;
+	return ADDR(name);
+}

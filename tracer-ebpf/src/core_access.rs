@@ -26,6 +26,7 @@ extern "C" {
     fn mt_dentry_mode(d: u64) -> u32;
     fn mt_dentry_dev(d: u64) -> u32;
     fn mt_dentry_sb_root(d: u64) -> u64;
+    fn mt_uring_unlink(req: u64, dfd: *mut i32, flags: *mut u32) -> u64;
 }
 
 #[inline(always)]
@@ -147,6 +148,21 @@ impl Mount {
             0 => Some(false),
             _ => None,
         }
+    }
+}
+
+/// An io_uring request (`struct io_kiocb *`).
+#[derive(Clone, Copy)]
+pub struct UringReq(pub u64);
+
+impl UringReq {
+    /// An `IORING_OP_UNLINKAT` request's name (a kernel address), dfd and
+    /// flags.
+    #[inline(always)]
+    pub fn unlink(self) -> Option<(u64, i32, u32)> {
+        let (mut dfd, mut flags) = (0i32, 0u32);
+        let name = nonzero(unsafe { mt_uring_unlink(self.0, &mut dfd, &mut flags) })?;
+        Some((name, dfd, flags))
     }
 }
 

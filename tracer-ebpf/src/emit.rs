@@ -4,7 +4,8 @@
 //! slot's string regions.
 
 use aya_ebpf::helpers::generated::{
-    bpf_get_smp_processor_id, bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_str,
+    bpf_get_smp_processor_id, bpf_probe_read_kernel, bpf_probe_read_kernel_str,
+    bpf_probe_read_user, bpf_probe_read_user_str,
 };
 use core::ffi::c_void;
 use tracer_common::{
@@ -57,6 +58,35 @@ pub fn read_user_str(region: &mut [u8; REGION], ptr: u64) -> StrRef {
         let mut last = 0u8;
         let at = (ptr + STR_MAX as u64 - 1) as *const c_void;
         let rr = unsafe { bpf_probe_read_user(&mut last as *mut u8 as *mut c_void, 1, at) };
+        if rr == 0 && last != 0 {
+            flags |= STR_TRUNCATED;
+        }
+    }
+    StrRef {
+        len: (r - 1) as u16,
+        flags,
+    }
+}
+
+/// Copy a NUL-terminated kernel string (an io_uring request's name) into
+/// `region`, flagging unreadable and truncated strings.
+#[inline(always)]
+pub fn read_kernel_str(region: &mut [u8; REGION], ptr: u64) -> StrRef {
+    let src = ptr as *const c_void;
+    let r = unsafe {
+        bpf_probe_read_kernel_str(region.as_mut_ptr() as *mut c_void, STR_MAX as u32, src)
+    };
+    if r <= 0 {
+        return StrRef {
+            len: 0,
+            flags: STR_FAULT,
+        };
+    }
+    let mut flags = 0;
+    if r as usize >= STR_MAX {
+        let mut last = 0u8;
+        let at = (ptr + STR_MAX as u64 - 1) as *const c_void;
+        let rr = unsafe { bpf_probe_read_kernel(&mut last as *mut u8 as *mut c_void, 1, at) };
         if rr == 0 && last != 0 {
             flags |= STR_TRUNCATED;
         }

@@ -87,3 +87,9 @@ pub static HASHBUF: PerCpuArray<HashBuf> = PerCpuArray::with_max_entries(1, 0);
 /// holds that call's record).
 #[map]
 pub static GUARD_REC: PerCpuArray<Slot<1>> = PerCpuArray::with_max_entries(1, 0);
+
+/// io_uring deletions between their submission and their completion, keyed
+/// by the request (`struct io_kiocb *`): the completion often runs in an
+/// io-wq worker, another thread than the submitter's (see `probes::uring`).
+#[map]
+pub static URING_SLOTS: LruHashMap<u64, Slot<2>> = LruHashMap::with_max_entries(256, 0);

@@ -142,7 +142,7 @@ pub fn decode_in(buf: &Bytes, range: std::ops::Range<usize>) -> Result<Event, De
                 cwd: dir(&a.cwd, next()),
             }
         }
-        EventKind::Unlink | EventKind::Unlinkat | EventKind::Rmdir => {
+        EventKind::Unlink | EventKind::Unlinkat | EventKind::Rmdir | EventKind::UringUnlinkat => {
             let a: DeleteArgs = read(p, 0);
             let pathname = next();
             Args::Delete {

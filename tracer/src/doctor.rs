@@ -461,10 +461,12 @@ pub fn lsm_finding(load: &Load, lsm: &SecFile, caps: &CapsCheck) -> Finding {
 
 pub fn io_uring_finding(text: Option<&str>, version: Option<KernelVersion>) -> Finding {
     const ID: &str = "io_uring";
-    let blind = "mntrace does not see deletions made through io_uring (IORING_OP_UNLINKAT \
-                 does not pass the unlinkat syscall tracepoints): a blind spot";
-    let close = "if nothing on this node needs io_uring, close the blind spot with \
-                 sysctl kernel.io_uring_disabled=2; mntrace does not trace io_uring yet";
+    let blind = "mntrace traces io_uring's unlink and rmdir requests (IORING_OP_UNLINKAT, \
+                 through the io_uring tracepoints) as deletions, but not its renames \
+                 (IORING_OP_RENAMEAT), and the guard does not act on io_uring requests: \
+                 what is left of a blind spot";
+    let close = "if nothing on this node needs io_uring, close it with \
+                 sysctl kernel.io_uring_disabled=2";
     match text.map(parse_io_uring_disabled) {
         Some(Some(IoUring::Disabled)) => Finding::ok(
             ID,
@@ -513,7 +515,7 @@ pub fn io_uring_finding(text: Option<&str>, version: Option<KernelVersion>) -> F
                  io_uring is probably usable by every process, and {blind}"
             ),
             "if nothing on this node needs io_uring, disable it (kernels before 6.6: \
-             only by building without CONFIG_IO_URING); mntrace does not trace it yet",
+             only by building without CONFIG_IO_URING)",
         ),
     }
 }
@@ -1225,7 +1227,7 @@ mod tests {
 
         let f = io_uring_finding(Some("0\n"), v);
         assert_eq!((f.status, f.state.as_str()), (Status::Warn, "enabled"));
-        assert!(f.found.contains("blind spot"), "{}", f.found);
+        assert!(f.found.contains("IORING_OP_RENAMEAT"), "{}", f.found);
         let f = io_uring_finding(Some("1"), v);
         assert_eq!((f.status, f.state.as_str()), (Status::Warn, "restricted"));
         let f = io_uring_finding(Some("2"), v);

@@ -240,6 +240,24 @@ impl Tracer {
             prog.load().map_err(|e| load_refused(&p.program, &e))?;
             attach_tracepoint(prog, &p.program, p, &mut links)?;
         }
+        let mut warnings = warnings;
+        if kinds.iter().any(|k| k.is_delete()) {
+            // Completions before submissions: a request is never seen
+            // completing without its submission once both are attached.
+            for p in crate::probes::uring_probes().iter().rev() {
+                let prog: &mut TracePoint = program(&mut ebpf, &p.program)?;
+                let attached = prog
+                    .load()
+                    .map_err(|e| load_refused(&p.program, &e))
+                    .and_then(|()| attach_tracepoint(prog, &p.program, p, &mut links));
+                if let Err(e) = attached {
+                    warnings.push(format!(
+                        "io_uring deletions (IORING_OP_UNLINKAT) are not traced: {e}"
+                    ));
+                    break;
+                }
+            }
+        }
         Ok(Tracer {
             links,
             ebpf,

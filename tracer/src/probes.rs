@@ -50,6 +50,24 @@ pub fn probes(kinds: &[EventKind]) -> Vec<Probe> {
     v
 }
 
+/// The io_uring deletion probes (`tracer-ebpf/src/probes/uring.rs`), with
+/// any deletion kind: the request's submission, then its completion. They
+/// are optional: a kernel without io_uring (or its tracepoints) is traced
+/// without them, with a warning.
+pub fn uring_probes() -> [Probe; 2] {
+    let probe = |program: &str, tracepoint: &str, entry| Probe {
+        kind: EventKind::UringUnlinkat,
+        program: program.into(),
+        category: "io_uring",
+        tracepoint: tracepoint.into(),
+        entry,
+    };
+    [
+        probe("uring_submit", "io_uring_submit_req", true),
+        probe("uring_complete", "io_uring_complete", false),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

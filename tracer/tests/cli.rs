@@ -347,7 +347,8 @@ fn assert_all_detached(sig: i32) {
     let (links, progs) = bpf_ids(child.id());
     assert_eq!(
         links.len(),
-        mntrace::probes::probes(&mntrace::EventKind::SYSCALLS).len(),
+        mntrace::probes::probes(&mntrace::EventKind::SYSCALLS).len()
+            + mntrace::probes::uring_probes().len(),
         "one link per probe, all attached while tracing"
     );
     let (code, out) = stop_with(child, sig);

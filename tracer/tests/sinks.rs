@@ -725,6 +725,25 @@ fn event_cases() -> Vec<Case> {
             ),
             r#"08:00:26.123456 mount[4242/4243] fsmount(5, 0, 0x40) = -EINVAL"#,
         ),
+        // ---- io_uring
+        case(
+            "io_uring_unlinkat",
+            event(
+                UringUnlinkat,
+                at(26) + 500_000,
+                0,
+                b"tokio-runtime-w",
+                Args::Delete {
+                    dfd: 9,
+                    pathname: s(b"old.log"),
+                    flags: 0,
+                    dir: dir(DIR_FROM_FD, 41, b"/var/log/app", 8, 0),
+                    capture: CAP_ALL,
+                    origin_mnt_id: 0,
+                },
+            ),
+            r#"08:00:26.123956 tokio-runtime-w[4242/4243] io_uring_unlinkat(9, "old.log", 0) = 0  dir="/var/log/app" mnt=41 rel="/app""#,
+        ),
         // ---- guard
         case(
             "guard_stopped",
@@ -1271,7 +1290,7 @@ fn other_cases() -> Vec<Case> {
         Case {
             name: "stats",
             item: Item::Stats(full),
-            console: "mntrace: 29 events: mount 3 (2 failed), umount 2 (2 failed), unlink 1, unlinkat 4 (2 failed), rmdir 1 (1 failed), open_tree 2 (1 failed), move_mount 1, mount_setattr 3 (1 failed), fsopen 2 (1 failed), fsconfig 5 (2 failed), fsmount 2 (1 failed), guard 3
+            console: "mntrace: 30 events: mount 3 (2 failed), umount 2 (2 failed), unlink 1, unlinkat 4 (2 failed), rmdir 1 (1 failed), open_tree 2 (1 failed), move_mount 1, mount_setattr 3 (1 failed), fsopen 2 (1 failed), fsconfig 5 (2 failed), fsmount 2 (1 failed), io_uring_unlinkat 1, guard 3
 mntrace: 1 unmount failed with EBUSY; incidents: 3 critical, 5 warning
 mntrace: GUARD acted: 1 reported, 1 stopped, 1 killed
 mntrace: LOST 1204 events in the kernel (mount:scratch=1 unlinkat:ring_full=1200 rmdir:slot_full=3)

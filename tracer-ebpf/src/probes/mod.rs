@@ -7,6 +7,7 @@ use aya_ebpf::programs::TracePointContext;
 pub mod delete;
 pub mod mount;
 pub mod mount_api;
+pub mod uring;
 
 /// Argument `n` of a `sys_enter_*` tracepoint.
 #[inline(always)]

@@ -136,9 +136,11 @@ pub fn render(ev: &Event) -> (String, String) {
             ..
         } => {
             let call = match ev.kind {
-                tracer_common::EventKind::Unlinkat => {
+                k @ (tracer_common::EventKind::Unlinkat
+                | tracer_common::EventKind::UringUnlinkat) => {
                     format!(
-                        "unlinkat({}, {}, {})",
+                        "{}({}, {}, {})",
+                        k.syscall(),
                         fd(*dfd),
                         arg(pathname),
                         names::at_flags(*flags as u64)

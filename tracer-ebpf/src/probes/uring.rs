@@ -1,0 +1,105 @@
+//! io_uring deletions: an `IORING_OP_UNLINKAT` request (unlink, or rmdir
+//! with `AT_REMOVEDIR`) never passes the `unlinkat` syscall. At the
+//! `io_uring_submit_req` tracepoint, in the submitter's context, the request
+//! is already prepared (its name copied into kernel memory): its name, dfd
+//! and flags are read and its directory resolved like a syscall deletion's,
+//! into a slot keyed by the request. `io_uring_complete` (often in an io-wq
+//! worker thread) adds the result and emits the record, of kind
+//! `UringUnlinkat`. Every such request is captured, whatever the delete
+//! mode: they are rare, and the correlator decides what they were.
+//!
+//! Tracepoint layouts (tracefs `format`, stable since 6.1): submit_req has
+//! `req` at 16 and `u8 opcode` at 32; complete has `req` at 16 and
+//! `int res` at 32.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_ktime_get_boot_ns},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use tracer_common::{
+    config::CFG_FAILED_ONLY,
+    counters::DropReason,
+    event::{DeleteArgs, DirRef, CAP_ALL},
+    uapi::IORING_OP_UNLINKAT,
+    EventKind,
+};
+
+use crate::core_access::{Task, UringReq};
+use crate::emit::{count_drop, emit, read_kernel_str, scratch};
+use crate::filter::wanted;
+use crate::maps::{CONFIG, URING_SLOTS};
+use crate::slot::{fill_header, payload};
+use crate::types::Slot;
+use crate::walk::{resolve, DirSource};
+
+const KIND: EventKind = EventKind::UringUnlinkat;
+
+#[tracepoint]
+pub fn uring_submit(ctx: TracePointContext) -> u32 {
+    let opcode = unsafe { ctx.read_at::<u8>(32) }.unwrap_or(0);
+    if opcode != IORING_OP_UNLINKAT {
+        return 0;
+    }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if !wanted(tgid) {
+        return 0;
+    }
+    let req = unsafe { ctx.read_at::<u64>(16) }.unwrap_or(0);
+    let Some((name, dfd, flags)) = UringReq(req).unlink() else {
+        return 0;
+    };
+    // A new slot seeded from the scratch buffer: every field read later is
+    // written first.
+    let Some(seed) = scratch() else {
+        count_drop(KIND, DropReason::Scratch);
+        return 0;
+    };
+    if URING_SLOTS
+        .insert(req, unsafe { &*(seed as *const Slot<2>) }, 0)
+        .is_err()
+    {
+        count_drop(KIND, DropReason::SlotFull);
+        return 0;
+    }
+    let Some(slot) = URING_SLOTS.get_ptr_mut(req) else {
+        count_drop(KIND, DropReason::SlotFull);
+        return 0;
+    };
+    let slot = unsafe { &mut *slot };
+    fill_header(slot, KIND);
+    slot.strs[0] = read_kernel_str(&mut slot.bufs[0], name);
+    let src = DirSource::of(dfd, slot.bufs[0][0]);
+    let mut dir = DirRef::default();
+    slot.strs[1] = resolve(Task::current(), src, &mut dir, &mut slot.bufs[1]);
+    let a: &mut DeleteArgs = payload(slot);
+    a.dfd = dfd;
+    a.flags = flags;
+    a.capture = CAP_ALL;
+    a.origin_mnt_id = 0;
+    a.dir = dir;
+    0
+}
+
+#[tracepoint]
+pub fn uring_complete(ctx: TracePointContext) -> u32 {
+    let req = unsafe { ctx.read_at::<u64>(16) }.unwrap_or(0);
+    let Some(slot) = URING_SLOTS.get_ptr_mut(req) else {
+        return 0;
+    };
+    let slot = unsafe { &mut *slot };
+    let ret = i64::from(unsafe { ctx.read_at::<i32>(32) }.unwrap_or(0));
+    let skip = ret >= 0
+        && CONFIG
+            .get(0)
+            .is_some_and(|c| c.flags & CFG_FAILED_ONLY != 0);
+    if !skip && slot.hdr.kind == KIND as u32 {
+        let now = unsafe { bpf_ktime_get_boot_ns() };
+        slot.hdr.ret = ret;
+        slot.hdr.ts_ns = now;
+        slot.hdr.duration_ns = now.wrapping_sub(slot.start_ns);
+        emit(slot, KIND);
+    }
+    let _ = URING_SLOTS.remove(req);
+    0
+}

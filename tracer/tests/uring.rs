@@ -1,0 +1,176 @@
+//! Deletions through io_uring (`IORING_OP_UNLINKAT`), which never pass the
+//! `unlinkat` syscall: seen at the request's submission (its name, dirfd,
+//! flags and directory, resolved like a syscall deletion's) and reported
+//! with its completion's result, as `io_uring_unlinkat` events; and a race
+//! whose deleter submits its unlinks through io_uring is an incident.
+
+mod common;
+
+use common::*;
+use mntrace::config::TraceOptions;
+use mntrace::model::Args;
+use mntrace::EventKind;
+use tracer_common::event::{CAP_ALL, DIR_FROM_CWD, DIR_FROM_FD, DIR_FROM_ROOT};
+use tracer_common::uapi::{AT_FDCWD, AT_REMOVEDIR, EBUSY};
+
+/// What a deletion event says: name, dirfd, flags, result, `DIR_FROM_*`,
+/// directory path.
+type Seen = (Vec<u8>, i32, u32, i64, u32, Vec<u8>);
+
+#[test]
+fn io_uring_unlinks_and_rmdirs_are_deletions_with_their_directory_and_result() {
+    let s = scratch();
+    let d = s.path().join("d");
+    make_tree(&d, &["a", "b", "sub/x"]);
+    std::fs::remove_file(d.join("sub/x")).expect("empty sub");
+    let run = run_traced_with(
+        &[
+            "open-dir".as_ref(),
+            d.as_os_str(), // 1
+            "uring-unlinkat".as_ref(),
+            "@1".as_ref(),
+            "a".as_ref(),
+            "0".as_ref(), // 2
+            "uring-unlinkat".as_ref(),
+            "@1".as_ref(),
+            "nope".as_ref(),
+            "0".as_ref(), // 3
+            "uring-unlinkat".as_ref(),
+            "@1".as_ref(),
+            "sub".as_ref(),
+            "0x200".as_ref(), // 4
+            "uring-unlinkat".as_ref(),
+            "cwd".as_ref(),
+            d.join("b").as_os_str(), // 5
+            "0".as_ref(),
+        ],
+        // The default mode: io_uring deletions are captured whatever it is.
+        TraceOptions::default(),
+    );
+    run.assert_no_drops();
+    let fd = u64_of(op(&run.lines, 1), "ret") as i32;
+    for i in [2, 4, 5] {
+        assert_eq!(op(&run.lines, i)["errno"], 0, "op {i}");
+    }
+    assert_eq!(op(&run.lines, 3)["errno"], 2, "ENOENT");
+    let evs = run.of(EventKind::UringUnlinkat);
+    assert_eq!(evs.len(), 4, "{evs:#?}");
+    assert!(
+        run.of(EventKind::Unlinkat).is_empty(),
+        "no unlinkat syscall"
+    );
+    let got: Vec<Seen> = evs
+        .iter()
+        .map(|e| {
+            let Args::Delete {
+                pathname,
+                dfd,
+                flags,
+                dir,
+                capture,
+                ..
+            } = &e.args
+            else {
+                panic!("{e:?}")
+            };
+            assert_eq!((e.pid, e.tid), (run.pid, run.pid), "the submitter");
+            assert_eq!(*capture, CAP_ALL);
+            assert!(dir.resolved(), "{dir:?}");
+            (
+                pathname.bytes.to_vec(),
+                *dfd,
+                *flags,
+                e.ret,
+                dir.flags & (DIR_FROM_FD | DIR_FROM_CWD | DIR_FROM_ROOT),
+                dir.path.bytes.to_vec(),
+            )
+        })
+        .collect();
+    let dp = b(&d).to_vec();
+    assert_eq!(
+        got,
+        vec![
+            (b"a".to_vec(), fd, 0, 0, DIR_FROM_FD, dp.clone()),
+            (b"nope".to_vec(), fd, 0, -2, DIR_FROM_FD, dp.clone()),
+            (
+                b"sub".to_vec(),
+                fd,
+                AT_REMOVEDIR,
+                0,
+                DIR_FROM_FD,
+                dp.clone()
+            ),
+            (
+                b(&d.join("b")).to_vec(),
+                AT_FDCWD,
+                0,
+                0,
+                DIR_FROM_ROOT,
+                b"/".to_vec()
+            ),
+        ]
+    );
+    assert!(!d.join("a").exists() && !d.join("sub").exists() && !d.join("b").exists());
+}
+
+#[test]
+fn a_race_whose_deleter_uses_io_uring_is_an_incident_with_exact_paths() {
+    // The failed unmount, then the files deleted through the busy mount by
+    // io_uring requests on a dirfd of it.
+    let s = scratch();
+    let m = s.path().join("m");
+    std::fs::create_dir_all(&m).expect("mkdir");
+    let mut ops: Vec<std::ffi::OsString> = ["unshare-mntns", "mount-tmpfs"]
+        .iter()
+        .map(Into::into)
+        .collect();
+    ops.push(m.clone().into()); // 2
+    for a in ["touch-many".into(), m.clone().into(), "3".into()] {
+        ops.push(a); // 3
+    }
+    ops.extend(["hold".into(), m.join("f0").into()]); // 4
+    ops.extend(["umount".into(), m.clone().into(), "0".into()]); // 5: EBUSY
+    ops.extend(["open-dir".into(), m.clone().into()]); // 6
+    for f in ["f1", "f2"] {
+        ops.extend(["uring-unlinkat".into(), "@6".into(), f.into(), "0".into()]);
+        // 7, 8
+    }
+    ops.extend(["sleep-ms".into(), "300".into()]); // 9: the namespace stays
+    let mut fx = Fixture::spawn(&ops);
+    let pid = fx.pid;
+    let mut live = Live::of_pid(pid);
+    fx.release();
+    assert_eq!(fx.wait_for_op(5)["errno"], EBUSY);
+    fx.wait_for_op(8);
+    live.pump();
+    let lines = fx.wait();
+    assert_eq!(op(&lines, 7)["errno"], 0);
+    assert_eq!(op(&lines, 8)["errno"], 0);
+    let incidents = live.finish();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    let inc = &incidents[0];
+    assert_eq!(&inc.mount.mountpoint[..], b(&m));
+    assert_eq!(inc.count, 2);
+    let got: Vec<(EventKind, Vec<u8>, Vec<u8>)> = inc
+        .deletions
+        .iter()
+        .map(|d| (d.syscall, d.path.to_vec(), d.rel_path.to_vec()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                EventKind::UringUnlinkat,
+                b(&m.join("f1")).to_vec(),
+                b"/f1".to_vec()
+            ),
+            (
+                EventKind::UringUnlinkat,
+                b(&m.join("f2")).to_vec(),
+                b"/f2".to_vec()
+            ),
+        ]
+    );
+    assert_eq!(inc.deleters[0].pid, pid);
+    assert_eq!(live.traced.drops().total(), 0);
+}
