@@ -21,7 +21,7 @@ type Seen = (Vec<u8>, i32, u32, i64, u32, Vec<u8>);
 fn io_uring_unlinks_and_rmdirs_are_deletions_with_their_directory_and_result() {
     let s = scratch();
     let d = s.path().join("d");
-    make_tree(&d, &["a", "b", "sub/x"]);
+    make_tree(&d, &["a", "b", "c", "sub/x"]);
     std::fs::remove_file(d.join("sub/x")).expect("empty sub");
     let run = run_traced_with(
         &[
@@ -43,18 +43,36 @@ fn io_uring_unlinks_and_rmdirs_are_deletions_with_their_directory_and_result() {
             "cwd".as_ref(),
             d.join("b").as_os_str(), // 5
             "0".as_ref(),
+            "uring-unlinkat-sqpoll".as_ref(),
+            "@1".as_ref(),
+            "c".as_ref(),
+            "0".as_ref(), // 6
         ],
         // The default mode: io_uring deletions are captured whatever it is.
         TraceOptions::default(),
     );
     run.assert_no_drops();
     let fd = u64_of(op(&run.lines, 1), "ret") as i32;
-    for i in [2, 4, 5] {
+    for i in [2, 4, 5, 6] {
         assert_eq!(op(&run.lines, i)["errno"], 0, "op {i}");
     }
     assert_eq!(op(&run.lines, 3)["errno"], 2, "ENOENT");
-    let evs = run.of(EventKind::UringUnlinkat);
-    assert_eq!(evs.len(), 4, "{evs:#?}");
+    let mut evs = run.of(EventKind::UringUnlinkat);
+    assert_eq!(evs.len(), 5, "{evs:#?}");
+    // A SQPOLL ring: its kernel thread (`iou-sqp-PID`, a thread of the
+    // process) submitted the last one, resolved in the process's fd table.
+    let sqp = evs.pop().expect("the SQPOLL request");
+    assert_eq!(sqp.pid, run.pid);
+    assert_ne!(sqp.tid, run.pid);
+    assert!(sqp.comm.starts_with(b"iou-sqp-"), "{:?}", sqp.comm);
+    assert_eq!(sqp.ret, 0);
+    let Args::Delete { pathname, dir, .. } = &sqp.args else {
+        panic!("{sqp:?}")
+    };
+    assert_eq!(
+        (&pathname.bytes[..], &dir.path.bytes[..]),
+        (&b"c"[..], b(&d))
+    );
     assert!(
         run.of(EventKind::Unlinkat).is_empty(),
         "no unlinkat syscall"
