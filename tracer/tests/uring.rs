@@ -192,3 +192,78 @@ fn a_race_whose_deleter_uses_io_uring_is_an_incident_with_exact_paths() {
     assert_eq!(inc.deleters[0].pid, pid);
     assert_eq!(live.traced.drops().total(), 0);
 }
+
+#[test]
+fn a_crossing_whose_deleter_uses_io_uring_is_flagged_with_exact_paths() {
+    // kubelet's orphaned-pod cleanup (kubernetes #72257) with Go's
+    // RemoveAll walk (getdents64 listings) whose unlinks go through
+    // io_uring: it crosses into a live volume-subpath bind of a local PV (a
+    // tmpfs of its own) and empties it.
+    use std::collections::BTreeSet;
+    let s = scratch();
+    let pod = s.path().join("kubelet/pods/0b3f-uid");
+    let mp = pod.join("volume-subpaths/pv-vol/app/0");
+    let disks = s.path().join("disks");
+    let pv = disks.join("pv1");
+    make_tree(&pod, &["etc-hosts"]);
+    std::fs::create_dir_all(&mp).expect("mkdir");
+    std::fs::create_dir_all(&disks).expect("mkdir");
+    let mut ops: Vec<std::ffi::OsString> = vec![
+        "unshare-mntns".into(),
+        "mount-tmpfs".into(),
+        disks.clone().into(),
+        "mkdirs".into(),
+        pv.join("data").into(),
+        "write".into(),
+        pv.join("c").into(),
+        "write".into(),
+        pv.join("data/a").into(),
+        "bind".into(),
+        pv.clone().into(),
+        mp.clone().into(),
+        "remove-all-uring".into(),
+        pod.clone().into(), // 7
+    ];
+    for f in ["c", "data/a"] {
+        ops.extend(["mnt-id".into(), pv.join(f).into()]); // 8, 9: gone?
+    }
+    ops.extend(["sleep-ms".into(), "300".into()]);
+    let mut fx = Fixture::spawn(&ops);
+    let pid = fx.pid;
+    let mut live = Live::of_pid(pid);
+    fx.release();
+    fx.wait_for_op(9);
+    live.pump();
+    let lines = fx.wait();
+    assert_eq!(op(&lines, 8)["errno"], 2, "the PV really lost its files");
+    assert_eq!(op(&lines, 9)["errno"], 2);
+    assert!(
+        live.out
+            .events
+            .iter()
+            .filter(|e| e.ret == 0 && e.kind.is_delete())
+            .all(|e| e.kind == EventKind::UringUnlinkat),
+        "every deletion went through io_uring"
+    );
+    let incidents = live.finish();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    let inc = &incidents[0];
+    let w = inc.walk().expect("a crossing");
+    assert_eq!(w.by.pid, pid);
+    assert_eq!(w.root.as_deref(), Some(b(&pod)), "the walk's top directory");
+    assert_eq!(&inc.mount.mountpoint[..], b(&mp));
+    assert_eq!(inc.mount.backing_root.as_deref(), Some(b(&pv)));
+    assert_eq!(inc.severity, mntrace::correlate::Severity::Critical);
+    let backing: BTreeSet<std::path::PathBuf> = inc
+        .deletions
+        .iter()
+        .map(|d| {
+            assert_eq!(d.syscall, EventKind::UringUnlinkat);
+            to_path_buf(d.backing_path.as_deref().expect("backing"))
+        })
+        .collect();
+    let want: BTreeSet<std::path::PathBuf> =
+        ["c", "data", "data/a"].iter().map(|e| pv.join(e)).collect();
+    assert_eq!(backing, want, "every PV entry by its real path");
+    assert_eq!(live.traced.drops().total(), 0);
+}

@@ -6,7 +6,10 @@
 //! into a slot keyed by the request. `io_uring_complete` (often in an io-wq
 //! worker thread) adds the result and emits the record, of kind
 //! `UringUnlinkat`. Every such request is captured, whatever the delete
-//! mode: they are rare, and the correlator decides what they were.
+//! mode: they are rare, and the correlator decides what they were. The
+//! submitting thread's burst of deletions is fed as for `unlinkat`, so a
+//! recursive delete through io_uring that crosses into another mount is
+//! flagged the same way (`CAP_CROSSING`).
 //!
 //! Tracepoint layouts (tracefs `format`, stable since 6.1): submit_req has
 //! `req` at 16 and `u8 opcode` at 32; complete has `req` at 16 and
@@ -25,13 +28,14 @@ use tracer_common::{
     EventKind,
 };
 
-use crate::core_access::{Task, UringReq};
+use crate::burst;
+use crate::core_access::{Mount, Task, UringReq};
 use crate::emit::{count_drop, emit, read_kernel_str, scratch};
 use crate::filter::wanted;
-use crate::maps::{CONFIG, URING_SLOTS};
-use crate::slot::{fill_header, payload};
+use crate::maps::{CONFIG, SLOTS2, URING_SLOTS};
+use crate::slot::{fill_header, payload, take_slot};
 use crate::types::Slot;
-use crate::walk::{resolve, DirSource};
+use crate::walk::{resolve_at, start_path, DirSource};
 
 const KIND: EventKind = EventKind::UringUnlinkat;
 
@@ -69,16 +73,40 @@ pub fn uring_submit(ctx: TracePointContext) -> u32 {
     let slot = unsafe { &mut *slot };
     fill_header(slot, KIND);
     slot.strs[0] = read_kernel_str(&mut slot.bufs[0], name);
+    let task = Task::current();
     let src = DirSource::of(dfd, slot.bufs[0][0]);
+    let start = start_path(task, src);
+    let (race, origin) = start.map_or((0, 0), |s| thread_burst(s.mnt));
     let mut dir = DirRef::default();
-    slot.strs[1] = resolve(Task::current(), src, &mut dir, &mut slot.bufs[1]);
+    slot.strs[1] = resolve_at(task, src, start, &mut dir, &mut slot.bufs[1]);
     let a: &mut DeleteArgs = payload(slot);
     a.dfd = dfd;
     a.flags = flags;
-    a.capture = CAP_ALL;
-    a.origin_mnt_id = 0;
+    a.capture = CAP_ALL | race;
+    // Where the burst began, whenever the capture had a race reason.
+    a.origin_mnt_id = if race != 0 { origin } else { 0 };
     a.dir = dir;
     0
+}
+
+/// The submitting thread's burst of deletions (`burst`), kept in its
+/// syscall slot, fed with this deletion through `mnt`: the race reasons it
+/// gives (`CAP_IDMAPPED`, `CAP_SUBTREE`, `CAP_CROSSING`) and the mount the
+/// burst began on. A walk that lists directories with `getdents64` and
+/// deletes through io_uring is one burst, as with `unlinkat`.
+#[inline(always)]
+fn thread_burst(mnt: Mount) -> (u32, u32) {
+    let Some(cfg) = CONFIG.get(0) else {
+        return (0, 0);
+    };
+    // The thread is in io_uring_enter (or is a SQPOLL thread): its slot
+    // holds no call in flight.
+    let Some(slot) = take_slot(&SLOTS2, EventKind::Unlinkat) else {
+        return (0, 0);
+    };
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let cap = burst::on_deletion(&mut slot.del, mnt, now, cfg.burst_gap_ns);
+    (cap, slot.del.origin_mnt_id)
 }
 
 #[tracepoint]
