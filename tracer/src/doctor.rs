@@ -463,8 +463,8 @@ pub fn io_uring_finding(text: Option<&str>, version: Option<KernelVersion>) -> F
     const ID: &str = "io_uring";
     let blind = "mntrace traces io_uring's unlink and rmdir requests (IORING_OP_UNLINKAT, \
                  through the io_uring tracepoints) as deletions, but not its renames \
-                 (IORING_OP_RENAMEAT), and the guard does not act on io_uring requests: \
-                 what is left of a blind spot";
+                 (IORING_OP_RENAMEAT), and the guard acts at a walk's listings, not at \
+                 io_uring requests: what is left of a blind spot";
     let close = "if nothing on this node needs io_uring, close it with \
                  sysctl kernel.io_uring_disabled=2";
     match text.map(parse_io_uring_disabled) {

@@ -972,3 +972,34 @@ fn guard_crossings_stops_gos_real_remove_all_before_it_empties_a_pv() {
     assert_eq!(incidents[0].count, 0);
     assert_eq!(incidents[0].severity, Severity::Critical);
 }
+
+#[test]
+fn a_remove_all_that_deletes_through_io_uring_is_stopped_at_its_listing_too() {
+    // The replica, its RemoveAll's unlinks submitted through io_uring: the
+    // walk still lists with getdents64, where the guard acts.
+    let l = Layout::new();
+    let ops: Vec<OsString> = l
+        .buggy_ops(0)
+        .into_iter()
+        .map(|a| {
+            if a == "remove-all" {
+                "remove-all-uring".into()
+            } else {
+                a
+            }
+        })
+        .collect();
+    let mut fx = Fixture::spawn(&ops);
+    let pid = fx.pid;
+    let mut live = guarded(pid, GuardMode::Stop);
+    fx.release();
+    assert_eq!(fx.wait_for_op(14)["errno"], EBUSY);
+    wait_stopped(pid);
+    assert_eq!(l.layer1_left(), LAYER1, "nothing of the layer was lost");
+    live.pump();
+    let gs = guard_events(&live);
+    assert_eq!(gs.len(), 1, "{gs:#?}");
+    assert_eq!(gs[0].1.trigger, GUARD_AT_LISTING);
+    assert_eq!(&gs[0].1.mount.path.bytes[..], b(&l.t(0)));
+    kill(pid);
+}
