@@ -45,27 +45,12 @@ pub fn read_user_str(region: &mut [u8; REGION], ptr: u64) -> StrRef {
     let src = ptr as *const c_void;
     let r =
         unsafe { bpf_probe_read_user_str(region.as_mut_ptr() as *mut c_void, STR_MAX as u32, src) };
-    if r <= 0 {
-        return StrRef {
-            len: 0,
-            flags: STR_FAULT,
-        };
-    }
-    let mut flags = 0;
-    if r as usize >= STR_MAX {
-        // The buffer filled up: the string was cut unless its last kept byte
-        // really was its terminator.
+    str_ref(r, || {
         let mut last = 0u8;
         let at = (ptr + STR_MAX as u64 - 1) as *const c_void;
         let rr = unsafe { bpf_probe_read_user(&mut last as *mut u8 as *mut c_void, 1, at) };
-        if rr == 0 && last != 0 {
-            flags |= STR_TRUNCATED;
-        }
-    }
-    StrRef {
-        len: (r - 1) as u16,
-        flags,
-    }
+        rr == 0 && last != 0
+    })
 }
 
 /// Copy a NUL-terminated kernel string (an io_uring request's name) into
@@ -76,21 +61,32 @@ pub fn read_kernel_str(region: &mut [u8; REGION], ptr: u64) -> StrRef {
     let r = unsafe {
         bpf_probe_read_kernel_str(region.as_mut_ptr() as *mut c_void, STR_MAX as u32, src)
     };
+    str_ref(r, || {
+        let mut last = 0u8;
+        let at = (ptr + STR_MAX as u64 - 1) as *const c_void;
+        let rr = unsafe { bpf_probe_read_kernel(&mut last as *mut u8 as *mut c_void, 1, at) };
+        rr == 0 && last != 0
+    })
+}
+
+/// The string entry of a `*_read_*_str` result `r` (bytes copied, with the
+/// terminator; negative on a fault). When the buffer filled up, the string
+/// was cut unless its last kept byte really was its terminator:
+/// `cut_after_last` reads the byte after that and says whether it is not
+/// the end.
+#[inline(always)]
+fn str_ref(r: i64, cut_after_last: impl FnOnce() -> bool) -> StrRef {
     if r <= 0 {
         return StrRef {
             len: 0,
             flags: STR_FAULT,
         };
     }
-    let mut flags = 0;
-    if r as usize >= STR_MAX {
-        let mut last = 0u8;
-        let at = (ptr + STR_MAX as u64 - 1) as *const c_void;
-        let rr = unsafe { bpf_probe_read_kernel(&mut last as *mut u8 as *mut c_void, 1, at) };
-        if rr == 0 && last != 0 {
-            flags |= STR_TRUNCATED;
-        }
-    }
+    let flags = if r as usize >= STR_MAX && cut_after_last() {
+        STR_TRUNCATED
+    } else {
+        0
+    };
     StrRef {
         len: (r - 1) as u16,
         flags,

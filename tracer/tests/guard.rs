@@ -769,10 +769,36 @@ impl PodWithPv {
     fn pv(&self) -> std::path::PathBuf {
         self.dir.path().join("disks/pv1")
     }
+    /// A shell script binding the PV into the pod, then exec'ing `argv`
+    /// (so the deleter keeps the shell's pid).
+    fn bind_then(&self, argv: &[&std::ffi::OsStr]) -> String {
+        let quoted: Vec<String> = argv
+            .iter()
+            .map(|a| format!("'{}'", a.to_string_lossy()))
+            .collect();
+        format!(
+            "mount --bind '{}' '{}' && exec {}",
+            self.pv().display(),
+            self.mountpoint().display(),
+            quoted.join(" ")
+        )
+    }
     fn pv_left(&self, root: &std::path::Path) -> usize {
         let pv = root.join(self.pv().strip_prefix("/").expect("absolute"));
         PV_FILES.iter().filter(|f| pv.join(f).exists()).count()
     }
+}
+
+/// The live pipeline over a tracer filtered to command name `comm`, with
+/// `--guard mode --guard-crossings` (the deleter is a real program started
+/// by a shell: its pid is not known in advance).
+fn crossings_of_comm(comm: &[u8], mode: GuardMode) -> Live {
+    Live::start(TraceOptions {
+        comm: Some(comm.to_vec()),
+        guard: mode,
+        guard_crossings: true,
+        ..Default::default()
+    })
 }
 
 #[test]
@@ -856,18 +882,8 @@ fn guard_crossings_kills_rm_rf_before_it_empties_a_pv_on_the_same_filesystem() {
     make_tree(&p.pv(), PV_FILES);
     // Only this test runs `rm` among the guard tests (the tracer is
     // filtered by its name).
-    let mut live = Live::start(TraceOptions {
-        comm: Some(b"rm".to_vec()),
-        guard: GuardMode::Kill,
-        guard_crossings: true,
-        ..Default::default()
-    });
-    let script = format!(
-        "mount --bind '{}' '{}' && exec rm -rf '{}'",
-        p.pv().display(),
-        p.mountpoint().display(),
-        p.pod().display()
-    );
+    let mut live = crossings_of_comm(b"rm", GuardMode::Kill);
+    let script = p.bind_then(&["rm".as_ref(), "-rf".as_ref(), p.pod().as_os_str()]);
     let status = std::process::Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c", &script])
         .status()
@@ -931,19 +947,8 @@ fn guard_crossings_stops_gos_real_remove_all_before_it_empties_a_pv() {
         "removeall",
         "package main\nimport (\"fmt\"; \"os\")\nfunc main() { fmt.Println(\"removeall:\", os.RemoveAll(os.Args[1])) }\n",
     );
-    let mut live = Live::start(TraceOptions {
-        comm: Some(b"removeall".to_vec()),
-        guard: GuardMode::Stop,
-        guard_crossings: true,
-        ..Default::default()
-    });
-    let script = format!(
-        "mount --bind '{}' '{}' && exec '{}' '{}'",
-        p.pv().display(),
-        p.mountpoint().display(),
-        bin.display(),
-        p.pod().display()
-    );
+    let mut live = crossings_of_comm(b"removeall", GuardMode::Stop);
+    let script = p.bind_then(&[bin.as_os_str(), p.pod().as_os_str()]);
     // unshare and sh exec: the pid stays the Go program's.
     let mut child = std::process::Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c", &script])
