@@ -21,7 +21,7 @@ type Seen = (Vec<u8>, i32, u32, i64, u32, Vec<u8>);
 fn io_uring_unlinks_and_rmdirs_are_deletions_with_their_directory_and_result() {
     let s = scratch();
     let d = s.path().join("d");
-    make_tree(&d, &["a", "b", "c", "sub/x"]);
+    make_tree(&d, &["a", "b", "c", "e", "sub/x"]);
     std::fs::remove_file(d.join("sub/x")).expect("empty sub");
     let run = run_traced_with(
         &[
@@ -43,22 +43,26 @@ fn io_uring_unlinks_and_rmdirs_are_deletions_with_their_directory_and_result() {
             "cwd".as_ref(),
             d.join("b").as_os_str(), // 5
             "0".as_ref(),
+            "uring-unlinkat-async".as_ref(),
+            "@1".as_ref(),
+            "e".as_ref(),
+            "0".as_ref(), // 6: IOSQE_ASYNC, run by an io-wq worker
             "uring-unlinkat-sqpoll".as_ref(),
             "@1".as_ref(),
             "c".as_ref(),
-            "0".as_ref(), // 6
+            "0".as_ref(), // 7
         ],
         // The default mode: io_uring deletions are captured whatever it is.
         TraceOptions::default(),
     );
     run.assert_no_drops();
     let fd = u64_of(op(&run.lines, 1), "ret") as i32;
-    for i in [2, 4, 5, 6] {
+    for i in [2, 4, 5, 6, 7] {
         assert_eq!(op(&run.lines, i)["errno"], 0, "op {i}");
     }
     assert_eq!(op(&run.lines, 3)["errno"], 2, "ENOENT");
     let mut evs = run.of(EventKind::UringUnlinkat);
-    assert_eq!(evs.len(), 5, "{evs:#?}");
+    assert_eq!(evs.len(), 6, "{evs:#?}");
     // A SQPOLL ring: its kernel thread (`iou-sqp-PID`, a thread of the
     // process) submitted the last one, resolved in the process's fd table.
     let sqp = evs.pop().expect("the SQPOLL request");
@@ -126,9 +130,12 @@ fn io_uring_unlinks_and_rmdirs_are_deletions_with_their_directory_and_result() {
                 DIR_FROM_ROOT,
                 b"/".to_vec()
             ),
+            (b"e".to_vec(), fd, 0, 0, DIR_FROM_FD, dp.clone()),
         ]
     );
-    assert!(!d.join("a").exists() && !d.join("sub").exists() && !d.join("b").exists());
+    for f in ["a", "b", "c", "e", "sub"] {
+        assert!(!d.join(f).exists(), "{f}");
+    }
 }
 
 #[test]
