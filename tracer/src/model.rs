@@ -271,12 +271,18 @@ impl Guard {
     /// `listing`, `deletion` (after an EBUSY) or `crossing` (a listing in a
     /// bind from outside the tree being deleted).
     pub fn trigger_name(&self) -> &'static str {
-        match self.trigger {
-            tracer_common::event::GUARD_AT_LISTING => "listing",
-            tracer_common::event::GUARD_AT_DELETE => "deletion",
-            tracer_common::event::GUARD_AT_CROSSING => "crossing",
-            _ => "unknown",
-        }
+        trigger_name(self.trigger)
+    }
+}
+
+/// The name of a guard trigger (`GUARD_AT_*`): `listing`, `deletion`,
+/// `crossing`.
+pub fn trigger_name(trigger: u32) -> &'static str {
+    match trigger {
+        tracer_common::event::GUARD_AT_LISTING => "listing",
+        tracer_common::event::GUARD_AT_DELETE => "deletion",
+        tracer_common::event::GUARD_AT_CROSSING => "crossing",
+        _ => "unknown",
     }
 }
 

@@ -118,7 +118,7 @@ fn assert_prevented(inc: &Incident, l: &Layout, pid: u32, clone: (u32, u64), act
     let p = &inc.prevented[0];
     assert_eq!(p.action, action);
     assert_eq!(p.by.pid, pid);
-    assert_eq!(p.trigger, "listing");
+    assert_eq!(p.trigger, GUARD_AT_LISTING);
     assert_eq!(p.result, 0);
     let u = inc.unmount().expect("a busy-unmount incident");
     assert_eq!((u.by.pid, &u.target[..]), (pid, b(&l.t(0))));
@@ -858,7 +858,10 @@ fn guard_crossings_stops_a_remove_all_at_its_first_listing_in_a_pv_bind() {
     assert_eq!(&inc.mount.mountpoint[..], b(&p.mountpoint()));
     assert_eq!(inc.mount.backing_root.as_deref(), Some(b(&p.pv())));
     assert_eq!(inc.prevented.len(), 1);
-    assert_eq!(inc.prevented[0].trigger, "crossing");
+    assert_eq!(
+        inc.prevented[0].trigger,
+        tracer_common::event::GUARD_AT_CROSSING
+    );
     assert_eq!(inc.prevented[0].action, GuardAction::Stopped);
     let saved = inc.prevented[0]
         .saved

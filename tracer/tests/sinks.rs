@@ -1220,7 +1220,7 @@ fn incident_cases() -> Vec<Case> {
                     by: process(300, 299, b"containerd"),
                     action: GuardAction::Stopped,
                     signal: tracer_common::uapi::SIGSTOP,
-                    trigger: "listing",
+                    trigger: tracer_common::event::GUARD_AT_LISTING,
                     fd: 7,
                     result: 0,
                     saved: Some(mntrace::enrich::saved::Saved {

@@ -633,7 +633,15 @@ mod tests {
         let p = &i.prevented[0];
         assert_eq!(
             (p.ts_ns, p.by.pid, p.action, p.signal, p.trigger, p.fd, p.result),
-            (1_200, 100, GuardAction::Stopped, 19, "listing", 9, 0)
+            (
+                1_200,
+                100,
+                GuardAction::Stopped,
+                19,
+                tracer_common::event::GUARD_AT_LISTING,
+                9,
+                0
+            )
         );
         // A report, then the deletions it did not stop: one incident.
         let evs = vec![

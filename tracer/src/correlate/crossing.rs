@@ -510,7 +510,11 @@ mod tests {
         let p = &i.prevented[0];
         assert_eq!(
             (p.trigger, p.action, p.fd),
-            ("crossing", crate::model::GuardAction::Killed, 5)
+            (
+                tracer_common::event::GUARD_AT_CROSSING,
+                crate::model::GuardAction::Killed,
+                5
+            )
         );
         // A guard action of the EBUSY kind is not a crossing.
         let mut busy = guard_at_crossing(20);

@@ -159,8 +159,8 @@ pub struct Prevention {
     pub action: GuardAction,
     /// The signal sent (0 when reporting).
     pub signal: u32,
-    /// `listing` or `deletion`: the call it was making.
-    pub trigger: &'static str,
+    /// `GUARD_AT_*`: the call it was making (`model::trigger_name`).
+    pub trigger: u32,
     /// The directory fd it was listing or deleting from.
     pub fd: i32,
     /// What sending the signal returned (0: sent, or nothing to send).
@@ -211,7 +211,7 @@ pub fn prevention(ev: &Event, g: &Guard, saved: Option<crate::enrich::saved::Sav
         by: process(ev),
         action: g.action,
         signal: g.signal,
-        trigger: g.trigger_name(),
+        trigger: g.trigger,
         fd: g.fd,
         result: ev.ret,
         saved,

@@ -140,7 +140,10 @@ fn grade(roots: &Roots, mut inc: Incident) -> Incident {
         .map(str::to_owned);
     // `--guard-crossings` acts only on a bind whose root the kernel found
     // outside the walk's tree.
-    let guarded_crossing = inc.prevented.iter().any(|p| p.trigger == "crossing");
+    let guarded_crossing = inc
+        .prevented
+        .iter()
+        .any(|p| p.trigger == tracer_common::event::GUARD_AT_CROSSING);
     let outside_tree = match &inc.cause {
         Cause::Crossing(_) if guarded_crossing => true,
         Cause::Crossing(w) => match (&w.root, &inc.mount.backing_root) {

@@ -280,10 +280,7 @@ pub fn render(ev: &Event) -> (String, String) {
                 )
             };
             (
-                format!(
-                    "GUARD {what} at its {}{why}",
-                    trigger_text(g.trigger_name(), g.fd),
-                ),
+                format!("GUARD {what} at its {}{why}", trigger_text(g.trigger, g.fd),),
                 format!(
                     "mountpoint={} mnt={}{}",
                     Quoted(&m.path.bytes),
@@ -567,13 +564,13 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
     s
 }
 
-/// The call the guard acted at (`Guard::trigger_name`) on fd `fd`.
-fn trigger_text(trigger: &str, fd: i32) -> String {
+/// The call the guard acted at (`GUARD_AT_*`) on fd `fd`.
+fn trigger_text(trigger: u32, fd: i32) -> String {
     match trigger {
-        "crossing" => {
+        GUARD_AT_CROSSING => {
             format!("listing of fd {fd} inside a bind from outside the tree it is deleting")
         }
-        t => format!("{t} of fd {fd}"),
+        t => format!("{} of fd {fd}", crate::model::trigger_name(t)),
     }
 }
 

@@ -571,7 +571,7 @@ fn incident_head(inc: &Incident, clock: &BootClock) -> Map<String, Value> {
                         "process": process_json(&p.by),
                         "action": p.action.name(),
                         "signal": (p.signal != 0).then(|| names::signal(p.signal)),
-                        "trigger": p.trigger,
+                        "trigger": crate::model::trigger_name(p.trigger),
                         "fd": p.fd,
                         "result": p.result,
                         "saved": p.saved.as_ref().map(|sv| {
