@@ -63,6 +63,19 @@ struct Busy {
     open: Option<Incident>,
 }
 
+impl Busy {
+    /// Whether `ts_ns` is within the busy window after the failed unmount.
+    fn within_window(&self, ts_ns: u64, window_ns: u64) -> bool {
+        ts_ns >= self.unmount.ts_ns && ts_ns - self.unmount.ts_ns <= window_ns
+    }
+
+    /// Whether mount `mnt_id` is another mount on the same mountpoint than
+    /// the one the table saw at the target at the EBUSY (when it saw one).
+    fn other_mount(&self, mnt_id: u32) -> bool {
+        self.mount.as_ref().is_some_and(|m| m.mnt_id != mnt_id)
+    }
+}
+
 pub struct BusyUnmounts {
     cfg: CorrelatorConfig,
     /// (mount namespace, absolute target) → state. Ordered: deterministic.
@@ -203,8 +216,8 @@ impl BusyUnmounts {
             let mp = dir.mountpoint()?;
             let key = (dir.mnt_ns, mp);
             let b = self.busy.get(&key)?;
-            if b.mount.as_ref().is_some_and(|m| m.mnt_id != dir.mnt_id) {
-                return None; // another mount on the same mountpoint
+            if b.other_mount(dir.mnt_id) {
+                return None;
             }
             let rel_dir = dir.rel_path().unwrap_or_else(|| Bytes::from_static(b"/"));
             let entry = Entry {
@@ -258,7 +271,7 @@ impl BusyUnmounts {
         let Some(b) = self.busy.get_mut(&key) else {
             return false;
         };
-        if ev.ts_ns < b.unmount.ts_ns || ev.ts_ns - b.unmount.ts_ns > window {
+        if !b.within_window(ev.ts_ns, window) {
             return false;
         }
         let via_path = name.contains(&b'/');
@@ -313,11 +326,8 @@ impl BusyUnmounts {
         let Some(b) = self.busy.get_mut(&(ev.mnt_ns, mp)) else {
             return;
         };
-        if ev.ts_ns < b.unmount.ts_ns || ev.ts_ns - b.unmount.ts_ns > window {
+        if !b.within_window(ev.ts_ns, window) || b.other_mount(g.mount.mnt_id) {
             return;
-        }
-        if b.mount.as_ref().is_some_and(|m| m.mnt_id != g.mount.mnt_id) {
-            return; // another mount on the same mountpoint
         }
         let backing_root = b.backing_root.clone();
         let inc = open_incident(
