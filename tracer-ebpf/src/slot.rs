@@ -113,6 +113,17 @@ pub fn payload<T, const N: usize>(slot: &mut Slot<N>) -> &mut T {
     unsafe { &mut *(slot.payload.as_mut_ptr() as *mut T) }
 }
 
+/// This thread's slot when it holds a call of `kind` taken at entry.
+#[inline(always)]
+pub fn active<const N: usize>(
+    slots: &LruHashMap<u32, Slot<N>>,
+    kind: EventKind,
+) -> Option<&'static mut Slot<N>> {
+    let (tid, _) = tid_tgid();
+    let slot = unsafe { &mut *slots.get_ptr_mut(tid)? };
+    (slot.hdr.kind == kind as u32 && slot.hdr.tid == tid).then_some(slot)
+}
+
 /// Syscall exit: find the slot, let `complete` add exit-time facts, and emit
 /// the record. Exits whose entry was filtered out or not seen emit nothing.
 #[inline(always)]
@@ -122,26 +133,35 @@ pub fn finish<const N: usize>(
     ret: i64,
     complete: impl FnOnce(&mut Slot<N>, i64),
 ) {
-    let (tid, _) = tid_tgid();
-    let Some(slot) = slots.get_ptr_mut(tid) else {
+    let Some(slot) = active(slots, kind) else {
         return;
     };
-    let slot = unsafe { &mut *slot };
-    if slot.hdr.kind != kind as u32 || slot.hdr.tid != tid {
-        return;
-    }
+    emit_result(slot, kind, ret, complete);
+    // The slot is consumed: a later exit without a new entry emits nothing.
+    slot.hdr.kind = 0;
+}
+
+/// The call in `slot` returned `ret`: add the result and its time, let
+/// `complete` add exit-time facts, and emit the record, unless only failed
+/// calls are wanted and it succeeded.
+#[inline(always)]
+pub fn emit_result<const N: usize>(
+    slot: &mut Slot<N>,
+    kind: EventKind,
+    ret: i64,
+    complete: impl FnOnce(&mut Slot<N>, i64),
+) {
     let skip = ret >= 0
         && CONFIG
             .get(0)
             .is_some_and(|c| c.flags & CFG_FAILED_ONLY != 0);
-    if !skip {
-        let now = unsafe { bpf_ktime_get_boot_ns() };
-        slot.hdr.ret = ret;
-        slot.hdr.ts_ns = now;
-        slot.hdr.duration_ns = now.wrapping_sub(slot.start_ns);
-        complete(slot, ret);
-        emit(slot, kind);
+    if skip {
+        return;
     }
-    // The slot is consumed: a later exit without a new entry emits nothing.
-    slot.hdr.kind = 0;
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    slot.hdr.ret = ret;
+    slot.hdr.ts_ns = now;
+    slot.hdr.duration_ns = now.wrapping_sub(slot.start_ns);
+    complete(slot, ret);
+    emit(slot, kind);
 }

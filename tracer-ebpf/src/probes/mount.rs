@@ -20,7 +20,7 @@ use crate::core_access::Task;
 use crate::emit::read_user_str;
 use crate::guard;
 use crate::maps::{BUSY, CONFIG, LAST_BUSY, SLOTS2, SLOTS5};
-use crate::slot::{begin, finish, payload};
+use crate::slot::{active, begin, finish, payload};
 use crate::walk::{resolve, DirSource};
 
 #[tracepoint]
@@ -66,16 +66,10 @@ pub fn enter_umount(ctx: TracePointContext) -> u32 {
 pub fn exit_umount(ctx: TracePointContext) -> u32 {
     let ret = ret(&ctx);
     let now = unsafe { bpf_ktime_get_boot_ns() };
-    if let Some(cfg) = CONFIG.get(0) {
+    if let (Some(cfg), Some(slot)) = (CONFIG.get(0), active(&SLOTS2, EventKind::Umount)) {
         // Before `BUSY` is set: a success unmarks only a marked process.
-        let tid = bpf_get_current_pid_tgid() as u32;
-        if let Some(slot) = SLOTS2.get_ptr(tid) {
-            let slot = unsafe { &*slot };
-            if slot.hdr.kind == EventKind::Umount as u32 && slot.hdr.tid == tid {
-                let cwd = unsafe { &*(slot.payload.as_ptr() as *const UmountArgs) }.cwd;
-                guard::on_umount_exit(cfg, slot, cwd.flags, ret, now);
-            }
-        }
+        let cwd = payload::<UmountArgs, 2>(slot).cwd;
+        guard::on_umount_exit(cfg, slot, cwd.flags, ret, now);
     }
     if ret == -i64::from(EBUSY) {
         // Arm deletion capture for this process before it can delete

@@ -21,7 +21,6 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use tracer_common::{
-    config::CFG_FAILED_ONLY,
     counters::DropReason,
     event::{DeleteArgs, DirRef, CAP_ALL},
     uapi::IORING_OP_UNLINKAT,
@@ -30,10 +29,10 @@ use tracer_common::{
 
 use crate::burst;
 use crate::core_access::{Mount, Task, UringReq};
-use crate::emit::{count_drop, emit, read_kernel_str, scratch};
+use crate::emit::{count_drop, read_kernel_str, scratch};
 use crate::filter::wanted;
 use crate::maps::{CONFIG, SLOTS2, URING_SLOTS};
-use crate::slot::{fill_header, payload, take_slot};
+use crate::slot::{emit_result, fill_header, payload, take_slot};
 use crate::types::Slot;
 use crate::walk::{resolve_at, start_path, DirSource};
 
@@ -116,17 +115,9 @@ pub fn uring_complete(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let slot = unsafe { &mut *slot };
-    let ret = i64::from(unsafe { ctx.read_at::<i32>(32) }.unwrap_or(0));
-    let skip = ret >= 0
-        && CONFIG
-            .get(0)
-            .is_some_and(|c| c.flags & CFG_FAILED_ONLY != 0);
-    if !skip && slot.hdr.kind == KIND as u32 {
-        let now = unsafe { bpf_ktime_get_boot_ns() };
-        slot.hdr.ret = ret;
-        slot.hdr.ts_ns = now;
-        slot.hdr.duration_ns = now.wrapping_sub(slot.start_ns);
-        emit(slot, KIND);
+    if slot.hdr.kind == KIND as u32 {
+        let ret = i64::from(unsafe { ctx.read_at::<i32>(32) }.unwrap_or(0));
+        emit_result(slot, KIND, ret, |_, _| {});
     }
     let _ = URING_SLOTS.remove(req);
     0
