@@ -278,13 +278,13 @@ pub fn enter_getdents64(ctx: TracePointContext) -> u32 {
     let Some(cfg) = CONFIG.get(0) else {
         return 0;
     };
+    let fd = arg(&ctx, 0) as i32;
+    let now = unsafe { bpf_ktime_get_boot_ns() };
     if cfg.guard != GUARD_OFF {
-        let now = unsafe { bpf_ktime_get_boot_ns() };
         let recent = LAST_BUSY
             .get(0)
             .is_some_and(|&t| now.wrapping_sub(t) <= cfg.busy_window_ns);
         if guard::armed(cfg, recent, now) {
-            let fd = arg(&ctx, 0) as i32;
             if let Some(start) = start_path(Task::current(), DirSource::Fd(fd)) {
                 guard::on_access(cfg, start, GUARD_AT_LISTING, fd, now);
             }
@@ -293,8 +293,6 @@ pub fn enter_getdents64(ctx: TracePointContext) -> u32 {
     let Some(slot) = take_slot(&SLOTS2, EventKind::Unlinkat) else {
         return 0;
     };
-    let fd = arg(&ctx, 0) as i32;
-    let now = unsafe { bpf_ktime_get_boot_ns() };
     let walking = burst::on_listing(&mut slot.del, fd, cfg.burst_gap_ns, now);
     if walking && cfg.guard != GUARD_OFF && cfg.flags & CFG_GUARD_CROSSINGS != 0 {
         guard::on_crossing(cfg, &mut slot.del, fd, now);
