@@ -165,9 +165,9 @@ impl Tracer {
             return Err(StartError::Refused {
                 what: "--guard deny".into(),
                 detail: "denying a deletion (EPERM) needs a BPF LSM program, which this version \
-                         of mntrace does not have yet (kernels without `bpf` in their lsm= list, \
-                         like this project's machines, refuse LSM programs anyway: see `mntrace \
-                         doctor`). Use --guard stop or --guard kill (--guard auto is stop)"
+                         of mntrace does not have yet (`mntrace doctor` says whether this kernel \
+                         accepts LSM programs). Use --guard stop or --guard kill (--guard auto \
+                         is stop)"
                     .into(),
             });
         }

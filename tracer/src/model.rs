@@ -216,6 +216,9 @@ pub enum Args {
     Guard(Guard),
 }
 
+/// Number of [`GuardAction`]s: the size of the per-action counters.
+pub const GUARD_ACTIONS: usize = 3;
+
 /// What the guard did to a process walking into a busy mount.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GuardAction {
@@ -242,7 +245,7 @@ impl GuardAction {
             GuardAction::Killed => "killed",
         }
     }
-    pub const ALL: [GuardAction; 3] = [
+    pub const ALL: [GuardAction; GUARD_ACTIONS] = [
         GuardAction::Reported,
         GuardAction::Stopped,
         GuardAction::Killed,

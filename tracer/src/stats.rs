@@ -22,7 +22,7 @@ pub struct Stats {
     /// Incidents by severity (`Severity as usize`: warning, critical).
     pub incidents: [u64; 2],
     /// Guard actions, by `GuardAction as usize` (reported, stopped, killed).
-    pub guard: [u64; 3],
+    pub guard: [u64; crate::model::GUARD_ACTIONS],
     /// Records the output file (`-o FILE`) could not take, when any.
     pub unwritten: Option<Unwritten>,
 }

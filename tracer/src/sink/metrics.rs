@@ -29,7 +29,7 @@ use tracer_common::EventKind;
 
 use crate::correlate::{Cause, Incident, Severity};
 use crate::drops::Drops;
-use crate::model::{Event, GuardAction};
+use crate::model::{Event, GuardAction, GUARD_ACTIONS};
 use crate::sink::Sink;
 use crate::stats::Stats;
 
@@ -69,7 +69,7 @@ pub struct Metrics {
     kinds: Vec<KindCounters>,
     ebusy_unmounts: IntCounter,
     /// By `GuardAction as usize`.
-    guard: [IntCounter; 3],
+    guard: [IntCounter; GUARD_ACTIONS],
     /// `[cause][severity]`.
     incidents: [[IntCounter; 2]; 2],
     decode_errors: IntCounter,
@@ -265,7 +265,7 @@ struct Seen {
     events: [u64; KIND_SLOTS],
     failed: [u64; KIND_SLOTS],
     ebusy_unmounts: u64,
-    guard: [u64; 3],
+    guard: [u64; GUARD_ACTIONS],
     decode_errors: u64,
     unwritten: [u64; 3],
     lost: Drops,
