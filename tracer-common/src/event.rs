@@ -139,7 +139,37 @@ pub struct MountArgs {
 pub struct UmountArgs {
     pub flags: u64,
     pub cwd: DirRef,
+    /// (Kernel probe set) The mount the kernel resolved the target to, at
+    /// `path_umount`: `mnt_id`, `mnt_id_unique`, `mnt_ns` and the class
+    /// flags, `dev` and `ino` of its root; no path. `flags` 0 when not seen
+    /// (syscall probe set, or the lookup of the target failed).
+    pub target: DirRef,
 }
+
+/// The inode a deletion removed, read where the kernel removes it
+/// (`vfs_unlink`, `vfs_rmdir`: kernel probe set only), before it is gone.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Victim {
+    pub ino: u64,
+    /// `i_size` in bytes.
+    pub size: u64,
+    /// Device of its filesystem, kernel encoding `major << 20 | minor`.
+    pub dev: u32,
+    /// Link count before the deletion (1: its last link went; a directory
+    /// has 2 when empty).
+    pub nlink: u32,
+    /// `i_mode`: type and permission bits.
+    pub mode: u32,
+    /// `VICTIM_*` flags.
+    pub flags: u32,
+}
+
+/// The fields are set: the kernel removed (or was about to remove) this
+/// inode.
+pub const VICTIM_SEEN: u32 = 1 << 0;
+/// Seen at `vfs_rmdir` (a directory), else at `vfs_unlink`.
+pub const VICTIM_RMDIR: u32 = 1 << 1;
 
 /// `unlink`, `unlinkat`, `rmdir`. Strings: pathname, dir path.
 /// For `unlink` and `rmdir`, `dfd` is `AT_FDCWD` and `flags` 0.
@@ -157,6 +187,8 @@ pub struct DeleteArgs {
     pub origin_mnt_id: u32,
     /// Where the lookup of `pathname` starts: `dfd`, the cwd, or the root.
     pub dir: DirRef,
+    /// (Kernel probe set) The inode removed; `flags` 0 when not seen.
+    pub victim: Victim,
 }
 
 /// Captured because every deletion is (`DELETES_ALL`).
@@ -336,6 +368,20 @@ pub const fn payload_len(kind: crate::EventKind) -> usize {
     }
 }
 
+/// Payload size of `kind` in recordings made before fields were appended
+/// to it (`UmountArgs::target`, `DeleteArgs::victim`): such a payload is
+/// read as the current one with the appended fields zero (not seen).
+pub const fn payload_len_before_kernel_probes(kind: crate::EventKind) -> Option<usize> {
+    use crate::EventKind::*;
+    match kind {
+        Umount => Some(core::mem::size_of::<UmountArgs>() - core::mem::size_of::<DirRef>()),
+        Unlink | Unlinkat | Rmdir | UringUnlinkat => {
+            Some(core::mem::size_of::<DeleteArgs>() - core::mem::size_of::<Victim>())
+        }
+        _ => None,
+    }
+}
+
 /// Largest payload.
 pub const PAYLOAD_MAX: usize = 192;
 
@@ -345,7 +391,9 @@ const _: () = {
     assert!(size_of::<StrRef>() == 4);
     assert!(size_of::<DirRef>() == 40);
     assert!(size_of::<MountArgs>() == 48);
-    assert!(size_of::<DeleteArgs>() == 56);
+    assert!(size_of::<UmountArgs>() == 88);
+    assert!(size_of::<Victim>() == 32);
+    assert!(size_of::<DeleteArgs>() == 88);
     assert!(size_of::<OpenTreeArgs>() == 96);
     assert!(size_of::<MoveMountArgs>() == 96);
     assert!(size_of::<MountSetattrArgs>() == 104);

@@ -36,6 +36,8 @@ struct qstr {
 struct inode {
 	unsigned long i_ino;
 	__u16 i_mode;
+	unsigned int i_nlink; // in an anonymous union with __i_nlink
+	long long i_size;
 } CORE;
 
 struct super_block {
@@ -164,6 +166,12 @@ static int read_path(struct path *p, __u64 *mnt, __u64 *dentry)
 	*mnt = ADDR(v.mnt);
 	*dentry = ADDR(v.dentry);
 	return 0;
+}
+
+// A `struct path` given by address (a kernel function's argument).
+int mt_path(__u64 path, __u64 *mnt, __u64 *dentry)
+{
+	return read_path(PTR(struct path, path), mnt, dentry);
 }
 
 // which: 0 = cwd (fs->pwd), 1 = root (fs->root).
@@ -361,6 +369,26 @@ __u32 mt_dentry_dev(__u64 dentry)
 	if (READ(dev, sb->s_dev))
 		return 0;
 	return dev;
+}
+
+// The inode of a dentry about to be removed: its number (returned, 0 on
+// failure), size, link count and mode through the pointers.
+__u64 mt_dentry_inode(__u64 dentry, __u64 *size, __u32 *nlink, __u32 *mode)
+{
+	struct inode *i = 0;
+	unsigned long ino = 0;
+	long long sz = 0;
+	unsigned int nl = 0;
+	__u16 m = 0;
+	if (READ(i, PTR(struct dentry, dentry)->d_inode) || !i)
+		return 0;
+	if (READ(ino, i->i_ino) || READ(sz, i->i_size) || READ(nl, i->i_nlink) ||
+	    READ(m, i->i_mode))
+		return 0;
+	*size = (__u64)sz;
+	*nlink = nl;
+	*mode = m;
+	return ino;
 }
 
 // Root dentry of the dentry's superblock, or 0.

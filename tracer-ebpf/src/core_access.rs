@@ -26,6 +26,8 @@ extern "C" {
     fn mt_dentry_mode(d: u64) -> u32;
     fn mt_dentry_dev(d: u64) -> u32;
     fn mt_dentry_sb_root(d: u64) -> u64;
+    fn mt_dentry_inode(d: u64, size: *mut u64, nlink: *mut u32, mode: *mut u32) -> u64;
+    fn mt_path(path: u64, mnt: *mut u64, dentry: *mut u64) -> i32;
     fn mt_uring_unlink(req: u64, dfd: *mut i32, flags: *mut u32) -> u64;
 }
 
@@ -70,6 +72,28 @@ fn kpath(vfsmnt: u64, dentry: u64) -> Option<KPath> {
         mnt: Mount(m),
         dentry: Dentry(nonzero(dentry)?),
     })
+}
+
+impl KPath {
+    /// The `struct path` at kernel address `path` (a kernel function's
+    /// argument).
+    #[inline(always)]
+    pub fn at(path: u64) -> Option<KPath> {
+        let (mut m, mut d) = (0u64, 0u64);
+        if unsafe { mt_path(path, &mut m, &mut d) } != 0 {
+            return None;
+        }
+        kpath(m, d)
+    }
+}
+
+/// What a dentry's inode is: number, size in bytes, link count and mode.
+#[derive(Clone, Copy)]
+pub struct InodeFacts {
+    pub ino: u64,
+    pub size: u64,
+    pub nlink: u32,
+    pub mode: u32,
 }
 
 impl Task {
@@ -202,5 +226,17 @@ impl Dentry {
     #[inline(always)]
     pub fn sb_root(self) -> Option<Dentry> {
         nonzero(unsafe { mt_dentry_sb_root(self.0) }).map(Dentry)
+    }
+    /// Its inode (a negative dentry has none).
+    #[inline(always)]
+    pub fn inode(self) -> Option<InodeFacts> {
+        let (mut size, mut nlink, mut mode) = (0u64, 0u32, 0u32);
+        let ino = nonzero(unsafe { mt_dentry_inode(self.0, &mut size, &mut nlink, &mut mode) })?;
+        Some(InodeFacts {
+            ino,
+            size,
+            nlink,
+            mode,
+        })
     }
 }

@@ -93,3 +93,10 @@ pub static GUARD_REC: PerCpuArray<Slot<1>> = PerCpuArray::with_max_entries(1, 0)
 /// io-wq worker, another thread than the submitter's (see `probes::uring`).
 #[map]
 pub static URING_SLOTS: LruHashMap<u64, Slot<2>> = LruHashMap::with_max_entries(256, 0);
+
+/// tid → the io_uring request (`struct io_kiocb *`) the thread is issuing
+/// an unlinkat for, between `io_unlinkat`'s entry and return (kernel probe
+/// set): how `vfs_unlink`/`vfs_rmdir`, which get no request, find the
+/// request's slot in `URING_SLOTS`.
+#[map]
+pub static URING_ISSUING: LruHashMap<u32, u64> = LruHashMap::with_max_entries(1024, 0);

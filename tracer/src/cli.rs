@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use mntrace::config::{
-    DeleteMode, GuardMode, RunConfig, DEFAULT_BUSY_WINDOW_SECS, DEFAULT_LOSS_INTERVAL_SECS,
+    DeleteMode, GuardMode, ProbeSet, RunConfig, DEFAULT_BUSY_WINDOW_SECS, DEFAULT_LOSS_INTERVAL_SECS,
     DEFAULT_MAX_TOTAL_MIB, DEFAULT_METRICS_ADDR, DEFAULT_RECORD_DIR, DEFAULT_RING_MIB,
     DEFAULT_SEGMENT_AGE_SECS, DEFAULT_SEGMENT_MIB,
 };
@@ -220,6 +220,15 @@ pub struct TraceArgs {
     /// Only calls that failed.
     #[arg(long)]
     pub failed_only: bool,
+    /// Which kernel hooks to use: `syscall` (syscall tracepoints, every
+    /// kernel), `kernel` (those plus fentry/fexit or kprobes on vfs_unlink,
+    /// vfs_rmdir, path_umount and io_unlinkat: deletions carry the inode
+    /// removed, unmounts the mount their target resolved to; exit 7 where
+    /// the kernel refuses them), `auto` (kernel where accepted, else
+    /// syscall; start-up says which and why).
+    #[arg(long, value_enum, env = mntrace::config::PROBES_ENV,
+          default_value_t = ProbeSet::default())]
+    pub probes: ProbeSet,
     /// Which deletions to capture: `race` (default: those that can be part of
     /// the EBUSY-then-delete race: after an EBUSY unmount by the same process,
     /// through id-mapped or subdirectory-bind mounts, or crossing into another
@@ -298,6 +307,7 @@ impl TraceArgs {
             return Err("--guard-crossings needs --guard report, stop or kill".into());
         }
         Ok(RunConfig {
+            probes: self.probes,
             deletes: self.deletes,
             guard: self.guard,
             guard_crossings: self.guard_crossings,

@@ -78,6 +78,46 @@ impl GuardMode {
     }
 }
 
+/// Which kernel hooks feed the events (`--probes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProbeSet {
+    /// `kernel` where the kernel accepts it, else `syscall`; start-up says
+    /// which runs and why.
+    Auto,
+    /// Syscall tracepoints (and io_uring's): every kernel with BTF.
+    Syscall,
+    /// The syscall tracepoints plus kernel-function hooks (fentry/fexit, or
+    /// kprobes where the kernel has no BPF trampolines) on `vfs_unlink`,
+    /// `vfs_rmdir`, `path_umount` and `io_unlinkat`: deletions carry the
+    /// inode removed, unmounts the mount their target resolved to. Refused
+    /// at start (exit 7) where the kernel accepts neither.
+    Kernel,
+}
+
+/// The environment variable that sets `--probes`' default (for the
+/// in-process tests too, so one suite runs under either set).
+pub const PROBES_ENV: &str = "MNTRACE_PROBES";
+
+impl Default for ProbeSet {
+    /// `$MNTRACE_PROBES` when it names a set, else `auto`.
+    fn default() -> Self {
+        std::env::var(PROBES_ENV)
+            .ok()
+            .and_then(|v| clap::ValueEnum::from_str(&v, true).ok())
+            .unwrap_or(ProbeSet::Auto)
+    }
+}
+
+impl ProbeSet {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeSet::Auto => "auto",
+            ProbeSet::Syscall => "syscall",
+            ProbeSet::Kernel => "kernel",
+        }
+    }
+}
+
 /// Seconds after an EBUSY unmount during which deletions are captured and
 /// correlated.
 pub const DEFAULT_BUSY_WINDOW_SECS: u64 = 60;
@@ -116,6 +156,7 @@ pub const DEFAULT_METRICS_ADDR: SocketAddr =
 /// Everything one `trace` or `watch` run is told.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
+    pub probes: ProbeSet,
     pub deletes: DeleteMode,
     pub guard: GuardMode,
     /// The guard also acts on recursive deletes crossing into a bind of a
@@ -152,6 +193,7 @@ impl RunConfig {
     /// The settings a recording keeps in every segment header.
     pub fn settings_json(&self) -> serde_json::Value {
         serde_json::json!({
+            "probes": self.probes.name(),
             "deletes": match self.deletes { DeleteMode::Race => "race", DeleteMode::All => "all" },
             "guard": self.guard.name(),
             "guard_crossings": self.guard_crossings,
@@ -197,6 +239,7 @@ impl RunConfig {
 impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
+            probes: ProbeSet::default(),
             deletes: DeleteMode::default(),
             guard: GuardMode::default(),
             guard_crossings: false,
@@ -224,6 +267,7 @@ impl Default for RunConfig {
 /// map, the ring size, which programs are attached).
 #[derive(Clone, Debug)]
 pub struct TraceOptions {
+    pub probes: ProbeSet,
     pub deletes: DeleteMode,
     pub guard: GuardMode,
     pub guard_crossings: bool,
@@ -272,6 +316,7 @@ impl RunConfig {
     /// deletion's path is only known after the kernel's walk).
     pub fn kernel(&self) -> TraceOptions {
         TraceOptions {
+            probes: self.probes,
             deletes: if self.paths.is_empty() {
                 self.deletes
             } else {

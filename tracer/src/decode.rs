@@ -72,7 +72,11 @@ pub fn decode_in(buf: &Bytes, range: std::ops::Range<usize>) -> Result<Event, De
         });
     }
     let want = payload_len(kind);
-    if h.payload_len as usize != want || hlen + want > rec.len() {
+    // A recording made before fields were appended to the kind's payload
+    // holds the shorter one: read with those fields zero (not seen).
+    let got = h.payload_len as usize;
+    let known = got == want || Some(got) == payload_len_before_kernel_probes(kind);
+    if !known || hlen + got > rec.len() {
         return Err(DecodeError::Payload {
             kind,
             got: h.payload_len,
@@ -87,7 +91,7 @@ pub fn decode_in(buf: &Bytes, range: std::ops::Range<usize>) -> Result<Event, De
             want: nwant,
         });
     }
-    let table = hlen + want;
+    let table = hlen + got;
     let strs_at = table + nwant * core::mem::size_of::<StrRef>();
     if strs_at > rec.len() {
         return Err(DecodeError::StrOverrun);
@@ -105,7 +109,9 @@ pub fn decode_in(buf: &Bytes, range: std::ops::Range<usize>) -> Result<Event, De
     if end != rec.len() {
         return Err(DecodeError::Trailing(rec.len() - end));
     }
-    let p = &rec[hlen..hlen + want];
+    let mut padded = [0u8; PAYLOAD_MAX];
+    padded[..got].copy_from_slice(&rec[hlen..hlen + got]);
+    let p = &padded[..want];
     let (mut i, mut off) = (0, strs_at);
     let mut next = move || {
         if i >= nwant {
@@ -140,6 +146,7 @@ pub fn decode_in(buf: &Bytes, range: std::ops::Range<usize>) -> Result<Event, De
                 target,
                 flags: a.flags,
                 cwd: dir(&a.cwd, next()),
+                target_mount: opt_dir(&a.target, Str::default()),
             }
         }
         EventKind::Unlink | EventKind::Unlinkat | EventKind::Rmdir | EventKind::UringUnlinkat => {
@@ -152,6 +159,9 @@ pub fn decode_in(buf: &Bytes, range: std::ops::Range<usize>) -> Result<Event, De
                 dir: dir(&a.dir, next()),
                 capture: a.capture,
                 origin_mnt_id: a.origin_mnt_id,
+                // The kernel reaches vfs_rmdir before the filesystem says
+                // ENOTEMPTY: an inode only where the deletion succeeded.
+                victim: if h.ret == 0 { victim(&a.victim) } else { None },
             }
         }
         EventKind::OpenTree => {
@@ -272,6 +282,17 @@ fn dir(d: &DirRef, path: Str) -> Dir {
     }
 }
 
+fn victim(v: &tracer_common::event::Victim) -> Option<crate::model::Victim> {
+    (v.flags & VICTIM_SEEN != 0).then_some(crate::model::Victim {
+        ino: v.ino,
+        size: v.size,
+        dev: v.dev,
+        nlink: v.nlink,
+        mode: v.mode,
+        rmdir: v.flags & VICTIM_RMDIR != 0,
+    })
+}
+
 /// A dir that may not have been resolved at all (flags 0: not attempted).
 fn opt_dir(d: &DirRef, path: Str) -> Option<Dir> {
     (d.flags != 0).then(|| dir(d, path))
@@ -332,8 +353,8 @@ mod tests {
         }
     }
 
-    fn delete_record() -> Vec<u8> {
-        let args = DeleteArgs {
+    fn delete_args() -> DeleteArgs {
+        DeleteArgs {
             dfd: 3,
             flags: AT_REMOVEDIR,
             capture: CAP_BUSY,
@@ -344,12 +365,86 @@ mod tests {
                 rel_off: 4,
                 ..Default::default()
             },
-        };
+            victim: tracer_common::event::Victim {
+                ino: 77,
+                size: 0,
+                dev: 254 << 20 | 1,
+                nlink: 2,
+                mode: 0o040755,
+                flags: VICTIM_SEEN | VICTIM_RMDIR,
+            },
+        }
+    }
+
+    fn delete_record() -> Vec<u8> {
+        delete_record_returning(-i64::from(EBUSY))
+    }
+
+    fn delete_record_returning(ret: i64) -> Vec<u8> {
+        let mut h = hdr(EventKind::Unlinkat);
+        h.ret = ret;
         encode(
-            hdr(EventKind::Unlinkat),
-            &args,
+            h,
+            &delete_args(),
             &[Str::new(&b"f\xff\nx"[..]), Str::new(&b"/mnt/a b"[..])],
         )
+    }
+
+    #[test]
+    fn decodes_the_removed_inode_of_a_deletion_that_succeeded() {
+        let failed = decode(Bytes::from(delete_record())).expect("valid record");
+        let Args::Delete { victim, .. } = failed.args else {
+            panic!("wrong args {:?}", failed.args)
+        };
+        assert_eq!(victim, None, "a failed deletion removed nothing");
+        let ev = decode(Bytes::from(delete_record_returning(0))).expect("valid record");
+        let Args::Delete { victim, .. } = ev.args else {
+            panic!("wrong args {:?}", ev.args)
+        };
+        let v = victim.expect("the victim was seen");
+        assert_eq!((v.ino, v.size, v.nlink, v.mode), (77, 0, 2, 0o040755));
+        assert_eq!((v.file_type(), v.rmdir, v.last_link()), ("dir", true, true));
+    }
+
+    #[test]
+    fn reads_a_delete_recorded_before_the_victim_was_appended() {
+        // The payload as recordings made before the kernel probe set hold
+        // it: `DeleteArgs` without its last field.
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        struct Before {
+            dfd: i32,
+            flags: u32,
+            capture: u32,
+            origin_mnt_id: u32,
+            dir: DirRef,
+        }
+        let a = delete_args();
+        let before = Before {
+            dfd: a.dfd,
+            flags: a.flags,
+            capture: a.capture,
+            origin_mnt_id: a.origin_mnt_id,
+            dir: a.dir,
+        };
+        assert_eq!(
+            Some(core::mem::size_of::<Before>()),
+            payload_len_before_kernel_probes(EventKind::Unlinkat)
+        );
+        let rec = encode(
+            hdr(EventKind::Unlinkat),
+            &before,
+            &[Str::new(&b"f"[..]), Str::new(&b"/mnt/a b"[..])],
+        );
+        let ev = decode(Bytes::from(rec)).expect("an older layout decodes");
+        let Args::Delete {
+            dfd, dir, victim, ..
+        } = ev.args
+        else {
+            panic!("wrong args {:?}", ev.args)
+        };
+        assert_eq!((dfd, dir.mnt_id, victim), (3, 42, None));
+        assert_eq!(&dir.path.bytes[..], b"/mnt/a b");
     }
 
     #[test]

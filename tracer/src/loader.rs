@@ -11,8 +11,8 @@
 
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, ProgramArray, RingBuf},
-    programs::{ProgramError, TracePoint},
-    Ebpf, EbpfLoader,
+    programs::{FEntry, FExit, KProbe, ProgramError, TracePoint},
+    Btf, Ebpf, EbpfLoader,
 };
 use tracer_common::{
     config::{
@@ -23,11 +23,11 @@ use tracer_common::{
     Config, EventKind,
 };
 
-use crate::config::{nanos, DeleteMode, GuardMode, TraceOptions};
+use crate::config::{nanos, DeleteMode, GuardMode, ProbeSet, TraceOptions};
 use crate::drops::Drops;
 use crate::error::StartError;
 use crate::preflight::{self, Hooks};
-use crate::probes::{probes, Probe};
+use crate::probes::{probes, KernelHook, Probe, Variant, KERNEL_HOOKS};
 
 /// Loaded and attached programs. Dropping it detaches everything.
 pub struct Tracer {
@@ -36,9 +36,35 @@ pub struct Tracer {
     ebpf: Ebpf,
     drops: PerCpuArray<MapData, u64>,
     pub kinds: Vec<EventKind>,
+    /// Which probe set runs, and why (for stderr, one line).
+    pub probes: ProbesChosen,
     /// What works only in part with this process's capabilities (for
     /// stderr): see [`preflight::enrichment_warnings`].
     pub warnings: Vec<String>,
+}
+
+/// The probe set that runs: `Syscall` or `Kernel` (never `Auto`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProbesChosen {
+    pub set: ProbeSet,
+    /// With `Kernel`: how its hooks are attached.
+    pub variant: Option<Variant>,
+    /// Why this set, in words (`auto`'s fallback gives the kernel's refusal).
+    pub why: String,
+}
+
+impl ProbesChosen {
+    /// The start-up line: which set runs and why.
+    pub fn line(&self) -> String {
+        match self.variant {
+            Some(v) => format!(
+                "probes: kernel ({} and syscall tracepoints): {}",
+                v.name(),
+                self.why
+            ),
+            None => format!("probes: syscall (syscall tracepoints): {}", self.why),
+        }
+    }
 }
 
 pub(crate) fn refused<E>(what: impl Into<String>, e: E) -> StartError
@@ -133,8 +159,141 @@ pub fn program_error(e: &ProgramError) -> String {
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             format!("{io_error}; verifier log (end):\n{}", tail.join("\n"))
         }
-        other => other.to_string(),
+        // aya's own message omits the cause (the errno, the file): add
+        // the chain.
+        other => {
+            let mut s = other.to_string();
+            let mut cause = std::error::Error::source(other);
+            while let Some(c) = cause {
+                s.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            s
+        }
     }
+}
+
+/// Attach the kernel probe set's hooks as `variant` into `links`: all the
+/// required ones, and the optional ones the kernel has (what is left out
+/// goes to `notes`). On a refusal nothing stays attached and the reason is
+/// returned.
+fn attach_kernel_hooks(
+    ebpf: &mut Ebpf,
+    variant: Variant,
+    btf: Option<&Btf>,
+    links: &mut Links,
+    notes: &mut Vec<String>,
+) -> Result<(), String> {
+    let mut attached = Links::default();
+    let mut skip_optional = false;
+    for hook in &KERNEL_HOOKS {
+        if !hook.required && skip_optional {
+            continue;
+        }
+        if let Err(e) = attach_hook(ebpf, variant, btf, hook, &mut attached) {
+            if hook.required {
+                return Err(e);
+            }
+            // The entry hook is pointless without its return hook.
+            skip_optional = true;
+            notes.push(format!(
+                "the inodes io_uring deletions remove are not read: {e}"
+            ));
+        }
+    }
+    links.0.append(&mut attached.0);
+    Ok(())
+}
+
+fn attach_hook(
+    ebpf: &mut Ebpf,
+    variant: Variant,
+    btf: Option<&Btf>,
+    hook: &KernelHook,
+    links: &mut Links,
+) -> Result<(), String> {
+    let name = hook.program(variant);
+    let what = |e: &dyn std::fmt::Display| format!("{} on {}: {e}", variant.name(), hook.function);
+    let load_err = |e: ProgramError| what(&program_error(&e));
+    let start_err = |e: StartError| what(&e);
+    match (variant, hook.exit) {
+        (Variant::Trampoline, exit) => {
+            let btf = btf.ok_or_else(|| what(&"no kernel BTF"))?;
+            if exit {
+                let prog: &mut FExit = program(ebpf, &name).map_err(start_err)?;
+                prog.load(hook.function, btf).map_err(load_err)?;
+                let id = prog.attach().map_err(load_err)?;
+                links.push(prog.take_link(id).map_err(load_err)?);
+            } else {
+                let prog: &mut FEntry = program(ebpf, &name).map_err(start_err)?;
+                prog.load(hook.function, btf).map_err(load_err)?;
+                let id = prog.attach().map_err(load_err)?;
+                links.push(prog.take_link(id).map_err(load_err)?);
+            }
+        }
+        (Variant::Kprobe, _) => {
+            let prog: &mut KProbe = program(ebpf, &name).map_err(start_err)?;
+            prog.load().map_err(load_err)?;
+            let id = prog.attach(hook.function, 0).map_err(load_err)?;
+            links.push(prog.take_link(id).map_err(load_err)?);
+        }
+    }
+    Ok(())
+}
+
+/// Attach the kernel probe set if `asked` wants it and the kernel accepts
+/// one of its variants; say which set runs and why.
+fn choose_probes(
+    ebpf: &mut Ebpf,
+    asked: ProbeSet,
+    links: &mut Links,
+    notes: &mut Vec<String>,
+) -> Result<ProbesChosen, StartError> {
+    if asked == ProbeSet::Syscall {
+        return Ok(ProbesChosen {
+            set: ProbeSet::Syscall,
+            variant: None,
+            why: "asked for (--probes syscall)".into(),
+        });
+    }
+    let btf = Btf::from_sys_fs().ok();
+    let mut refusals = Vec::new();
+    for variant in Variant::ALL {
+        match attach_kernel_hooks(ebpf, variant, btf.as_ref(), links, notes) {
+            Ok(()) => {
+                let why = if refusals.is_empty() {
+                    format!("--probes {}, the kernel accepts them", asked.name())
+                } else {
+                    format!(
+                        "--probes {}, the kernel accepts them ({})",
+                        asked.name(),
+                        refusals.join("; ")
+                    )
+                };
+                return Ok(ProbesChosen {
+                    set: ProbeSet::Kernel,
+                    variant: Some(variant),
+                    why,
+                });
+            }
+            Err(e) => refusals.push(e),
+        }
+    }
+    let refusals = refusals.join("; ");
+    if asked == ProbeSet::Kernel {
+        return Err(StartError::Refused {
+            what: "the kernel probe set (--probes kernel)".into(),
+            detail: format!(
+                "{refusals}. Use --probes syscall (or auto), which every kernel with BTF \
+                 accepts; `mntrace doctor` lists the program types this kernel accepts"
+            ),
+        });
+    }
+    Ok(ProbesChosen {
+        set: ProbeSet::Syscall,
+        variant: None,
+        why: format!("--probes auto, the kernel refuses kernel-function hooks ({refusals})"),
+    })
 }
 
 /// The program the delete probes reach by tail call to walk a deletion's
@@ -235,12 +394,15 @@ impl Tracer {
         // Owned by `links` as soon as each is attached: an error below
         // detaches those already attached (concurrently) on the way out.
         let mut links = Links::default();
+        let mut warnings = warnings;
+        // Before the tracepoints whose calls they add to, so that no call
+        // taken at its entry misses them.
+        let chosen = choose_probes(&mut ebpf, opts.probes, &mut links, &mut warnings)?;
         for p in &probes {
             let prog: &mut TracePoint = program(&mut ebpf, &p.program)?;
             prog.load().map_err(|e| load_refused(&p.program, &e))?;
             attach_tracepoint(prog, &p.program, p, &mut links)?;
         }
-        let mut warnings = warnings;
         if kinds.iter().any(|k| k.is_delete()) {
             // Completions before submissions: a request is never seen
             // completing without its submission once both are attached.
@@ -263,6 +425,7 @@ impl Tracer {
             ebpf,
             drops,
             kinds,
+            probes: chosen,
             warnings,
         })
     }

@@ -168,6 +168,7 @@ fn start(opts: &TraceOptions, what: &str) -> Result<Tracer, i32> {
                 DeleteMode::Race => " (deletions that can be part of the race)",
             };
             eprintln!("mntrace: {what} {}{mode}", names.join(", "));
+            eprintln!("mntrace: {}", t.probes.line());
             if let Some(line) = guard_line(opts.guard) {
                 eprintln!("mntrace: {line}");
                 if opts.guard_crossings {

@@ -65,6 +65,43 @@ pub struct Dir {
     pub rel_off: u32,
 }
 
+/// The inode a deletion removed, as the kernel saw it just before (see
+/// [`tracer_common::event::Victim`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Victim {
+    pub ino: u64,
+    pub size: u64,
+    pub dev: u32,
+    /// Link count before the deletion.
+    pub nlink: u32,
+    /// `i_mode`: type and permission bits.
+    pub mode: u32,
+    /// Removed by `vfs_rmdir` (a directory).
+    pub rmdir: bool,
+}
+
+impl Victim {
+    /// Whether this deletion removed the inode's last name: a directory, or
+    /// a file with one link (its data goes once no one has it open).
+    pub fn last_link(&self) -> bool {
+        self.rmdir || self.nlink <= 1
+    }
+
+    /// The inode's type, from `S_IFMT` of its mode.
+    pub fn file_type(&self) -> &'static str {
+        match self.mode & 0o170000 {
+            0o100000 => "file",
+            0o040000 => "dir",
+            0o120000 => "symlink",
+            0o020000 => "char",
+            0o060000 => "block",
+            0o010000 => "fifo",
+            0o140000 => "socket",
+            _ => "unknown",
+        }
+    }
+}
+
 /// How a [`Dir`] was found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DirFrom {
@@ -136,8 +173,13 @@ impl Dir {
 
     /// `major:minor` of the filesystem's device.
     pub fn dev_str(&self) -> String {
-        format!("{}:{}", self.dev >> 20, self.dev & 0xfffff)
+        dev_str(self.dev)
     }
+}
+
+/// `major:minor` of a device in the kernel's encoding (`major << 20 | minor`).
+pub fn dev_str(dev: u32) -> String {
+    format!("{}:{}", dev >> 20, dev & 0xfffff)
 }
 
 /// Kind-specific arguments.
@@ -155,6 +197,10 @@ pub enum Args {
         target: Str,
         flags: u64,
         cwd: Dir,
+        /// (Kernel probe set) The mount the kernel resolved the target to
+        /// (no path): `None` with the syscall set, or when the target's
+        /// lookup failed.
+        target_mount: Option<Dir>,
     },
     /// `unlink`, `unlinkat`, `rmdir` (the event's kind tells which).
     Delete {
@@ -166,6 +212,9 @@ pub enum Args {
         capture: u32,
         /// With `CAP_CROSSING`: the mount the thread's burst began on.
         origin_mnt_id: u32,
+        /// (Kernel probe set) The inode the kernel removed: `None` with the
+        /// syscall set, or when the deletion failed before reaching it.
+        victim: Option<Victim>,
     },
     OpenTree {
         dfd: i32,

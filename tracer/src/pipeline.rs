@@ -241,6 +241,7 @@ mod tests {
                 },
                 capture,
                 origin_mnt_id: 0,
+                victim: None,
             },
         }
     }

@@ -68,6 +68,81 @@ pub fn uring_probes() -> [Probe; 2] {
     ]
 }
 
+/// How the kernel probe set's programs are attached to their functions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// fentry/fexit (BPF trampolines: cheapest; need the function in BTF).
+    Trampoline,
+    /// kprobe/kretprobe (kernels without trampolines).
+    Kprobe,
+}
+
+impl Variant {
+    /// In the order `auto` and `kernel` try them.
+    pub const ALL: [Variant; 2] = [Variant::Trampoline, Variant::Kprobe];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Trampoline => "fentry/fexit",
+            Variant::Kprobe => "kprobes",
+        }
+    }
+}
+
+/// A hook of the kernel probe set (`tracer-ebpf/src/probes/kfunc.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelHook {
+    pub function: &'static str,
+    /// On the function's return (else its entry).
+    pub exit: bool,
+    /// The set is refused without it; an optional hook (io_uring's, on a
+    /// kernel without io_uring) is left out with a note.
+    pub required: bool,
+}
+
+impl KernelHook {
+    /// Its program in `variant`.
+    pub fn program(&self, variant: Variant) -> String {
+        let prefix = match (variant, self.exit) {
+            (Variant::Trampoline, false) => "fentry",
+            (Variant::Trampoline, true) => "fexit",
+            (Variant::Kprobe, false) => "kprobe",
+            (Variant::Kprobe, true) => "kretprobe",
+        };
+        format!("{prefix}_{}", self.function)
+    }
+}
+
+/// The kernel probe set's hooks, in attach order: `io_unlinkat`'s return
+/// before its entry (so no thread is left marked as issuing a request).
+pub const KERNEL_HOOKS: [KernelHook; 5] = [
+    KernelHook {
+        function: "vfs_unlink",
+        exit: false,
+        required: true,
+    },
+    KernelHook {
+        function: "vfs_rmdir",
+        exit: false,
+        required: true,
+    },
+    KernelHook {
+        function: "path_umount",
+        exit: false,
+        required: true,
+    },
+    KernelHook {
+        function: "io_unlinkat",
+        exit: true,
+        required: false,
+    },
+    KernelHook {
+        function: "io_unlinkat",
+        exit: false,
+        required: false,
+    },
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +162,29 @@ mod tests {
                 ("enter_umount", "sys_enter_umount"),
                 ("exit_unlinkat", "sys_exit_unlinkat"),
                 ("exit_umount", "sys_exit_umount"),
+            ]
+        );
+    }
+
+    #[test]
+    fn kernel_hook_programs_are_named_as_in_the_object() {
+        let names: Vec<String> = KERNEL_HOOKS
+            .iter()
+            .flat_map(|h| Variant::ALL.map(|v| h.program(v)))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "fentry_vfs_unlink",
+                "kprobe_vfs_unlink",
+                "fentry_vfs_rmdir",
+                "kprobe_vfs_rmdir",
+                "fentry_path_umount",
+                "kprobe_path_umount",
+                "fexit_io_unlinkat",
+                "kretprobe_io_unlinkat",
+                "fentry_io_unlinkat",
+                "kprobe_io_unlinkat",
             ]
         );
     }

@@ -416,6 +416,7 @@ mod tests {
                 },
                 capture: 0,
                 origin_mnt_id: 0,
+                victim: None,
             },
             ts_ns: 1,
             duration_ns: 1,

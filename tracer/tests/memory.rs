@@ -118,6 +118,7 @@ fn delete(ts: u64, tid: u32, d: Dir, name: impl Into<Bytes>, capture: u32, origi
             dir: d,
             capture,
             origin_mnt_id: origin,
+            victim: None,
         },
     )
 }
@@ -132,6 +133,7 @@ fn umount(ts: u64, target: impl Into<Bytes>, ret: i64) -> Event {
             target: Str::new(target),
             flags: 0,
             cwd: dir("/", 0, 27, DIR_FROM_ROOT),
+            target_mount: None,
         },
     )
 }

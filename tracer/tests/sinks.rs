@@ -164,6 +164,7 @@ fn deletion(
         rel_path: b(rel),
         backing_path: backing.map(b),
         truncated: false,
+        inode: None,
     }
 }
 
@@ -270,9 +271,19 @@ fn event_cases() -> Vec<Case> {
                     target: s(b"/mnt/data"),
                     flags: 0,
                     cwd: dir(DIR_FROM_ROOT, 1, b"/", 0, 0),
+                    // Kernel probe set: the mount at path_umount.
+                    target_mount: Some(Dir {
+                        mnt_id: 60,
+                        mnt_id_unique: 0x8000_003c,
+                        mnt_ns: 4026531841,
+                        dev: 8 << 20 | 1,
+                        ino: 2,
+                        flags: DIR_RESOLVED | DIR_SUBTREE,
+                        ..Dir::default()
+                    }),
                 },
             ),
-            r#"08:00:04.123456 umount[4242/4243] umount2("/mnt/data", 0) = -EBUSY"#,
+            r#"08:00:04.123456 umount[4242/4243] umount2("/mnt/data", 0) = -EBUSY  target mnt=60 [subtree]"#,
         ),
         case(
             "umount_relative_unresolved",
@@ -290,6 +301,7 @@ fn event_cases() -> Vec<Case> {
                         path: absent(),
                         ..Dir::default()
                     },
+                    target_mount: None,
                 },
             ),
             r#"08:00:05.123456 umount[4242/4243] umount2("m", MNT_DETACH|UMOUNT_NOFOLLOW) = -EINVAL  cwd=<unresolved>"#,
@@ -317,9 +329,36 @@ fn event_cases() -> Vec<Case> {
                         | CAP_BUSY_MOUNT
                         | CAP_AFTER_ANY_EBUSY,
                     origin_mnt_id: 29,
+                    victim: None,
                 },
             ),
             r#"08:00:06.123456 rm[4242/4243] unlink("a\nb\xff.txt") = 0  dir="/tmp/x" mnt=30 rel="/x" [idmapped,subtree]"#,
+        ),
+        case(
+            "unlink_kernel_probe_set_inode",
+            event(
+                Unlink,
+                at(6),
+                0,
+                b"rm",
+                Args::Delete {
+                    dfd: AT_FDCWD,
+                    pathname: s(b"f"),
+                    flags: 0,
+                    dir: dir(DIR_FROM_CWD, 30, b"/tmp/x", 4, 0),
+                    capture: CAP_ALL,
+                    origin_mnt_id: 0,
+                    victim: Some(mntrace::model::Victim {
+                        ino: 1234,
+                        size: 4096,
+                        dev: 254 << 20 | 1,
+                        nlink: 1,
+                        mode: 0o100640,
+                        rmdir: false,
+                    }),
+                },
+            ),
+            r#"08:00:06.123456 rm[4242/4243] unlink("f") = 0  dir="/tmp/x" mnt=30 rel="/x"  inode=1234 file size=4096 nlink=1 (last link)"#,
         ),
         case(
             "unlinkat_removedir_idmapped_subtree",
@@ -345,9 +384,43 @@ fn event_cases() -> Vec<Case> {
                         | CAP_BUSY_MOUNT
                         | CAP_AFTER_ANY_EBUSY,
                     origin_mnt_id: 66,
+                    victim: Some(mntrace::model::Victim {
+                        ino: 4242,
+                        size: 60,
+                        dev: 0x2d,
+                        nlink: 2,
+                        mode: 0o040755,
+                        rmdir: true,
+                    }),
                 },
             ),
-            r#"08:00:07.123456 containerd[4242/4243] unlinkat(7, "etc", AT_REMOVEDIR) = 0  dir="/run/c/0/bin" mnt=66 rel="/bin" [idmapped,subtree]"#,
+            r#"08:00:07.123456 containerd[4242/4243] unlinkat(7, "etc", AT_REMOVEDIR) = 0  dir="/run/c/0/bin" mnt=66 rel="/bin" [idmapped,subtree]  inode=4242 dir size=60 nlink=2 (last link)"#,
+        ),
+        case(
+            "rmdir_kernel_probe_set_inode",
+            event(
+                Rmdir,
+                at(7),
+                0,
+                b"rmdir",
+                Args::Delete {
+                    dfd: AT_FDCWD,
+                    pathname: s(b"/srv/empty"),
+                    flags: 0,
+                    dir: dir(DIR_FROM_ROOT, 1, b"/", 0, 0),
+                    capture: CAP_ALL,
+                    origin_mnt_id: 0,
+                    victim: Some(mntrace::model::Victim {
+                        ino: 77,
+                        size: 4096,
+                        dev: 8 << 20 | 2,
+                        nlink: 2,
+                        mode: 0o040700,
+                        rmdir: true,
+                    }),
+                },
+            ),
+            r#"08:00:07.123456 rmdir[4242/4243] rmdir("/srv/empty") = 0  dir="/" mnt=1  inode=77 dir size=4096 nlink=2 (last link)"#,
         ),
         case(
             "unlinkat_bad_fd",
@@ -367,6 +440,7 @@ fn event_cases() -> Vec<Case> {
                     },
                     capture: CAP_ALL,
                     origin_mnt_id: 0,
+                    victim: None,
                 },
             ),
             r#"08:00:08.123456 rm[4242/4243] unlinkat(99, "x", 0) = -EBADF  dir=<bad fd>"#,
@@ -395,6 +469,7 @@ fn event_cases() -> Vec<Case> {
                     },
                     capture: CAP_ALL | CAP_CROSSING,
                     origin_mnt_id: 41,
+                    victim: None,
                 },
             ),
             r#"08:00:09.123456 rm[4242/4243] unlinkat(5, "q\"\t\\", 0) = 0  dir="/srv/\xe9t\xe9" mnt=77 rel="/\xe9t\xe9" [outside_root,not_dir,read_error]"#,
@@ -429,6 +504,7 @@ fn event_cases() -> Vec<Case> {
                         | CAP_BUSY_MOUNT
                         | CAP_AFTER_ANY_EBUSY,
                     origin_mnt_id: 40,
+                    victim: None,
                 },
             ),
             r#"08:00:10.123456 rm[4242/4243] rmdir("deep") = -ENOTEMPTY  dir=..."/c/d" mnt=41 rel="/d" [idmapped,subtree,truncated_length,truncated_depth]"#,
@@ -448,6 +524,7 @@ fn event_cases() -> Vec<Case> {
                     dir: dir(0, 12, b"/", 0, DIR_REL_UNKNOWN),
                     capture: CAP_BUSY | CAP_BUSY_PATH,
                     origin_mnt_id: 12,
+                    victim: None,
                 },
             ),
             r#"08:00:11.123456 rm[4242/4243] unlinkat(AT_FDCWD, "/f", 0) = -512  dir="/" mnt=12 [rel_unknown]"#,
@@ -740,9 +817,17 @@ fn event_cases() -> Vec<Case> {
                     dir: dir(DIR_FROM_FD, 41, b"/var/log/app", 8, 0),
                     capture: CAP_ALL,
                     origin_mnt_id: 0,
+                    victim: Some(mntrace::model::Victim {
+                        ino: 31337,
+                        size: 1048576,
+                        dev: 8 << 20 | 1,
+                        nlink: 1,
+                        mode: 0o100600,
+                        rmdir: false,
+                    }),
                 },
             ),
-            r#"08:00:26.123956 tokio-runtime-w[4242/4243] io_uring_unlinkat(9, "old.log", 0) = 0  dir="/var/log/app" mnt=41 rel="/app""#,
+            r#"08:00:26.123956 tokio-runtime-w[4242/4243] io_uring_unlinkat(9, "old.log", 0) = 0  dir="/var/log/app" mnt=41 rel="/app"  inode=31337 file size=1048576 nlink=1 (last link)"#,
         ),
         // ---- guard
         case(
@@ -848,6 +933,7 @@ fn small_busy(id: u64, holders: Option<HolderScan>) -> Incident {
             None,
         )],
         count: 1,
+        removed: Default::default(),
         first_delay_ns: 2_500_000,
         last_ts_ns: at(43),
         lost_while_open: 0,
@@ -881,6 +967,7 @@ fn incident_cases() -> Vec<Case> {
             backing_path: Some(Bytes::from(format!("/data/t/f{i:02}"))),
             // One path was cut by the kernel's limits.
             truncated: i == 24,
+            inode: None,
             ..deletion(at(43), EventKind::Unlinkat, false, b"", b"", None)
         })
         .collect();
@@ -957,16 +1044,31 @@ fn incident_cases() -> Vec<Case> {
                         b"/etc",
                         Some(b"/var/lib/ctr/snapshots/7/fs/etc"),
                     ),
-                    deletion(
-                        at(41),
-                        EventKind::Unlink,
-                        false,
-                        b"/run/c/0/caf\xe9",
-                        b"/caf\xe9",
-                        Some(b"/var/lib/ctr/snapshots/7/fs/caf\xe9"),
-                    ),
+                    Deletion {
+                        inode: Some(mntrace::model::Victim {
+                            ino: 99,
+                            size: 5,
+                            dev: 0,
+                            nlink: 1,
+                            mode: 0o100644,
+                            rmdir: false,
+                        }),
+                        ..deletion(
+                            at(41),
+                            EventKind::Unlink,
+                            false,
+                            b"/run/c/0/caf\xe9",
+                            b"/caf\xe9",
+                            Some(b"/var/lib/ctr/snapshots/7/fs/caf\xe9"),
+                        )
+                    },
                 ],
                 count: 3,
+                removed: mntrace::correlate::incident::Removed {
+                    seen: 1,
+                    last_links: 1,
+                    bytes: 5,
+                },
                 first_delay_ns: 405_000,
                 last_ts_ns: at(41),
                 lost_while_open: 0,
@@ -976,6 +1078,7 @@ fn incident_cases() -> Vec<Case> {
     unmount   08:00:40.123456 containerd[300] umount2("/run/c/0", 0) = -EBUSY
     mount     mnt 66 on "/run/c/0" (ext4, idmapped, bind of a subdirectory)
     lives at  "/var/lib/ctr/snapshots/7/fs"
+    inodes    1 file lost their last link (5 bytes); the kernel reported 1 of the deletions
     deleted   2 files, 1 directory by containerd[300] (ppid 299, uid 0, cgroup 1), rm[305] (ppid 300, uid 0, cgroup 1), first 405µs after the EBUSY
       file "/var/lib/ctr/snapshots/7/fs/etc/passwd"  (seen as "/run/c/0/etc/passwd")
       dir  "/var/lib/ctr/snapshots/7/fs/etc"  (seen as "/run/c/0/etc")
@@ -1104,6 +1207,7 @@ fn incident_cases() -> Vec<Case> {
                     },
                 ],
                 count: 2,
+                removed: Default::default(),
                 first_delay_ns: 0,
                 last_ts_ns: at(50) + 10_000,
                 lost_while_open: 0,
@@ -1139,6 +1243,7 @@ fn incident_cases() -> Vec<Case> {
                     pid: 501,
                     tid: 501,
                     truncated: true,
+                    inode: None,
                     ..deletion(
                         at(52) + 999_400,
                         EventKind::Rmdir,
@@ -1149,6 +1254,7 @@ fn incident_cases() -> Vec<Case> {
                     )
                 }],
                 count: 1,
+                removed: Default::default(),
                 first_delay_ns: 999_400,
                 last_ts_ns: at(52) + 999_400,
                 lost_while_open: 7,
@@ -1290,7 +1396,7 @@ fn other_cases() -> Vec<Case> {
         Case {
             name: "stats",
             item: Item::Stats(full),
-            console: "mntrace: 30 events: mount 3 (2 failed), umount 2 (2 failed), unlink 1, unlinkat 4 (2 failed), rmdir 1 (1 failed), open_tree 2 (1 failed), move_mount 1, mount_setattr 3 (1 failed), fsopen 2 (1 failed), fsconfig 5 (2 failed), fsmount 2 (1 failed), io_uring_unlinkat 1, guard 3
+            console: "mntrace: 32 events: mount 3 (2 failed), umount 2 (2 failed), unlink 2, unlinkat 4 (2 failed), rmdir 2 (1 failed), open_tree 2 (1 failed), move_mount 1, mount_setattr 3 (1 failed), fsopen 2 (1 failed), fsconfig 5 (2 failed), fsmount 2 (1 failed), io_uring_unlinkat 1, guard 3
 mntrace: 1 unmount failed with EBUSY; incidents: 3 critical, 5 warning
 mntrace: GUARD acted: 1 reported, 1 stopped, 1 killed
 mntrace: LOST 1204 events in the kernel (mount:scratch=1 unlinkat:ring_full=1200 rmdir:slot_full=3)
@@ -2233,6 +2339,7 @@ fn schema_doc_parses() {
             "dir",
             "flags",
             "flags_str",
+            "inode",
             "origin_mnt_id",
             "pathname"
         ]

@@ -144,6 +144,8 @@ fn enter(ctx: &TracePointContext, kind: EventKind, dfd: i32, path: u64, flags: u
     a.dfd = dfd;
     a.flags = flags;
     a.capture = capture;
+    // Filled by `vfs_unlink`/`vfs_rmdir` (kernel probe set).
+    a.victim = Default::default();
     // Where the burst began, whenever the capture had a race reason.
     a.origin_mnt_id = if capture & !CAP_ALL != 0 { origin } else { 0 };
     // The directory: reused from the thread's last walk, or walked by the

@@ -5,6 +5,7 @@
 use aya_ebpf::programs::TracePointContext;
 
 pub mod delete;
+pub mod kfunc;
 pub mod mount;
 pub mod mount_api;
 pub mod uring;

@@ -59,6 +59,8 @@ pub fn enter_umount(ctx: TracePointContext) -> u32 {
     let a: &mut UmountArgs = payload(slot);
     a.flags = arg(&ctx, 1);
     a.cwd = cwd;
+    // Filled by `path_umount` (kernel probe set).
+    a.target = Default::default();
     0
 }
 

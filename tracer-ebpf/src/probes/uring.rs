@@ -85,6 +85,8 @@ pub fn uring_submit(ctx: TracePointContext) -> u32 {
     // Where the burst began, whenever the capture had a race reason.
     a.origin_mnt_id = if race != 0 { origin } else { 0 };
     a.dir = dir;
+    // Filled by `vfs_unlink`/`vfs_rmdir` (kernel probe set).
+    a.victim = Default::default();
     0
 }
 

@@ -307,6 +307,7 @@ impl BusyUnmounts {
             inc.deleters.push(process(ev));
         }
         inc.count += 1;
+        inc.removed.add(d.inode.as_ref());
         inc.last_ts_ns = ev.ts_ns;
         if inc.deletions.len() < max {
             inc.deletions.push(d);
@@ -425,6 +426,7 @@ fn open_incident<'a>(
             deleters: Vec::new(),
             deletions: Vec::new(),
             count: 0,
+            removed: Default::default(),
             first_delay_ns: ts_ns - b.unmount.ts_ns,
             last_ts_ns: ts_ns,
             lost_while_open: 0,
@@ -476,6 +478,7 @@ mod tests {
                 target: Str::new(Bytes::copy_from_slice(target)),
                 flags,
                 cwd: Dir::default(),
+                target_mount: None,
             },
         );
         let en = Enrichment {
@@ -534,6 +537,7 @@ mod tests {
                 dir,
                 capture: tracer_common::event::CAP_BUSY,
                 origin_mnt_id: 0,
+                victim: None,
             },
         )
     }
@@ -717,6 +721,7 @@ mod tests {
                 dir: d,
                 capture: tracer_common::event::CAP_BUSY_PATH,
                 origin_mnt_id: 0,
+                victim: None,
             },
         )
     }

@@ -19,7 +19,9 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use tracer_common::{event::CAP_ALL, uapi::EBUSY};
 
-use super::incident::{deletion, is_dir_removal, mount_facts, prevention, process};
+use super::incident::{
+    deletion, inode, is_dir_removal, mount_facts, prevention, process, Removed,
+};
 use super::*;
 use crate::enrich::mount_table::MountInfo;
 use crate::model::{detach, Args, Dir};
@@ -37,6 +39,7 @@ struct Side {
     backing_root: Option<Bytes>,
     deletions: Vec<Deletion>,
     count: u64,
+    removed: Removed,
     first_ts: u64,
     last_ts: u64,
     /// `--guard-crossings` acted at the walk's first listing here.
@@ -67,6 +70,7 @@ impl Side {
             backing_root: en.backing_root.clone(),
             deletions: Vec::new(),
             count: 0,
+            removed: Removed::default(),
             first_ts: ts,
             last_ts: ts,
             prevented: Vec::new(),
@@ -172,6 +176,7 @@ impl Crossings {
             .entry(dir.mnt_id)
             .or_insert_with(|| Side::new(dir, &mountpoint, en, ev.ts_ns));
         side.count += 1;
+        side.removed.add(inode(ev).as_ref());
         side.last_ts = ev.ts_ns;
         if side.deletions.len() < max_deletions {
             side.deletions.push(deletion(
@@ -336,6 +341,7 @@ impl Crossings {
                 deleters: vec![b.by.clone()],
                 deletions: side.deletions,
                 count: side.count,
+                removed: side.removed,
                 first_delay_ns: side.first_ts.saturating_sub(b.start_ts),
                 last_ts_ns: side.last_ts,
                 lost_while_open: b.lost_while_open,
@@ -414,6 +420,7 @@ mod tests {
                 },
                 capture: cap,
                 origin_mnt_id: origin,
+                victim: None,
             },
         }
     }
@@ -681,6 +688,7 @@ mod tests {
                 target: Str::new(Bytes::from_static(MP.as_bytes())),
                 flags: 0,
                 cwd: Dir::default(),
+                target_mount: None,
             },
             ret: -i64::from(EBUSY),
             ts_ns: 5,

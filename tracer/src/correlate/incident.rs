@@ -7,7 +7,7 @@ use tracer_common::{uapi::AT_REMOVEDIR, EventKind};
 
 use crate::enrich::holders::HolderScan;
 use crate::enrich::mount_table::MountInfo;
-use crate::model::{Dir, Event, Guard, GuardAction};
+use crate::model::{Args, Dir, Event, Guard, GuardAction, Victim};
 use crate::path::join;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -85,6 +85,34 @@ pub struct Deletion {
     pub backing_path: Option<Bytes>,
     /// The path (as seen or backing) was cut by the kernel's limits.
     pub truncated: bool,
+    /// The inode the kernel removed (kernel probe set).
+    pub inode: Option<Victim>,
+}
+
+/// What the deletions of an incident removed, by the kernel's account
+/// (kernel probe set), over all of them, also those past the kept list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Deletions whose inode the kernel reported.
+    pub seen: u64,
+    /// Files (not directories) whose last link went: their data is gone
+    /// once no one has them open.
+    pub last_links: u64,
+    /// The size of those files, in bytes.
+    pub bytes: u64,
+}
+
+impl Removed {
+    pub fn add(&mut self, inode: Option<&Victim>) {
+        let Some(v) = inode else {
+            return;
+        };
+        self.seen += 1;
+        if !v.rmdir && v.last_link() {
+            self.last_links += 1;
+            self.bytes = self.bytes.saturating_add(v.size);
+        }
+    }
 }
 
 /// A recursive delete that went from its own mount into another one.
@@ -134,6 +162,8 @@ pub struct Incident {
     pub deletions: Vec<Deletion>,
     /// All successful deletions, including those beyond the kept list.
     pub count: u64,
+    /// What they removed, where the kernel said (kernel probe set).
+    pub removed: Removed,
     /// First deletion's time minus the failed unmount's time (busy unmount)
     /// or minus the walk's first captured event (crossing).
     pub first_delay_ns: u64,
@@ -237,6 +267,15 @@ pub fn deletion(
         backing_path: backing_root.map(|r| join(r, &rel)),
         rel_path: rel,
         truncated: dir.truncated(),
+        inode: inode(ev),
+    }
+}
+
+/// The inode a deletion removed, when the kernel said (kernel probe set).
+pub fn inode(ev: &Event) -> Option<Victim> {
+    match &ev.args {
+        Args::Delete { victim, .. } => *victim,
+        _ => None,
     }
 }
 

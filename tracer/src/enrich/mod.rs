@@ -372,7 +372,12 @@ impl Enricher {
         }
         let mut out = Enrichment::default();
         match &ev.args {
-            Args::Umount { target, cwd, .. } => {
+            Args::Umount {
+                target,
+                cwd,
+                target_mount,
+                ..
+            } => {
                 if ev.ret >= 0 {
                     self.table.changed(ev.mnt_ns);
                 }
@@ -388,7 +393,15 @@ impl Enricher {
                     // else's unmount fail with EBUSY.
                     self.reload(ev);
                     out.submounts = self.table.submounts(ev.mnt_ns, &abs);
-                    if let Some(m) = self.table.at_mountpoint(ev.mnt_ns, &abs).cloned() {
+                    // The mount the kernel resolved the target to (kernel
+                    // probe set) is exact, even through symlinks or below a
+                    // chroot; else the top mount at the target's path.
+                    let m = target_mount
+                        .as_ref()
+                        .and_then(|t| self.table.get(ev.mnt_ns, t.mnt_id))
+                        .or_else(|| self.table.at_mountpoint(ev.mnt_ns, &abs))
+                        .cloned();
+                    if let Some(m) = m {
                         out.backing_root = self.table.backing_path(ev.mnt_ns, &m, b"/");
                         if let Some(id) = self.scans.admit(ev.ts_ns) {
                             self.scanner.submit(id, m.mnt_id);

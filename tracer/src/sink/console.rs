@@ -124,15 +124,30 @@ pub fn render(ev: &Event) -> (String, String) {
             ),
             relative_only(target, "cwd", cwd),
         ),
-        Args::Umount { target, flags, cwd } => (
-            format!("umount2({}, {})", arg(target), names::umount_flags(*flags)),
-            relative_only(target, "cwd", cwd),
-        ),
+        Args::Umount {
+            target,
+            flags,
+            cwd,
+            target_mount,
+        } => {
+            let mut extra = relative_only(target, "cwd", cwd);
+            if let Some(t) = target_mount {
+                if !extra.is_empty() {
+                    extra.push_str("  ");
+                }
+                extra.push_str(&format!("target mnt={}{}", t.mnt_id, dir_flags(t)));
+            }
+            (
+                format!("umount2({}, {})", arg(target), names::umount_flags(*flags)),
+                extra,
+            )
+        }
         Args::Delete {
             dfd,
             pathname,
             flags,
             dir: d,
+            victim,
             ..
         } => {
             let call = match ev.kind {
@@ -148,7 +163,18 @@ pub fn render(ev: &Event) -> (String, String) {
                 }
                 k => format!("{}({})", k.syscall(), arg(pathname)),
             };
-            (call, dir("dir", d))
+            let mut extra = dir("dir", d);
+            if let Some(v) = victim {
+                extra.push_str(&format!(
+                    "  inode={} {} size={} nlink={}{}",
+                    v.ino,
+                    v.file_type(),
+                    v.size,
+                    v.nlink,
+                    if v.last_link() { " (last link)" } else { "" }
+                ));
+            }
+            (call, extra)
         }
         Args::OpenTree {
             dfd,
@@ -487,6 +513,17 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
             "    guard     {} {}",
             at(p.ts_ns),
             prevention_text(p, inc)
+        );
+    }
+    if inc.removed.seen > 0 {
+        let r = &inc.removed;
+        let _ = writeln!(
+            s,
+            "    inodes    {} lost their last link ({} bytes); the kernel reported {} of the \
+             deletions",
+            count(r.last_links, "file", "files"),
+            r.bytes,
+            r.seen
         );
     }
     if inc.count == 0 {

@@ -15,7 +15,7 @@ use crate::correlate::{Deletion, Incident, Process};
 use crate::drops::Drops;
 use crate::enrich::clock::BootClock;
 use crate::enrich::holders::Hold;
-use crate::model::{Args, Dir, DirFrom, Event, GuardAction, MountAttr, Str};
+use crate::model::{Args, Dir, DirFrom, Event, GuardAction, MountAttr, Str, Victim};
 use crate::names;
 use crate::stats::{Stats, Unwritten};
 
@@ -184,6 +184,43 @@ impl Serialize for DirJson<'_> {
     }
 }
 
+/// The mount an unmount's target resolved to, in the kernel (no path).
+struct MountJson<'a>(&'a Dir);
+
+impl Serialize for MountJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let d = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("mnt_id", &d.mnt_id)?;
+        if d.mnt_id_unique != 0 {
+            m.serialize_entry("mnt_id_unique", &d.mnt_id_unique)?;
+        }
+        m.serialize_entry("mnt_ns", &d.mnt_ns)?;
+        m.serialize_entry("dev", &d.dev_str())?;
+        m.serialize_entry("root_ino", &d.ino)?;
+        m.serialize_entry("flags", &names::dir_flags(d.flags))?;
+        m.end()
+    }
+}
+
+/// The inode a deletion removed.
+struct VictimJson<'a>(&'a Victim);
+
+impl Serialize for VictimJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("ino", &v.ino)?;
+        m.serialize_entry("dev", &crate::model::dev_str(v.dev))?;
+        m.serialize_entry("type", v.file_type())?;
+        m.serialize_entry("mode", &format!("{:o}", v.mode & 0o7777))?;
+        m.serialize_entry("size", &v.size)?;
+        m.serialize_entry("nlink", &v.nlink)?;
+        m.serialize_entry("last_link", &v.last_link())?;
+        m.end()
+    }
+}
+
 /// An optional resolved directory: null when absent.
 fn opt_dir_entry<M: SerializeMap>(m: &mut M, key: &str, d: Option<&Dir>) -> Result<(), M::Error> {
     m.serialize_entry(key, &d.map(DirJson))
@@ -242,10 +279,18 @@ impl Serialize for ArgsJson<'_> {
                 str_entry(&mut m, "data", data)?;
                 m.serialize_entry("cwd", &DirJson(cwd))?;
             }
-            Args::Umount { target, flags, cwd } => {
+            Args::Umount {
+                target,
+                flags,
+                cwd,
+                target_mount,
+            } => {
                 str_entry(&mut m, "target", target)?;
                 flags_entry(&mut m, "flags", *flags, names::umount_flags(*flags))?;
                 m.serialize_entry("cwd", &DirJson(cwd))?;
+                if let Some(t) = target_mount {
+                    m.serialize_entry("target_mount", &MountJson(t))?;
+                }
             }
             Args::Delete {
                 dfd,
@@ -254,12 +299,16 @@ impl Serialize for ArgsJson<'_> {
                 dir,
                 capture,
                 origin_mnt_id,
+                victim,
             } => {
                 at_entries(&mut m, *dfd, pathname, *flags as u64, names::at_flags)?;
                 m.serialize_entry("dir", &DirJson(dir))?;
                 m.serialize_entry("capture", &names::capture_reasons(*capture))?;
                 if *origin_mnt_id != 0 {
                     m.serialize_entry("origin_mnt_id", origin_mnt_id)?;
+                }
+                if let Some(v) = victim {
+                    m.serialize_entry("inode", &VictimJson(v))?;
                 }
             }
             Args::OpenTree {
@@ -475,6 +524,9 @@ impl Serialize for DeletionJson<'_> {
         bytes_entry(&mut o, "rel_path", &d.rel_path)?;
         opt_bytes_entry(&mut o, "backing_path", d.backing_path.as_deref())?;
         o.serialize_entry("truncated", &d.truncated)?;
+        if let Some(v) = &d.inode {
+            o.serialize_entry("inode", &VictimJson(v))?;
+        }
         o.end()
     }
 }
@@ -556,6 +608,17 @@ fn incident_head(inc: &Incident, clock: &BootClock) -> Map<String, Value> {
     mm.insert("subtree".into(), json!(mt.subtree));
     m.insert("mount".into(), Value::Object(mm));
     m.insert("count".into(), json!(inc.count));
+    if inc.removed.seen > 0 {
+        // Kernel probe set: what the deletions removed, by the kernel.
+        m.insert(
+            "removed".into(),
+            json!({
+                "inodes_seen": inc.removed.seen,
+                "last_links": inc.removed.last_links,
+                "bytes": inc.removed.bytes,
+            }),
+        );
+    }
     m.insert("first_delay_ns".into(), json!(inc.first_delay_ns));
     m.insert("last_time".into(), time(clock, inc.last_ts_ns));
     m.insert("lost_while_open".into(), json!(inc.lost_while_open));

@@ -407,6 +407,7 @@ mod tests {
             deleters: Vec::new(),
             deletions: Vec::new(),
             count: 1,
+            removed: Default::default(),
             first_delay_ns: 1,
             last_ts_ns: 2,
             lost_while_open: 0,
@@ -635,6 +636,7 @@ mod tests {
                 target: crate::model::Str::new(Bytes::from_static(b"/nonexistent-mntrace")),
                 flags: 0,
                 cwd: Default::default(),
+                target_mount: None,
             },
         };
         p.event(&ev, &mut sink).unwrap();
