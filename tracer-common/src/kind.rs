@@ -77,6 +77,20 @@ impl EventKind {
         }
     }
 
+    /// The new mount API: `open_tree`, `move_mount`, `mount_setattr`,
+    /// `fsopen`, `fsconfig`, `fsmount`.
+    pub const fn is_mount_api(self) -> bool {
+        matches!(
+            self,
+            EventKind::OpenTree
+                | EventKind::MoveMount
+                | EventKind::MountSetattr
+                | EventKind::Fsopen
+                | EventKind::Fsconfig
+                | EventKind::Fsmount
+        )
+    }
+
     /// `unlink`, `unlinkat`, `rmdir`, and io_uring's unlinkat.
     pub const fn is_delete(self) -> bool {
         matches!(

@@ -341,7 +341,11 @@ fn mountpoint_into_hashbuf(mount: KPath) -> Option<u32> {
     if w.flags & bad != 0 || pos > WALK_PATH_MAX {
         return None;
     }
+    // Masked where it is used: the verifier of older kernels (6.1) loses
+    // the bound checked above once the value is spilled to the stack (read
+    // again, so the compiler keeps the mask).
     let len = WALK_PATH_MAX - pos;
+    let len = unsafe { core::ptr::read_volatile(&len) } & (2 * WALK_PATH_MAX - 1);
     let wb = WALKBUF.get_ptr(0)?;
     let hb = HASHBUF.get_ptr_mut(0)?;
     unsafe {

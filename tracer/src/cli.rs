@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use mntrace::config::{
-    DeleteMode, GuardMode, ProbeSet, RunConfig, DEFAULT_BUSY_WINDOW_SECS, DEFAULT_LOSS_INTERVAL_SECS,
-    DEFAULT_MAX_TOTAL_MIB, DEFAULT_METRICS_ADDR, DEFAULT_RECORD_DIR, DEFAULT_RING_MIB,
-    DEFAULT_SEGMENT_AGE_SECS, DEFAULT_SEGMENT_MIB,
+    DeleteMode, GuardMode, ProbeSet, RunConfig, DEFAULT_BUSY_WINDOW_SECS,
+    DEFAULT_LOSS_INTERVAL_SECS, DEFAULT_MAX_TOTAL_MIB, DEFAULT_METRICS_ADDR, DEFAULT_RECORD_DIR,
+    DEFAULT_RING_MIB, DEFAULT_SEGMENT_AGE_SECS, DEFAULT_SEGMENT_MIB,
 };
 use mntrace::correlate::roots::Roots;
 use mntrace::floor::FloorHooks;

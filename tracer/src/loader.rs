@@ -97,11 +97,15 @@ pub fn load_object(ring_size: u32) -> Result<Ebpf, StartError> {
 /// errno), for `mntrace doctor`.
 pub fn load_object_with(ring_size: u32, cpus: u32) -> Result<Ebpf, aya::EbpfError> {
     let object = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
+    // The verifier's reason and statistics only, unless the whole log is
+    // asked for: a full instruction log of a large program is megabytes.
+    let level = if verifier_log_file().is_some() {
+        aya::VerifierLogLevel::VERBOSE | aya::VerifierLogLevel::STATS
+    } else {
+        aya::VerifierLogLevel::STATS
+    };
     EbpfLoader::new()
-        // The verifier's reason and statistics only: a full instruction log
-        // of a large program overflows the log buffer, and the load then
-        // fails with ENOSPC instead of the verifier's reason.
-        .verifier_log_level(aya::VerifierLogLevel::STATS)
+        .verifier_log_level(level)
         .map_max_entries("EVENTS", ring_size)
         .map_max_entries("SCRATCH", cpus)
         .load(object)
@@ -143,8 +147,20 @@ pub(crate) fn attach_tracepoint(
     Ok(())
 }
 
+/// `MNTRACE_VERIFIER_LOG=FILE`: ask the verifier for its whole
+/// instruction log, and write a refused program's log to FILE (what a
+/// report of a kernel refusing a program needs; see the README).
+pub const VERIFIER_LOG_ENV: &str = "MNTRACE_VERIFIER_LOG";
+
+fn verifier_log_file() -> Option<std::path::PathBuf> {
+    std::env::var_os(VERIFIER_LOG_ENV)
+        .filter(|v| !v.is_empty())
+        .map(Into::into)
+}
+
 /// Shorten a verifier log to its last lines (the reason is at the end);
-/// say so when it is empty (refused before the verifier ran).
+/// say so when it is empty (refused before the verifier ran). With
+/// [`VERIFIER_LOG_ENV`] the whole log goes to its file.
 pub fn program_error(e: &ProgramError) -> String {
     match e {
         ProgramError::LoadError {
@@ -155,9 +171,22 @@ pub fn program_error(e: &ProgramError) -> String {
             if log.trim().is_empty() {
                 return format!("{io_error}; the verifier log is empty");
             }
+            let whole = match verifier_log_file() {
+                Some(path) => match std::fs::write(&path, &log) {
+                    Ok(()) => format!(" (whole log in {})", path.display()),
+                    Err(e) => format!(
+                        " (could not write the whole log to {}: {e})",
+                        path.display()
+                    ),
+                },
+                None => String::new(),
+            };
             let tail: Vec<&str> = log.lines().rev().take(12).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            format!("{io_error}; verifier log (end):\n{}", tail.join("\n"))
+            format!(
+                "{io_error}; verifier log (end){whole}:\n{}",
+                tail.join("\n")
+            )
         }
         // aya's own message omits the cause (the errno, the file): add
         // the chain.
@@ -296,16 +325,15 @@ fn choose_probes(
     })
 }
 
-/// The program the delete probes reach by tail call to walk a deletion's
-/// directory: loaded and put in the `DIR_WALKS` array before they are
-/// attached.
-fn load_dir_walk(ebpf: &mut Ebpf) -> Result<(), StartError> {
-    const NAME: &str = "walk_delete_dir";
-    let prog: &mut TracePoint = program(ebpf, NAME)?;
-    prog.load().map_err(|e| load_refused(NAME, &e))?;
+/// A program the probes reach by tail call (a directory walk of its own,
+/// see `DIR_WALK_*`): loaded and put in the `DIR_WALKS` array at `index`
+/// before they are attached.
+fn load_dir_walk(ebpf: &mut Ebpf, name: &str, index: u32) -> Result<(), StartError> {
+    let prog: &mut TracePoint = program(ebpf, name)?;
+    prog.load().map_err(|e| load_refused(name, &e))?;
     let fd = prog
         .fd()
-        .map_err(|e| load_refused(NAME, &e))?
+        .map_err(|e| load_refused(name, &e))?
         .try_clone()
         .map_err(|e| refused("duplicating the walk program's fd", e))?;
     let map = ebpf
@@ -313,7 +341,7 @@ fn load_dir_walk(ebpf: &mut Ebpf) -> Result<(), StartError> {
         .ok_or_else(|| anyhow::anyhow!("no DIR_WALKS map"))?;
     let mut walks: ProgramArray<_> = ProgramArray::try_from(map).map_err(anyhow::Error::from)?;
     walks
-        .set(DIR_WALK_DELETE, &fd, 0)
+        .set(index, &fd, 0)
         .map_err(|e| refused("writing the DIR_WALKS map", e))
 }
 
@@ -330,8 +358,8 @@ impl Tracer {
                     .into(),
             });
         }
-        let kinds = opts.attached_kinds();
-        let probes = probes(&kinds);
+        let mut kinds = opts.attached_kinds();
+        let mut probes = probes(&kinds);
         let warnings = preflight::check(Hooks::SyscallTracepoints(
             probes.first().map(|p| p.tracepoint.as_str()),
         ))?;
@@ -389,7 +417,7 @@ impl Tracer {
         let drops = PerCpuArray::try_from(drops_map).map_err(anyhow::Error::from)?;
 
         if kinds.iter().any(|k| k.is_delete()) {
-            load_dir_walk(&mut ebpf)?;
+            load_dir_walk(&mut ebpf, "walk_delete_dir", DIR_WALK_DELETE)?;
         }
         // Owned by `links` as soon as each is attached: an error below
         // detaches those already attached (concurrently) on the way out.
@@ -398,26 +426,62 @@ impl Tracer {
         // Before the tracepoints whose calls they add to, so that no call
         // taken at its entry misses them.
         let chosen = choose_probes(&mut ebpf, opts.probes, &mut links, &mut warnings)?;
+        // Every program is loaded before any is attached, so that a kind
+        // the kernel refuses is left out whole (entry and exit).
+        let mut refused_kinds = Vec::new();
         for p in &probes {
             let prog: &mut TracePoint = program(&mut ebpf, &p.program)?;
-            prog.load().map_err(|e| load_refused(&p.program, &e))?;
+            if let Err(e) = prog.load() {
+                let e = load_refused(&p.program, &e);
+                // The mount-API probes are left out with a warning where
+                // the kernel refuses them (6.1's verifier gives up on some)
+                // unless they were asked for: the race needs only mount,
+                // umount and the deletions.
+                if !p.kind.is_mount_api() || !opts.kinds.is_empty() {
+                    return Err(e);
+                }
+                let why = e.to_string();
+                let why = why.lines().next().unwrap_or_default();
+                warnings.push(format!(
+                    "{} is not traced: {why} (`{VERIFIER_LOG_ENV}=FILE` writes the verifier's \
+                     whole log to FILE)",
+                    p.kind.syscall()
+                ));
+                refused_kinds.push(p.kind);
+            }
+        }
+        kinds.retain(|k| !refused_kinds.contains(k));
+        probes.retain(|p| !refused_kinds.contains(&p.kind));
+        for p in &probes {
+            let prog: &mut TracePoint = program(&mut ebpf, &p.program)?;
             attach_tracepoint(prog, &p.program, p, &mut links)?;
         }
         if kinds.iter().any(|k| k.is_delete()) {
             // Completions before submissions: a request is never seen
             // completing without its submission once both are attached.
-            for p in crate::probes::uring_probes().iter().rev() {
-                let prog: &mut TracePoint = program(&mut ebpf, &p.program)?;
-                let attached = prog
-                    .load()
-                    .map_err(|e| load_refused(&p.program, &e))
-                    .and_then(|()| attach_tracepoint(prog, &p.program, p, &mut links));
-                if let Err(e) = attached {
-                    warnings.push(format!(
-                        "io_uring deletions (IORING_OP_UNLINKAT) are not traced: {e}"
-                    ));
-                    break;
+            let tracefs = match preflight::find_tracefs(None) {
+                preflight::TracefsFound::Ready(p) => p,
+                _ => preflight::TRACEFS.into(),
+            };
+            match crate::probes::uring_probes(&tracefs) {
+                Ok(uring) => {
+                    for p in uring.iter().rev() {
+                        let prog: &mut TracePoint = program(&mut ebpf, &p.program)?;
+                        let attached = prog
+                            .load()
+                            .map_err(|e| load_refused(&p.program, &e))
+                            .and_then(|()| attach_tracepoint(prog, &p.program, p, &mut links));
+                        if let Err(e) = attached {
+                            warnings.push(format!(
+                                "io_uring deletions (IORING_OP_UNLINKAT) are not traced: {e}"
+                            ));
+                            break;
+                        }
+                    }
                 }
+                Err(e) => warnings.push(format!(
+                    "io_uring deletions (IORING_OP_UNLINKAT) are not traced: {e}"
+                )),
             }
         }
         Ok(Tracer {

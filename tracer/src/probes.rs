@@ -1,6 +1,8 @@
 //! The probe registry: which program hooks which tracepoint, derived from the
 //! one list of event kinds so programs, attach points and kinds cannot drift.
 
+use std::path::Path;
+
 use tracer_common::EventKind;
 
 /// One program and its attach point.
@@ -50,11 +52,50 @@ pub fn probes(kinds: &[EventKind]) -> Vec<Probe> {
     v
 }
 
+/// io_uring's submission tracepoint, by its names, newest first (6.1 has
+/// `io_uring_submit_sqe`, later kernels `io_uring_submit_req`: same fields).
+const URING_SUBMIT: [&str; 2] = ["io_uring_submit_req", "io_uring_submit_sqe"];
+/// The fields the io_uring programs read (`tracer-ebpf/src/probes/uring.rs`),
+/// with the offsets they read them at.
+const URING_SUBMIT_FIELDS: [(&str, u32); 2] = [("req", 16), ("opcode", 32)];
+/// The same for `io_uring_complete`.
+const URING_COMPLETE_FIELDS: [(&str, u32); 2] = [("req", 16), ("res", 32)];
+
 /// The io_uring deletion probes (`tracer-ebpf/src/probes/uring.rs`), with
-/// any deletion kind: the request's submission, then its completion. They
-/// are optional: a kernel without io_uring (or its tracepoints) is traced
-/// without them, with a warning.
-pub fn uring_probes() -> [Probe; 2] {
+/// any deletion kind: the request's submission, then its completion, on
+/// the tracepoints this kernel has (`tracefs`: where tracefs is), checked
+/// against the offsets the programs read. They are optional: a kernel
+/// without io_uring, its tracepoints or those fields is traced without
+/// them, with a warning (the reason is the `Err`).
+pub fn uring_probes(tracefs: &Path) -> Result<[Probe; 2], String> {
+    let events = tracefs.join("events/io_uring");
+    let submit = URING_SUBMIT
+        .into_iter()
+        .find(|tp| events.join(tp).join("format").exists())
+        .ok_or_else(|| {
+            format!(
+                "this kernel has no io_uring submission tracepoint ({} in {})",
+                URING_SUBMIT.join(", "),
+                events.display()
+            )
+        })?;
+    for (tp, fields) in [
+        (submit, &URING_SUBMIT_FIELDS),
+        ("io_uring_complete", &URING_COMPLETE_FIELDS),
+    ] {
+        let path = events.join(tp).join("format");
+        let format =
+            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        for &(name, offset) in fields {
+            let found = field_offset(&format, name);
+            if found != Some(offset) {
+                return Err(format!(
+                    "io_uring:{tp} has its `{name}` at offset {found:?}, not at {offset} where \
+                     mntrace reads it"
+                ));
+            }
+        }
+    }
     let probe = |program: &str, tracepoint: &str, entry| Probe {
         kind: EventKind::UringUnlinkat,
         program: program.into(),
@@ -62,10 +103,22 @@ pub fn uring_probes() -> [Probe; 2] {
         tracepoint: tracepoint.into(),
         entry,
     };
-    [
-        probe("uring_submit", "io_uring_submit_req", true),
+    Ok([
+        probe("uring_submit", submit, true),
         probe("uring_complete", "io_uring_complete", false),
-    ]
+    ])
+}
+
+/// Offset of field `name` in a tracefs `format` file.
+fn field_offset(format: &str, name: &str) -> Option<u32> {
+    format.lines().find_map(|line| {
+        let (decl, rest) = line.trim().strip_prefix("field:")?.split_once(';')?;
+        if decl.split_whitespace().last()? != name {
+            return None;
+        }
+        let offset = rest.trim().strip_prefix("offset:")?.split(';').next()?;
+        offset.parse().ok()
+    })
 }
 
 /// How the kernel probe set's programs are attached to their functions.
@@ -187,6 +240,33 @@ mod tests {
                 "kprobe_io_unlinkat",
             ]
         );
+    }
+
+    #[test]
+    fn tracepoint_field_offsets_are_read_from_the_format() {
+        // io_uring_submit_sqe as 6.1 has it (tracefs format).
+        let format = "name: io_uring_submit_sqe\nID: 1519\nformat:\n\
+            \tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\n\
+            \tfield:void * ctx;\toffset:8;\tsize:8;\tsigned:0;\n\
+            \tfield:void * req;\toffset:16;\tsize:8;\tsigned:0;\n\
+            \tfield:unsigned long long user_data;\toffset:24;\tsize:8;\tsigned:0;\n\
+            \tfield:u8 opcode;\toffset:32;\tsize:1;\tsigned:0;\n\
+            \tfield:__data_loc char[] op_str;\toffset:44;\tsize:4;\tsigned:0;\n";
+        assert_eq!(field_offset(format, "req"), Some(16));
+        assert_eq!(field_offset(format, "opcode"), Some(32));
+        assert_eq!(field_offset(format, "op_str"), Some(44));
+        assert_eq!(field_offset(format, "res"), None);
+        assert_eq!(field_offset(format, "user"), None);
+    }
+
+    #[test]
+    fn this_kernels_io_uring_tracepoints_have_the_fields_where_they_are_read() {
+        let tracefs = Path::new(crate::preflight::TRACEFS);
+        if !tracefs.join("events/io_uring").exists() {
+            return; // not root, or no tracefs here: the kernel tests cover it
+        }
+        let p = uring_probes(tracefs).expect("io_uring tracepoints as the programs read them");
+        assert_eq!(p[1].tracepoint, "io_uring_complete");
     }
 
     #[test]

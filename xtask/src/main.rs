@@ -1,5 +1,5 @@
 //! Project tasks: `cargo xtask setup | run | test | lint | deploy-check |
-//! bench`.
+//! bench | vm-test`.
 
 mod bench;
 mod cmd;
@@ -10,6 +10,7 @@ mod run;
 mod setup;
 mod summary;
 mod test;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -68,6 +69,10 @@ enum Task {
         #[command(subcommand)]
         what: Bench,
     },
+    /// Build the tests, boot Debian's stock 6.1 and 6.12 cloud kernels
+    /// under qemu (TCG) and run test binaries inside, per probe set;
+    /// prints pass/fail per kernel, set and test (logs in target/vm/).
+    VmTest(vm::VmTest),
 }
 
 #[derive(Subcommand)]
@@ -157,6 +162,7 @@ fn try_main(cli: Cli) -> Result<ExitCode> {
             setup::setup()?;
             overhead::bench(reps, smoke).map(|()| ExitCode::SUCCESS)
         }
+        Task::VmTest(opts) => vm::vm_test(opts),
         Task::DeployCheck => {
             setup::setup()?;
             let mut steps = summary::Steps::new("deploy-check");

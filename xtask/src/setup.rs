@@ -118,7 +118,8 @@ pub fn bench_packages() -> Result<()> {
     apt_install(BENCH_PACKAGES, is_root())
 }
 
-fn apt_install(packages: &[&str], root: bool) -> Result<()> {
+/// Install (or check) `packages` with apt-get, as the set-up does.
+pub fn apt_install(packages: &[&str], root: bool) -> Result<()> {
     let mut missing = Vec::new();
     for &package in packages {
         if apt_installed(package)? {

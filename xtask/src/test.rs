@@ -1,5 +1,6 @@
 //! `cargo xtask test`: the test fixture driver's build, the workspace tests,
-//! the overhead benchmark's smoke run, the deployment files' validators, then
+//! a qemu run of the kernel probe set's tests, the overhead benchmark's
+//! smoke run, the deployment files' validators, then
 //! the lints.
 
 use std::process::ExitCode;
@@ -41,6 +42,26 @@ pub fn test(extra: &[String]) -> Result<ExitCode> {
                 "--no-fail-fast",
             ])
             .args(extra),
+    );
+    // The kernel probe set where the kernel accepts it: Debian's 6.12
+    // kernel under qemu, the kernel set's own tests and the io_uring ones
+    // (about two minutes; the whole `cargo xtask vm-test`, both kernels and
+    // sets, takes over twenty and is run on its own).
+    steps.run(
+        "vm smoke (6.12, kernel probe set)",
+        std::process::Command::new(std::env::current_exe()?).args([
+            "vm-test",
+            "--kernel",
+            "6.12",
+            "--set",
+            "kernel",
+            "--test",
+            "kernel_probes",
+            "--test",
+            "uring",
+            "--timeout",
+            "900",
+        ]),
     );
     // The overhead benchmark at tiny sizes, its report checked (with the
     // mntrace `cargo test` built).

@@ -19,9 +19,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use tracer_common::{event::CAP_ALL, uapi::EBUSY};
 
-use super::incident::{
-    deletion, inode, is_dir_removal, mount_facts, prevention, process, Removed,
-};
+use super::incident::{deletion, inode, is_dir_removal, mount_facts, prevention, process, Removed};
 use super::*;
 use crate::enrich::mount_table::MountInfo;
 use crate::model::{detach, Args, Dir};
