@@ -70,8 +70,10 @@ const MODULES: &[&str] = &["overlay", "virtio_pci", "virtio_blk"];
 /// Host tools copied into the guest (with their libraries) instead of
 /// busybox's applets: the tests pass util-linux options busybox lacks
 /// (`unshare`, `setpriv`), and coreutils `rm` (`--one-file-system`, its
-/// fd-based walk) is the deleter the tests model.
-const HOST_TOOLS: &[&str] = &["unshare", "setpriv", "mount", "umount", "rm"];
+/// fd-based walk) is the deleter the tests model. The shell is the host's
+/// `dash` too: busybox's `sh` runs its own `rm` applet in-process (comm
+/// `sh`, path-based deletions) instead of coreutils' `rm`.
+const HOST_TOOLS: &[&str] = &["unshare", "setpriv", "mount", "umount", "rm", "dash"];
 
 /// Test targets run by default; one that does not exist yet is skipped.
 const DEFAULT_TESTS: &[&str] = &["race", "crossing", "uring", "kernel_probes"];
@@ -559,12 +561,14 @@ fn install_busybox(stage: &Path) -> Result<()> {
     for applet in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let name = applet.rsplit('/').next().unwrap_or(applet);
         let link = stage.join(applet);
-        if HOST_TOOLS.contains(&name) || link.exists() {
+        if HOST_TOOLS.contains(&name) || name == "sh" || link.exists() {
             continue;
         }
         fs::create_dir_all(link.parent().context("parent")?)?;
         symlink("/bin/busybox", &link)?;
     }
+    // `sh` is the host's dash (see `HOST_TOOLS`).
+    symlink(which("dash")?, stage.join("bin/sh"))?;
     Ok(())
 }
 
