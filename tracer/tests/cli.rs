@@ -348,7 +348,9 @@ fn assert_all_detached(sig: i32) {
     assert_eq!(
         links.len(),
         mntrace::probes::probes(&mntrace::EventKind::SYSCALLS).len()
-            + mntrace::probes::uring_probes().len(),
+            + mntrace::probes::uring_probes(std::path::Path::new(mntrace::preflight::TRACEFS))
+                .expect("this kernel's io_uring tracepoints")
+                .len(),
         "one link per probe, all attached while tracing"
     );
     let (code, out) = stop_with(child, sig);
