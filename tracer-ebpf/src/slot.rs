@@ -124,6 +124,19 @@ pub fn active<const N: usize>(
     (slot.hdr.kind == kind as u32 && slot.hdr.tid == tid).then_some(slot)
 }
 
+/// This thread's slot when it holds a deletion (any delete kind) taken at
+/// entry: for the programs that add to it while the call runs (the
+/// directory walk reached by tail call, the kernel-function hooks).
+#[inline(always)]
+pub fn active_deletion<const N: usize>(
+    slots: &LruHashMap<u32, Slot<N>>,
+) -> Option<&'static mut Slot<N>> {
+    let (tid, _) = tid_tgid();
+    let slot = unsafe { &mut *slots.get_ptr_mut(tid)? };
+    let deleting = EventKind::try_from(slot.hdr.kind).is_ok_and(EventKind::is_delete);
+    (slot.hdr.tid == tid && deleting).then_some(slot)
+}
+
 /// Syscall exit: find the slot, let `complete` add exit-time facts, and emit
 /// the record. Exits whose entry was filtered out or not seen emit nothing.
 #[inline(always)]

@@ -325,15 +325,16 @@ fn choose_probes(
     })
 }
 
-/// A program the probes reach by tail call (a directory walk of its own,
-/// see `DIR_WALK_*`): loaded and put in the `DIR_WALKS` array at `index`
-/// before they are attached.
-fn load_dir_walk(ebpf: &mut Ebpf, name: &str, index: u32) -> Result<(), StartError> {
-    let prog: &mut TracePoint = program(ebpf, name)?;
-    prog.load().map_err(|e| load_refused(name, &e))?;
+/// The program the delete probes reach by tail call to walk a deletion's
+/// directory: loaded and put in the `DIR_WALKS` array before they are
+/// attached.
+fn load_dir_walk(ebpf: &mut Ebpf) -> Result<(), StartError> {
+    const NAME: &str = "walk_delete_dir";
+    let prog: &mut TracePoint = program(ebpf, NAME)?;
+    prog.load().map_err(|e| load_refused(NAME, &e))?;
     let fd = prog
         .fd()
-        .map_err(|e| load_refused(name, &e))?
+        .map_err(|e| load_refused(NAME, &e))?
         .try_clone()
         .map_err(|e| refused("duplicating the walk program's fd", e))?;
     let map = ebpf
@@ -341,7 +342,7 @@ fn load_dir_walk(ebpf: &mut Ebpf, name: &str, index: u32) -> Result<(), StartErr
         .ok_or_else(|| anyhow::anyhow!("no DIR_WALKS map"))?;
     let mut walks: ProgramArray<_> = ProgramArray::try_from(map).map_err(anyhow::Error::from)?;
     walks
-        .set(index, &fd, 0)
+        .set(DIR_WALK_DELETE, &fd, 0)
         .map_err(|e| refused("writing the DIR_WALKS map", e))
 }
 
@@ -417,7 +418,7 @@ impl Tracer {
         let drops = PerCpuArray::try_from(drops_map).map_err(anyhow::Error::from)?;
 
         if kinds.iter().any(|k| k.is_delete()) {
-            load_dir_walk(&mut ebpf, "walk_delete_dir", DIR_WALK_DELETE)?;
+            load_dir_walk(&mut ebpf)?;
         }
         // Owned by `links` as soon as each is attached: an error below
         // detaches those already attached (concurrently) on the way out.
@@ -463,25 +464,23 @@ impl Tracer {
                 preflight::TracefsFound::Ready(p) => p,
                 _ => preflight::TRACEFS.into(),
             };
-            match crate::probes::uring_probes(&tracefs) {
-                Ok(uring) => {
-                    for p in uring.iter().rev() {
-                        let prog: &mut TracePoint = program(&mut ebpf, &p.program)?;
-                        let attached = prog
-                            .load()
-                            .map_err(|e| load_refused(&p.program, &e))
-                            .and_then(|()| attach_tracepoint(prog, &p.program, p, &mut links));
-                        if let Err(e) = attached {
-                            warnings.push(format!(
-                                "io_uring deletions (IORING_OP_UNLINKAT) are not traced: {e}"
-                            ));
-                            break;
-                        }
-                    }
+            let uring = crate::probes::uring_probes(&tracefs);
+            let mut not_traced = uring.as_ref().err().cloned();
+            for p in uring.iter().flatten().rev() {
+                let prog: &mut TracePoint = program(&mut ebpf, &p.program)?;
+                let attached = prog
+                    .load()
+                    .map_err(|e| load_refused(&p.program, &e))
+                    .and_then(|()| attach_tracepoint(prog, &p.program, p, &mut links));
+                if let Err(e) = attached {
+                    not_traced = Some(e.to_string());
+                    break;
                 }
-                Err(e) => warnings.push(format!(
+            }
+            if let Some(e) = not_traced {
+                warnings.push(format!(
                     "io_uring deletions (IORING_OP_UNLINKAT) are not traced: {e}"
-                )),
+                ));
             }
         }
         Ok(Tracer {

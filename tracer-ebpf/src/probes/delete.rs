@@ -31,7 +31,7 @@ use crate::dir_cache;
 use crate::emit::read_user_str;
 use crate::guard;
 use crate::maps::{BUSY, BUSY_MNTS, CONFIG, DIR_WALKS, LAST_BUSY, SLOTS2};
-use crate::slot::{fill_header, finish, payload, take_slot};
+use crate::slot::{active_deletion, fill_header, finish, payload, take_slot};
 use crate::types::{Slot, REGION};
 use crate::walk::{mount_class, resolve_known, start_path, unresolved, DirSource};
 
@@ -185,14 +185,9 @@ fn enter(ctx: &TracePointContext, kind: EventKind, dfd: i32, path: u64, flags: u
 /// and string 1, and makes it reusable.
 #[tracepoint]
 pub fn walk_delete_dir(_ctx: TracePointContext) -> u32 {
-    let tid = bpf_get_current_pid_tgid() as u32;
-    let Some(slot) = SLOTS2.get_ptr_mut(tid) else {
+    let Some(slot) = active_deletion(&SLOTS2) else {
         return 0;
     };
-    let slot = unsafe { &mut *slot };
-    if slot.hdr.tid != tid || !EventKind::try_from(slot.hdr.kind).is_ok_and(EventKind::is_delete) {
-        return 0;
-    }
     let d = &slot.del;
     let start = KPath {
         mnt: Mount(d.dir_mnt),

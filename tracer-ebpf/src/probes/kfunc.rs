@@ -31,7 +31,7 @@ use tracer_common::{
 
 use crate::core_access::{Dentry, KPath};
 use crate::maps::{SLOTS2, URING_ISSUING, URING_SLOTS};
-use crate::slot::{active, payload};
+use crate::slot::{active, active_deletion, payload};
 use crate::types::Slot;
 use crate::walk::{describe_mount, mount_class};
 
@@ -41,19 +41,14 @@ fn tid() -> u32 {
 }
 
 /// The deletion this thread is making: a captured syscall deletion in its
-/// slot, else the io_uring request it is issuing.
+/// slot (io_uring's never are: theirs are keyed by request), else the
+/// io_uring request it is issuing.
 #[inline(always)]
 fn deletion_in_flight() -> Option<&'static mut Slot<2>> {
-    let tid = tid();
-    if let Some(slot) = SLOTS2.get_ptr_mut(tid) {
-        let slot = unsafe { &mut *slot };
-        let kind = EventKind::try_from(slot.hdr.kind);
-        if slot.hdr.tid == tid && kind.is_ok_and(|k| k.is_delete() && k != EventKind::UringUnlinkat)
-        {
-            return Some(slot);
-        }
+    if let Some(slot) = active_deletion(&SLOTS2) {
+        return Some(slot);
     }
-    let req = *unsafe { URING_ISSUING.get(tid) }?;
+    let req = *unsafe { URING_ISSUING.get(tid()) }?;
     let slot = unsafe { &mut *URING_SLOTS.get_ptr_mut(req)? };
     (slot.hdr.kind == EventKind::UringUnlinkat as u32).then_some(slot)
 }
