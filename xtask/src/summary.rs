@@ -1,13 +1,20 @@
 //! Runs a sequence of independent steps, keeps going after a failure, and
-//! prints a one-line summary at the end.
+//! prints a one-line summary at the end, after one line per failed step
+//! saying why it failed (so the end of a long log says it).
 
 use std::process::{Command, ExitCode};
 
 use crate::cmd;
 
+/// One step's outcome: `why` is `None` when it passed.
+struct Outcome {
+    name: String,
+    why: Option<String>,
+}
+
 pub struct Steps {
     task: &'static str,
-    results: Vec<(String, bool)>,
+    results: Vec<Outcome>,
 }
 
 impl Steps {
@@ -21,33 +28,29 @@ impl Steps {
     /// Runs `cmd` (echoed, inherited stdio) and records whether it passed.
     /// A command that cannot even be started counts as failed.
     pub fn run(&mut self, name: &str, cmd: &mut Command) {
-        let passed = match cmd::status(cmd) {
-            Ok(status) => status.success(),
-            Err(err) => {
-                eprintln!("xtask: error: {err:#}");
-                false
-            }
+        let why = match cmd::status(cmd) {
+            Ok(status) if status.success() => None,
+            Ok(status) => Some(format!("{status} (its output is above)")),
+            Err(err) => Some(format!("{err:#}")),
         };
-        if !passed {
-            eprintln!("xtask: step `{name}` FAILED");
-        }
-        self.results.push((name.to_owned(), passed));
+        self.record(name, why);
     }
 
     /// Runs an in-process step and records whether it passed (its error is
     /// printed).
     pub fn check(&mut self, name: &str, step: impl FnOnce() -> anyhow::Result<()>) {
-        let passed = match step() {
-            Ok(()) => true,
-            Err(err) => {
-                eprintln!("xtask: error: {err:#}");
-                false
-            }
-        };
-        if !passed {
-            eprintln!("xtask: step `{name}` FAILED");
+        let why = step().err().map(|err| format!("{err:#}"));
+        self.record(name, why);
+    }
+
+    fn record(&mut self, name: &str, why: Option<String>) {
+        if let Some(why) = &why {
+            eprintln!("xtask: step `{name}` FAILED: {why}");
         }
-        self.results.push((name.to_owned(), passed));
+        self.results.push(Outcome {
+            name: name.to_owned(),
+            why,
+        });
     }
 
     /// Appends another task's results (e.g. `lint` run as part of `test`).
@@ -56,7 +59,7 @@ impl Steps {
     }
 
     pub fn passed(&self) -> bool {
-        self.results.iter().all(|(_, ok)| *ok)
+        self.results.iter().all(|o| o.why.is_none())
     }
 
     pub fn summary(&self) -> String {
@@ -64,8 +67,8 @@ impl Steps {
             let names: Vec<&str> = self
                 .results
                 .iter()
-                .filter(|(_, ok)| *ok == want)
-                .map(|(name, _)| name.as_str())
+                .filter(|o| o.why.is_none() == want)
+                .map(|o| o.name.as_str())
                 .collect();
             if names.is_empty() {
                 "none".to_owned()
@@ -73,16 +76,23 @@ impl Steps {
                 names.join(", ")
             }
         };
-        format!(
+        let mut s = String::new();
+        for o in &self.results {
+            if let Some(why) = &o.why {
+                s += &format!("xtask {}: `{}` failed: {why}\n", self.task, o.name);
+            }
+        }
+        s += &format!(
             "xtask {}: {} — passed: {}; failed: {}",
             self.task,
             if self.passed() { "OK" } else { "FAILED" },
             list(true),
             list(false)
-        )
+        );
+        s
     }
 
-    /// Prints the summary line and turns the results into the exit code.
+    /// Prints the summary and turns the results into the exit code.
     pub fn finish(self) -> ExitCode {
         println!("{}", self.summary());
         if self.passed() {
@@ -98,15 +108,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn summary_lists_passed_and_failed() {
+    fn summary_says_why_each_failed_step_failed_then_lists_them() {
         let mut steps = Steps::new("test");
-        steps.results.push(("cargo test".into(), true));
-        steps.results.push(("clippy".into(), false));
-        steps.results.push(("rustfmt".into(), true));
+        steps.check("cargo test", || Ok(()));
+        steps.check("vm smoke", || {
+            anyhow::bail!("6.12 kernel uring: a_race (rc=101)")
+        });
+        steps.run("clippy", &mut Command::new("false"));
+        steps.check("rustfmt", || Ok(()));
         assert!(!steps.passed());
         assert_eq!(
             steps.summary(),
-            "xtask test: FAILED — passed: cargo test, rustfmt; failed: clippy"
+            "xtask test: `vm smoke` failed: 6.12 kernel uring: a_race (rc=101)\n\
+             xtask test: `clippy` failed: exit status: 1 (its output is above)\n\
+             xtask test: FAILED — passed: cargo test, rustfmt; failed: vm smoke, clippy"
         );
     }
 }

@@ -9,7 +9,7 @@ use anyhow::Result;
 
 use crate::cmd::{cargo, is_root, workspace_root};
 use crate::summary::Steps;
-use crate::{deploy, lint, overhead, setup};
+use crate::{deploy, lint, overhead, setup, vm};
 
 pub fn test(extra: &[String]) -> Result<ExitCode> {
     setup::setup()?;
@@ -47,10 +47,8 @@ pub fn test(extra: &[String]) -> Result<ExitCode> {
     // kernel under qemu, the kernel set's own tests and the io_uring ones
     // (about two minutes; the whole `cargo xtask vm-test`, both kernels and
     // sets, takes over twenty and is run on its own).
-    steps.run(
-        "vm smoke (6.12, kernel probe set)",
-        std::process::Command::new(std::env::current_exe()?).args([
-            "vm-test",
+    steps.check("vm smoke (6.12, kernel probe set)", || {
+        vm::step(&[
             "--kernel",
             "6.12",
             "--set",
@@ -61,8 +59,8 @@ pub fn test(extra: &[String]) -> Result<ExitCode> {
             "uring",
             "--timeout",
             "900",
-        ]),
-    );
+        ])
+    });
     // The overhead benchmark at tiny sizes, its report checked (with the
     // mntrace `cargo test` built).
     steps.check("bench smoke", overhead::smoke);

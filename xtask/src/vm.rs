@@ -148,7 +148,9 @@ struct Boot {
     runs: Vec<RunResult>,
 }
 
-pub fn vm_test(opts: VmTest) -> Result<ExitCode> {
+/// Boots each kernel asked for and runs the tests in it; what failed, one
+/// entry each (empty when everything passed).
+fn run_all(opts: VmTest) -> Result<Vec<String>> {
     let start = Instant::now();
     setup::setup()?;
     setup::apt_install(VM_PACKAGES, is_root())?;
@@ -198,13 +200,40 @@ pub fn vm_test(opts: VmTest) -> Result<ExitCode> {
         boots.push(boot(kernel, ext, &initrd, &disks, &opts, &dir)?);
     }
 
-    let ok = report(&boots, &sets, &payload.tests);
+    let failures = report(&boots, &sets, &payload.tests);
     println!("vm-test: total {:.1?}", start.elapsed());
-    Ok(if ok {
+    Ok(failures)
+}
+
+/// `cargo xtask vm-test`: the exit code of [`run_all`].
+pub fn vm_test(opts: VmTest) -> Result<ExitCode> {
+    Ok(if run_all(opts)?.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A `vm-test` run as a step of `cargo xtask test`: its error names what
+/// failed (kernel, set, test), so the step's summary says it.
+pub fn step(args: &[&str]) -> Result<()> {
+    let failures = run_all(step_opts(args)?)?;
+    ensure!(failures.is_empty(), "{}", failures.join("; "));
+    Ok(())
+}
+
+/// Parses [`VmTest`] from a step's argument list.
+fn step_opts(args: &[&str]) -> Result<VmTest> {
+    let cli = <VmTestCli as clap::Parser>::try_parse_from(
+        std::iter::once("vm-test").chain(args.iter().copied()),
+    )?;
+    Ok(cli.opts)
+}
+
+#[derive(clap::Parser)]
+struct VmTestCli {
+    #[command(flatten)]
+    opts: VmTest,
 }
 
 /// The test targets to run: those asked for (each must exist), or the
@@ -237,17 +266,28 @@ fn extract_kernel(kernel: &Kernel, dir: &Path) -> Result<Extracted> {
     let root = dir.join(kernel.package);
     if find_in(&root.join("boot"), "vmlinuz-")?.is_none() {
         let t = Instant::now();
-        run(Command::new("apt-get")
-            .args(["download", kernel.package])
-            .current_dir(dir))
-        .with_context(|| {
-            format!(
-                "downloading {} (if the archive no longer has it, bump KERNELS in \
+        let download = || {
+            run(Command::new("apt-get")
+                .args(["download", kernel.package])
+                .current_dir(dir))
+        };
+        // Package lists may be missing or older than the archive (a fresh
+        // machine's set-up runs `apt-get update` only when it installs
+        // something): update them once and retry.
+        download()
+            .or_else(|err| {
+                eprintln!("vm-test: {err:#}; updating the package lists and retrying");
+                run(Command::new("apt-get").arg("update"))?;
+                download()
+            })
+            .with_context(|| {
+                format!(
+                    "downloading {} (if the archive no longer has it, bump KERNELS in \
                  xtask/src/vm.rs to what `apt-cache search cloud-amd64-unsigned` lists; \
                  or run `apt-get update`)",
-                kernel.package
-            )
-        })?;
+                    kernel.package
+                )
+            })?;
         let deb = find_in(dir, &format!("{}_", kernel.package))?
             .with_context(|| format!("apt-get download left no {}_*.deb", kernel.package))?;
         let partial = dir.join(format!("{}.partial", kernel.package));
@@ -881,10 +921,10 @@ fn failed_test(line: &str) -> Option<String> {
     Some(head[start + 5..].to_owned())
 }
 
-/// Prints the table and the failing tests; true when every expected run
-/// passed.
-fn report(boots: &[Boot], sets: &[String], tests: &[(String, PathBuf)]) -> bool {
-    let mut ok = true;
+/// Prints the table and the failing tests; returns what failed (kernel,
+/// set, test and name, or why a run has no result), empty when every
+/// expected run passed.
+fn report(boots: &[Boot], sets: &[String], tests: &[(String, PathBuf)]) -> Vec<String> {
     println!();
     for boot in boots {
         println!(
@@ -913,7 +953,6 @@ fn report(boots: &[Boot], sets: &[String], tests: &[(String, PathBuf)]) -> bool 
                     Some(r) if r.rc == Some(0) && r.counts.is_some_and(|c| c.1 == 0) => "ok",
                     Some(_) => "FAILED",
                 };
-                ok &= result == "ok";
                 let counts = run.and_then(|r| r.counts);
                 let num = |f: fn((u64, u64, u64)) -> u64| {
                     counts.map_or("-".to_owned(), |c| f(c).to_string())
@@ -931,6 +970,12 @@ fn report(boots: &[Boot], sets: &[String], tests: &[(String, PathBuf)]) -> bool 
                     run.and_then(|r| r.time)
                         .map_or("-".to_owned(), |t| format!("{:.1}s", t.as_secs_f64())),
                 );
+                if run.is_none() && result != "ok" {
+                    failures.push(format!(
+                        "{} {set} {test}: {result} (see target/vm/{}.log)",
+                        boot.label, boot.label
+                    ));
+                }
                 if let Some(run) = run {
                     for name in &run.failures {
                         failures.push(format!("{} {set} {test}: {name}", boot.label));
@@ -953,12 +998,22 @@ fn report(boots: &[Boot], sets: &[String], tests: &[(String, PathBuf)]) -> bool 
             println!("  {failure}");
         }
     }
-    ok
+    failures
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_parses_its_options_as_the_command_line_does() {
+        let opts = step_opts(&["--kernel", "6.12", "--set", "kernel", "--test", "uring"]).unwrap();
+        assert_eq!(opts.kernels, ["6.12"]);
+        assert_eq!(opts.sets, ["kernel"]);
+        assert_eq!(opts.tests, ["uring"]);
+        assert_eq!(opts.timeout, 3600);
+        assert!(step_opts(&["--kernel", "5.4"]).is_err());
+    }
 
     #[test]
     fn libtest_summary() {
