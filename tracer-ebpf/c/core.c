@@ -62,10 +62,16 @@ struct mnt_idmap {
 	struct uid_gid_map uid_map;
 } CORE;
 
+// 5.12 to 6.2: a mount's id-mapping is a user namespace (`mnt_userns`).
+struct user_namespace {
+	int level; // 0 for the initial user namespace only
+} CORE;
+
 struct vfsmount {
 	struct dentry *mnt_root;
 	struct super_block *mnt_sb;
-	struct mnt_idmap *mnt_idmap;
+	struct mnt_idmap *mnt_idmap; // 6.3+
+	struct user_namespace *mnt_userns; // 5.12 to 6.2
 } CORE;
 
 struct ns_common {
@@ -300,6 +306,26 @@ int mt_mount_idmapped(__u64 mnt)
 	if (READ(n, map->uid_map.nr_extents))
 		return -1;
 	return n ? 1 : 0;
+}
+
+// 5.12 to 6.2: 1 when the mount is id-mapped, i.e. its `mnt_userns` is not
+// `&init_user_ns` (the kernel's `is_idmapped_mnt` there), which every other
+// mount has; the initial user namespace is the one of level 0. 0 otherwise,
+// and on kernels without `mnt_userns` (6.3+: `mt_mount_idmapped`). Kept
+// apart from `mt_mount_idmapped`, and out of the deletion entry programs,
+// whose verification 6.1 only just completes.
+int mt_mount_userns_idmapped(__u64 mnt)
+{
+	struct mount *m = PTR(struct mount, mnt);
+	struct user_namespace *userns = 0;
+	int level = 0;
+	if (!__builtin_preserve_field_info(m->mnt.mnt_userns, FIELD_EXISTS))
+		return 0;
+	if (READ(userns, m->mnt.mnt_userns) || !userns)
+		return 0;
+	if (READ(level, userns->level))
+		return 0;
+	return level > 0;
 }
 
 // ---- dentry ----------------------------------------------------------------

@@ -19,6 +19,7 @@ extern "C" {
     fn mt_mount_id_unique(m: u64) -> u64;
     fn mt_mount_ns(m: u64) -> u32;
     fn mt_mount_idmapped(m: u64) -> i32;
+    fn mt_mount_userns_idmapped(m: u64) -> i32;
     fn mt_dentry_parent(d: u64) -> u64;
     fn mt_dentry_name(d: u64, len: *mut u32) -> u64;
     fn mt_dentry_identity(d: u64, hash_len: *mut u64) -> u64;
@@ -172,6 +173,12 @@ impl Mount {
             0 => Some(false),
             _ => None,
         }
+    }
+    /// Id-mapped, on kernels 5.12 to 6.2 (where [`Mount::idmapped`] cannot
+    /// tell); false elsewhere.
+    #[inline(always)]
+    pub fn idmapped_by_userns(self) -> bool {
+        unsafe { mt_mount_userns_idmapped(self.0) == 1 }
     }
 }
 

@@ -54,14 +54,11 @@ impl DirSource {
     }
 }
 
+/// What a walk's steps change from one step to the next (the pointers
+/// aside): see `walk_into_buf` for why it is set through a helper.
 #[repr(C)]
-struct WalkCtx {
-    mnt: u64,
-    dentry: u64,
-    mnt_root: u64,
-    root_mnt: u64,
-    root_dentry: u64,
-    caller_ns: u32,
+#[derive(Clone, Copy)]
+struct WalkState {
     pos: u32,
     rel_pos: u32,
     flags: u32,
@@ -71,6 +68,17 @@ struct WalkCtx {
     components: u32,
     /// Mount boundaries crossed so far.
     mounts: u32,
+}
+
+#[repr(C)]
+struct WalkCtx {
+    mnt: u64,
+    dentry: u64,
+    mnt_root: u64,
+    root_mnt: u64,
+    root_dentry: u64,
+    caller_ns: u32,
+    st: WalkState,
 }
 
 /// `bpf_loop` iterations of a walk: every step prepends a component (at most
@@ -84,15 +92,15 @@ const WALK_STEPS: u32 = WALK_MAX_COMPONENTS + WALK_MAX_MOUNTS + 1;
 impl WalkCtx {
     #[inline(always)]
     fn stop(&mut self, flags: u32) -> i64 {
-        self.flags |= flags;
-        self.done = 1;
+        self.st.flags |= flags;
+        self.st.done = 1;
         1
     }
     #[inline(always)]
     fn mark_mount_boundary(&mut self) {
-        if self.crossed == 0 {
-            self.rel_pos = self.pos;
-            self.crossed = 1;
+        if self.st.crossed == 0 {
+            self.st.rel_pos = self.st.pos;
+            self.st.crossed = 1;
         }
     }
 }
@@ -104,7 +112,7 @@ extern "C" fn walk_step(_index: u64, ctx: *mut c_void) -> i64 {
         return c.stop(DIR_READ_ERR);
     };
     if c.dentry == c.root_dentry && c.mnt == c.root_mnt {
-        if c.crossed == 0 && c.dentry != c.mnt_root {
+        if c.st.crossed == 0 && c.dentry != c.mnt_root {
             // Chrooted below this mount's root: the mount-relative part would
             // need the path above the task's root.
             return c.stop(DIR_REL_UNKNOWN);
@@ -128,10 +136,10 @@ extern "C" fn walk_step(_index: u64, ctx: *mut c_void) -> i64 {
             };
             return c.stop(flag);
         }
-        if c.mounts >= WALK_MAX_MOUNTS {
+        if c.st.mounts >= WALK_MAX_MOUNTS {
             return c.stop(DIR_TRUNC_DEPTH);
         }
-        c.mounts += 1;
+        c.st.mounts += 1;
         let (Some(mp), Some(proot)) = (m.mountpoint(), parent.root()) else {
             return c.stop(DIR_READ_ERR);
         };
@@ -150,7 +158,7 @@ extern "C" fn walk_step(_index: u64, ctx: *mut c_void) -> i64 {
         c.mark_mount_boundary();
         return c.stop(DIR_DETACHED);
     }
-    if c.components >= WALK_MAX_COMPONENTS {
+    if c.st.components >= WALK_MAX_COMPONENTS {
         // One more component above the ones kept.
         return c.stop(DIR_TRUNC_DEPTH);
     }
@@ -158,11 +166,11 @@ extern "C" fn walk_step(_index: u64, ctx: *mut c_void) -> i64 {
     if len > NAME_MAX {
         return c.stop(DIR_READ_ERR);
     }
-    if len + 1 > c.pos as usize {
+    if len + 1 > c.st.pos as usize {
         return c.stop(DIR_TRUNC_LEN);
     }
-    c.pos -= (len + 1) as u32;
-    let at = c.pos as usize & (WALK_PATH_MAX - 1);
+    c.st.pos -= (len + 1) as u32;
+    let at = c.st.pos as usize & (WALK_PATH_MAX - 1);
     unsafe {
         let buf = (*wb).buf.as_mut_ptr();
         *buf.add(at) = b'/';
@@ -173,7 +181,7 @@ extern "C" fn walk_step(_index: u64, ctx: *mut c_void) -> i64 {
         );
     }
     c.dentry = parent.0;
-    c.components += 1;
+    c.st.components += 1;
     0
 }
 
@@ -249,6 +257,11 @@ pub fn resolve_known(
     *dir = DirRef::default();
     dir.flags = from;
     describe_mount(start, mnt_id, class, dir);
+    // Before 6.3 the class cannot say id-mapped (see `Mount::idmapped`);
+    // the directory's record can, here, off the capture decision's path.
+    if class & CAP_IDMAPPED == 0 && start.mnt.idmapped_by_userns() {
+        dir.flags |= DIR_IDMAPPED;
+    }
     walk(task, start, dir, region)
 }
 
@@ -313,6 +326,24 @@ pub fn walk_into_buf(task: Task, start: KPath) -> Walked {
         root_mnt: root.map(|r| r.mnt.0).unwrap_or(0),
         root_dentry: root.map(|r| r.dentry.0).unwrap_or(0),
         caller_ns: task.mnt_ns(),
+        st: WalkState {
+            pos: 0,
+            rel_pos: 0,
+            flags: 0,
+            crossed: 0,
+            done: 0,
+            components: 0,
+            mounts: 0,
+        },
+    };
+    // The state's first values are set through a helper, so the verifier
+    // does not know them. Kernels before 6.7 verify a `bpf_loop` callback
+    // as if it ran at most once, from the state before the loop: 6.1's
+    // verifier took `crossed` for the constant 0 it was set to, and
+    // hard-wired `mark_mount_boundary`'s test as always true (its first
+    // crossing was overwritten by every later one: no mount-relative path
+    // there); likewise the component and mount limits.
+    let first = WalkState {
         pos: WALK_PATH_MAX as u32,
         rel_pos: WALK_PATH_MAX as u32,
         flags: 0,
@@ -322,6 +353,13 @@ pub fn walk_into_buf(task: Task, start: KPath) -> Walked {
         mounts: 0,
     };
     unsafe {
+        bpf_probe_read_kernel(
+            &mut c.st as *mut WalkState as *mut c_void,
+            core::mem::size_of::<WalkState>() as u32,
+            &first as *const WalkState as *const c_void,
+        )
+    };
+    unsafe {
         bpf_loop(
             WALK_STEPS,
             walk_step as *mut c_void,
@@ -329,15 +367,15 @@ pub fn walk_into_buf(task: Task, start: KPath) -> Walked {
             0,
         )
     };
-    if c.done == 0 {
+    if c.st.done == 0 {
         // Not reached (see `WALK_STEPS`); flagged rather than passed as whole.
-        c.flags |= DIR_TRUNC_DEPTH;
+        c.st.flags |= DIR_TRUNC_DEPTH;
     }
     Walked {
-        pos: c.pos,
-        flags: c.flags,
-        rel_pos: c.rel_pos,
-        crossed: c.crossed,
+        pos: c.st.pos,
+        flags: c.st.flags,
+        rel_pos: c.st.rel_pos,
+        crossed: c.st.crossed,
     }
 }
 
@@ -374,10 +412,20 @@ fn walk(task: Task, start: KPath, dir: &mut DirRef, region: &mut [u8; REGION]) -
             flags: STR_ABSENT,
         };
     };
+    // `len` is at most `WALK_PATH_MAX` already; bounded again where the
+    // helper takes it, from a fresh load: 6.1's verifier loses the bound
+    // of a value kept on the stack across the branches above and refused
+    // the mount-API exit programs ("R2 min value is negative").
+    let n = unsafe { core::ptr::read_volatile(&len) } as u32;
+    let n = if n > WALK_PATH_MAX as u32 {
+        WALK_PATH_MAX as u32
+    } else {
+        n
+    };
     unsafe {
         bpf_probe_read_kernel(
             region.as_mut_ptr() as *mut c_void,
-            len as u32,
+            n,
             (*wb).buf.as_ptr().add(pos) as *const c_void,
         )
     };

@@ -158,6 +158,28 @@ fn verifier_log_file() -> Option<std::path::PathBuf> {
         .map(Into::into)
 }
 
+/// With [`VERIFIER_LOG_ENV`]: how many instructions the verifier went
+/// through for each loaded program, into `FILE.counts` (one `name count`
+/// line each): how close a program is to the kernel's limit of a million.
+fn write_verified_counts(ebpf: &aya::Ebpf, log: &std::path::Path) {
+    let mut lines: Vec<String> = ebpf
+        .programs()
+        .filter_map(|(name, prog)| {
+            let count = prog.info().ok()?.verified_instruction_count()?;
+            Some(format!("{name} {count}\n"))
+        })
+        .collect();
+    lines.sort();
+    let mut path = log.as_os_str().to_owned();
+    path.push(".counts");
+    if let Err(e) = std::fs::write(&path, lines.concat()) {
+        eprintln!(
+            "mntrace: warning: cannot write {}: {e}",
+            std::path::Path::new(&path).display()
+        );
+    }
+}
+
 /// Shorten a verifier log to its last lines (the reason is at the end);
 /// say so when it is empty (refused before the verifier ran). With
 /// [`VERIFIER_LOG_ENV`] the whole log goes to its file.
@@ -482,6 +504,9 @@ impl Tracer {
                     "io_uring deletions (IORING_OP_UNLINKAT) are not traced: {e}"
                 ));
             }
+        }
+        if let Some(path) = verifier_log_file() {
+            write_verified_counts(&ebpf, &path);
         }
         Ok(Tracer {
             links,

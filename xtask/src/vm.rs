@@ -1013,6 +1013,8 @@ mod tests {
         assert_eq!(opts.tests, ["uring"]);
         assert_eq!(opts.timeout, 3600);
         assert!(step_opts(&["--kernel", "5.4"]).is_err());
+        let opts = step_opts(&["--test", "race", "--", "one_test", "--exact"]).unwrap();
+        assert_eq!(opts.args, ["one_test", "--exact"]);
     }
 
     #[test]
