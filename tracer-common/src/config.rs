@@ -43,6 +43,12 @@ pub struct Config {
     /// deletion is captured (`CAP_AFTER_ANY_EBUSY`): the time userspace
     /// needs to tell the kernel which mount is busy (`BUSY_MNTS`).
     pub busy_grace_ns: u64,
+    /// Nanoseconds per kernel tick (jiffy), measured by userspace: the
+    /// capture decisions' clock is `bpf_jiffies64() * tick_ns`, a read of
+    /// a counter instead of the TSC that `bpf_ktime_get_boot_ns` reads on
+    /// every deletion. 0 when it could not be measured: the decisions then
+    /// use boot time.
+    pub tick_ns: u64,
 }
 
 #[cfg(feature = "user")]

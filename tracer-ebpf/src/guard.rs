@@ -26,7 +26,7 @@
 
 use aya_ebpf::helpers::{
     bpf_get_current_pid_tgid,
-    generated::{bpf_loop, bpf_probe_read_kernel, bpf_send_signal},
+    generated::{bpf_ktime_get_boot_ns, bpf_loop, bpf_probe_read_kernel, bpf_send_signal},
 };
 use core::ffi::c_void;
 use tracer_common::{
@@ -147,7 +147,8 @@ fn tgid() -> u32 {
     (bpf_get_current_pid_tgid() >> 32) as u32
 }
 
-/// An unmount of the thread's slot returned `ret` at `now`: mark the
+/// An unmount of the thread's slot returned `ret` at `now` (the
+/// decisions' clock, `clock::decision_ns`, as every `now` here): mark the
 /// process on EBUSY, unmark it when the same target is unmounted.
 #[inline(always)]
 pub fn on_umount_exit(cfg: &Config, slot: &Slot<2>, cwd_flags: u32, ret: i64, now: u64) {
@@ -170,6 +171,7 @@ pub fn on_umount_exit(cfg: &Config, slot: &Slot<2>, cwd_flags: u32, ret: i64, no
     if busy {
         let mark = GuardMark {
             busy_ns: now,
+            busy_ts_ns: unsafe { bpf_ktime_get_boot_ns() },
             acted: 0,
             _pad: 0,
         };
@@ -216,13 +218,13 @@ pub fn on_access(cfg: &Config, start: KPath, trigger: u32, fd: i32, now: u64) {
         return;
     }
     mark.acted = 1;
-    act(cfg, trigger, fd, mark.busy_ns, 0, mount, len, now);
+    act(cfg, trigger, fd, mark.busy_ts_ns, 0, mount, len);
 }
 
 /// Send the configured signal to the current process (none when
 /// reporting) and emit the guard's record: `mount` is the mount walked
-/// into, its mountpoint in `HASHBUF[..len]`.
-#[allow(clippy::too_many_arguments)]
+/// into, its mountpoint in `HASHBUF[..len]`; `busy_ns` the boot time of
+/// the EBUSY it acts on (0: none).
 #[inline(always)]
 fn act(
     cfg: &Config,
@@ -232,7 +234,6 @@ fn act(
     origin_mnt_id: u32,
     mount: KPath,
     len: u32,
-    now: u64,
 ) {
     let signal = match cfg.guard {
         GUARD_STOP => SIGSTOP,
@@ -258,7 +259,6 @@ fn act(
         mount,
         len,
         ret,
-        now,
     );
 }
 
@@ -294,11 +294,11 @@ fn outside_tree(root: Dentry, top: Dentry) -> bool {
 
 /// `--guard-crossings`: the thread, in a sequence of listings that began on
 /// another mount (`d.listed_*`: a recursive delete), lists directory `fd`
-/// at `now`: act when its mount is a bind of a directory, or id-mapped,
+/// now: act when its mount is a bind of a directory, or id-mapped,
 /// whose root is outside the tree the walk is deleting. Once per mount
 /// and walk.
 #[inline(always)]
-pub fn on_crossing(cfg: &Config, d: &mut DeleteState, fd: i32, now: u64) {
+pub fn on_crossing(cfg: &Config, d: &mut DeleteState, fd: i32) {
     let Some(p) = start_path(Task::current(), DirSource::Fd(fd)) else {
         return;
     };
@@ -318,16 +318,7 @@ pub fn on_crossing(cfg: &Config, d: &mut DeleteState, fd: i32, now: u64) {
     d.crossing_acted_mnt = mnt.0;
     let mount = KPath { mnt, dentry: root };
     let len = mountpoint_into_hashbuf(mount).unwrap_or(0);
-    act(
-        cfg,
-        GUARD_AT_CROSSING,
-        fd,
-        0,
-        d.listed_mnt_id,
-        mount,
-        len,
-        now,
-    );
+    act(cfg, GUARD_AT_CROSSING, fd, 0, d.listed_mnt_id, mount, len);
 }
 
 /// Walk `mount` (a mount's root) to its mountpoint, as the process sees
@@ -361,7 +352,7 @@ fn mountpoint_into_hashbuf(mount: KPath) -> Option<u32> {
 /// Emit the guard's record: the process's header, `args` with the mount's
 /// identity, and its mountpoint (in `HASHBUF[..len]`).
 #[inline(always)]
-fn record(args: GuardArgs, mount: KPath, len: u32, ret: i64, now: u64) {
+fn record(args: GuardArgs, mount: KPath, len: u32, ret: i64) {
     let Some(slot) = GUARD_REC.get_ptr_mut(0) else {
         return;
     };
@@ -388,7 +379,8 @@ fn record(args: GuardArgs, mount: KPath, len: u32, ret: i64, now: u64) {
     };
     fill_header(slot, EventKind::Guard);
     slot.hdr.ret = ret;
-    slot.hdr.ts_ns = now;
+    // The header's boot time, just taken: the record is of this moment.
+    slot.hdr.ts_ns = slot.start_ns;
     slot.hdr.duration_ns = 0;
     let a: &mut GuardArgs = payload(slot);
     *a = args;

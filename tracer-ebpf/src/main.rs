@@ -11,6 +11,7 @@
 //! probes/      one file per syscall family (mount, mount_api, delete)
 //! slot         a thread's slot: taken and filled at entry, finished at exit
 //! burst        a thread's burst of deletions (for the delete capture decision)
+//! clock        the records' clock and the capture decisions' clock
 //! dir_cache    reuse of a thread's last walked deletion directory
 //! guard        the guard's marks and its decision to act
 //! filter       the pid/comm filter
@@ -29,12 +30,13 @@
 //! raw_tp and tp_btf on sys_enter/sys_exit) that the hidden `mntrace floor`
 //! attaches, so the benchmark measures what the hooks alone cost.
 //!
-//! `guard` → `slot`, `walk`; `slot` → `emit`, `filter`, `dir_cache`; `burst` → `walk`; `walk`, `emit`, `filter` →
-//! `maps` → `types`; `types` and `core_access` import nothing from the crate.
+//! `guard` → `slot`, `walk`, `clock`; `slot` → `emit`, `filter`, `dir_cache`; `burst` → `walk`; `walk`, `emit`, `filter` →
+//! `maps` → `types`; `types`, `clock` and `core_access` import nothing from the crate.
 #![no_std]
 #![no_main]
 
 mod burst;
+mod clock;
 mod core_access;
 mod dir_cache;
 mod emit;

@@ -133,7 +133,10 @@ pub struct GuardKey {
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct GuardMark {
+    /// On the decisions' clock (`clock::decision_ns`): for the window.
     pub busy_ns: u64,
+    /// Boot time: what the guard's record reports.
+    pub busy_ts_ns: u64,
     pub acted: u32,
     pub _pad: u32,
 }

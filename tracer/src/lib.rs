@@ -12,7 +12,8 @@
 //! same pipeline from a recording (`record`, `triage`, `query`).
 //! Shared helpers live in modules named for them: [`path`] (paths as
 //! bytes), [`drops`] (kernel-side drop counters), [`names`] (flag and
-//! errno names), [`progress`] (the bar of long replays on a terminal).
+//! errno names), [`progress`] (the bar of long replays on a terminal),
+//! [`kernel_tick`] (the kernel's tick length, for the kernel's own clock).
 //! [`floor`] stands apart: empty programs on the same hooks, for the
 //! benchmark's floor (the hidden `mntrace floor`).
 
@@ -24,6 +25,7 @@ pub mod drops;
 pub mod enrich;
 pub mod error;
 pub mod floor;
+pub mod kernel_tick;
 pub mod live;
 pub mod loader;
 pub mod metrics_http;

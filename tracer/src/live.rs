@@ -60,8 +60,8 @@ pub async fn run(
                 }
                 deliver(&mut batch, pipeline, sink)?;
                 record_facts(pipeline, sink);
-                for (mnt_id, ts) in pipeline.take_busy_mounts() {
-                    tracer.arm_busy_mount(mnt_id, ts)?;
+                for mnt_id in pipeline.take_busy_mounts() {
+                    tracer.arm_busy_mount(mnt_id)?;
                 }
                 if tokio::time::Instant::now() >= loss_due {
                     report_losses(tracer, pipeline, sink, &mut reported)?;

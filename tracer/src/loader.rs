@@ -413,6 +413,7 @@ impl Tracer {
             busy_window_ns: nanos(opts.busy_window),
             burst_gap_ns: nanos(opts.burst_gap),
             busy_grace_ns: nanos(opts.busy_grace),
+            tick_ns: crate::kernel_tick::tick_ns().unwrap_or(0),
         };
         {
             let map = ebpf
@@ -528,9 +529,18 @@ impl Tracer {
     }
 
     /// Tell the kernel that mount `mnt_id` was found busy (an unmount of it
-    /// failed with EBUSY at `ts_ns`): while the EBUSY is recent, every
-    /// deletion through it is captured, whoever deletes (`CAP_BUSY_MOUNT`).
-    pub fn arm_busy_mount(&mut self, mnt_id: u32, ts_ns: u64) -> anyhow::Result<()> {
+    /// failed with EBUSY): while the EBUSY is recent, every deletion through
+    /// it is captured, whoever deletes (`CAP_BUSY_MOUNT`). Its time is the
+    /// kernel's own stamp of the latest EBUSY on the node (`LAST_BUSY`, on
+    /// the clock of the kernel's capture decisions, which userspace cannot
+    /// read): that EBUSY or a later one, so the window never starts early.
+    pub fn arm_busy_mount(&mut self, mnt_id: u32) -> anyhow::Result<()> {
+        let last: Array<_, u64> = Array::try_from(
+            self.ebpf
+                .map("LAST_BUSY")
+                .ok_or_else(|| anyhow::anyhow!("no LAST_BUSY map"))?,
+        )?;
+        let ts_ns = last.get(&0, 0)?;
         let map = self
             .ebpf
             .map_mut("BUSY_MNTS")

@@ -29,10 +29,10 @@ pub struct Pipeline {
     pub correlator: Correlator,
     pub stats: Stats,
     pub display: Display,
-    /// Mounts found busy (mount id, EBUSY time) since the last
+    /// Ids of the mounts found busy since the last
     /// [`Pipeline::take_busy_mounts`]: the kernel is told, so other
     /// processes' deletions through them are captured too.
-    busy_mounts: Vec<(u32, u64)>,
+    busy_mounts: Vec<u32>,
     /// Kernel-side losses seen so far (cumulative).
     lost_seen: u64,
     /// Live, recording: the facts a replay will need.
@@ -132,7 +132,7 @@ impl Pipeline {
         };
         if let (EventKind::Umount, Some(m)) = (ev.kind, &en.mount) {
             if ev.errno() == Some(EBUSY) && self.busy_mounts.len() < BUSY_MOUNTS_MAX {
-                self.busy_mounts.push((m.mnt_id, ev.ts_ns));
+                self.busy_mounts.push(m.mnt_id);
             }
         }
         if self.shown(ev) {
@@ -166,7 +166,7 @@ impl Pipeline {
     }
 
     /// Mounts found busy since the last call.
-    pub fn take_busy_mounts(&mut self) -> Vec<(u32, u64)> {
+    pub fn take_busy_mounts(&mut self) -> Vec<u32> {
         std::mem::take(&mut self.busy_mounts)
     }
 

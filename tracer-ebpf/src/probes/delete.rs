@@ -9,9 +9,7 @@
 //! burst state): an ordinary deletion costs a few reads and no copy or walk.
 
 use aya_ebpf::{
-    helpers::{
-        bpf_get_current_pid_tgid, generated::bpf_ktime_get_boot_ns, generated::bpf_probe_read_user,
-    },
+    helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_user},
     macros::tracepoint,
     programs::TracePointContext,
 };
@@ -26,6 +24,7 @@ use tracer_common::{
 
 use super::{arg, ret};
 use crate::burst;
+use crate::clock::decision_ns;
 use crate::core_access::{Dentry, KPath, Mount, Task};
 use crate::dir_cache;
 use crate::emit::read_user_str;
@@ -53,10 +52,10 @@ fn first_byte(ptr: u64) -> u8 {
 /// and the time it was decided at.
 #[inline(always)]
 fn capture_reasons(slot: &mut Slot<2>, start: Option<KPath>) -> (u32, bool, u64) {
-    let now = unsafe { bpf_ktime_get_boot_ns() };
     let Some(cfg) = CONFIG.get(0) else {
-        return (CAP_ALL, false, now);
+        return (CAP_ALL, false, 0);
     };
+    let now = decision_ns(cfg);
     let mut cap = if cfg.delete_mode == DELETES_RACE {
         0
     } else {
@@ -157,6 +156,8 @@ fn enter(ctx: &TracePointContext, kind: EventKind, dfd: i32, path: u64, flags: u
         dir_cache::forget(&mut slot.del);
         return;
     };
+    // The reuse is timed on the records' clock (its limit is a millisecond).
+    let now = slot.start_ns;
     let key = dir_cache::key(start);
     if key.is_some_and(|k| dir_cache::hit(&slot.del, &k, now)) {
         let a: &mut DeleteArgs = payload(slot);
@@ -276,7 +277,7 @@ pub fn enter_getdents64(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let fd = arg(&ctx, 0) as i32;
-    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let now = decision_ns(cfg);
     if cfg.guard != GUARD_OFF {
         let recent = LAST_BUSY
             .get(0)
@@ -292,7 +293,7 @@ pub fn enter_getdents64(ctx: TracePointContext) -> u32 {
     };
     let walking = burst::on_listing(&mut slot.del, fd, cfg.burst_gap_ns, now);
     if walking && cfg.guard != GUARD_OFF && cfg.flags & CFG_GUARD_CROSSINGS != 0 {
-        guard::on_crossing(cfg, &mut slot.del, fd, now);
+        guard::on_crossing(cfg, &mut slot.del, fd);
     }
     0
 }

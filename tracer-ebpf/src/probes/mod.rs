@@ -2,7 +2,7 @@
 //! layout (tracefs `format`): arguments at offsets 16, 24, 32, ...;
 //! `sys_exit_*` has `long ret` at 16.
 
-use aya_ebpf::programs::TracePointContext;
+use aya_ebpf::{programs::TracePointContext, EbpfContext};
 
 pub mod delete;
 pub mod kfunc;
@@ -13,11 +13,20 @@ pub mod uring;
 /// Argument `n` of a `sys_enter_*` tracepoint.
 #[inline(always)]
 pub fn arg(ctx: &TracePointContext, n: usize) -> u64 {
-    unsafe { ctx.read_at::<u64>(16 + 8 * n) }.unwrap_or(0)
+    field(ctx, 16 + 8 * n)
 }
 
 /// Return value of a `sys_exit_*` tracepoint.
 #[inline(always)]
 pub fn ret(ctx: &TracePointContext) -> i64 {
-    unsafe { ctx.read_at::<i64>(16) }.unwrap_or(0)
+    field(ctx, 16)
+}
+
+/// The tracepoint record's field at byte `off` (a constant, aligned to
+/// `T`): a plain load from the context, which tracepoint programs may read
+/// directly, instead of `read_at`'s `bpf_probe_read` (a helper call and a
+/// fault-tolerant copy per argument, on every traced syscall).
+#[inline(always)]
+pub fn field<T: Copy>(ctx: &TracePointContext, off: usize) -> T {
+    unsafe { core::ptr::read((ctx.as_ptr() as *const u8).add(off) as *const T) }
 }

@@ -5,9 +5,7 @@
 //! unmount hit is resolved by userspace from its mount table.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, generated::bpf_ktime_get_boot_ns},
-    macros::tracepoint,
-    programs::TracePointContext,
+    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
 };
 use tracer_common::{
     event::{MountArgs, UmountArgs},
@@ -16,6 +14,7 @@ use tracer_common::{
 };
 
 use super::{arg, ret};
+use crate::clock::decision_ns;
 use crate::core_access::Task;
 use crate::emit::read_user_str;
 use crate::guard;
@@ -67,8 +66,11 @@ pub fn enter_umount(ctx: TracePointContext) -> u32 {
 #[tracepoint]
 pub fn exit_umount(ctx: TracePointContext) -> u32 {
     let ret = ret(&ctx);
-    let now = unsafe { bpf_ktime_get_boot_ns() };
-    if let (Some(cfg), Some(slot)) = (CONFIG.get(0), active(&SLOTS2, EventKind::Umount)) {
+    let Some(cfg) = CONFIG.get(0) else {
+        return 0;
+    };
+    let now = decision_ns(cfg);
+    if let Some(slot) = active(&SLOTS2, EventKind::Umount) {
         // Before `BUSY` is set: a success unmarks only a marked process.
         let cwd = payload::<UmountArgs, 2>(slot).cwd;
         guard::on_umount_exit(cfg, slot, cwd.flags, ret, now);

@@ -16,9 +16,7 @@
 //! `int res` at 32.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, generated::bpf_ktime_get_boot_ns},
-    macros::tracepoint,
-    programs::TracePointContext,
+    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
 };
 use tracer_common::{
     counters::DropReason,
@@ -27,7 +25,9 @@ use tracer_common::{
     EventKind,
 };
 
+use super::field;
 use crate::burst;
+use crate::clock::decision_ns;
 use crate::core_access::{Mount, Task, UringReq};
 use crate::emit::{count_drop, read_kernel_str, scratch};
 use crate::filter::wanted;
@@ -48,7 +48,7 @@ pub fn uring_submit(ctx: TracePointContext) -> u32 {
     if !wanted(tgid) {
         return 0;
     }
-    let req = unsafe { ctx.read_at::<u64>(16) }.unwrap_or(0);
+    let req = field::<u64>(&ctx, 16);
     let Some((name, dfd, flags)) = UringReq(req).unlink() else {
         return 0;
     };
@@ -105,20 +105,20 @@ fn thread_burst(mnt: Mount) -> (u32, u32) {
     let Some(slot) = take_slot(&SLOTS2, EventKind::Unlinkat) else {
         return (0, 0);
     };
-    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let now = decision_ns(cfg);
     let cap = burst::on_deletion(&mut slot.del, mnt, now, cfg.burst_gap_ns);
     (cap, slot.del.origin_mnt_id)
 }
 
 #[tracepoint]
 pub fn uring_complete(ctx: TracePointContext) -> u32 {
-    let req = unsafe { ctx.read_at::<u64>(16) }.unwrap_or(0);
+    let req = field::<u64>(&ctx, 16);
     let Some(slot) = URING_SLOTS.get_ptr_mut(req) else {
         return 0;
     };
     let slot = unsafe { &mut *slot };
     if slot.hdr.kind == KIND as u32 {
-        let ret = i64::from(unsafe { ctx.read_at::<i32>(32) }.unwrap_or(0));
+        let ret = i64::from(field::<i32>(&ctx, 32));
         emit_result(slot, KIND, ret, |_, _| {});
     }
     let _ = URING_SLOTS.remove(req);

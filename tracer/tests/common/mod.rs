@@ -234,6 +234,11 @@ impl Traced {
     pub fn start(opts: TraceOptions) -> Traced {
         require_root();
         let mut tracer = Tracer::start(&opts).unwrap_or_else(|e| panic!("tracer start: {e}"));
+        // What mntrace would print at start (a probe not attached, ...):
+        // in the test's output, where a failure is read.
+        for w in &tracer.warnings {
+            eprintln!("mntrace: warning: {w}");
+        }
         let ring = tracer.ring().expect("ring buffer");
         Traced {
             tracer,
@@ -441,10 +446,10 @@ impl Live {
             self.pipeline.event(&ev, &mut self.out).expect("pipeline");
         }
         self.pipeline.holders_ready();
-        for (mnt_id, ts) in self.pipeline.take_busy_mounts() {
+        for mnt_id in self.pipeline.take_busy_mounts() {
             self.traced
                 .tracer
-                .arm_busy_mount(mnt_id, ts)
+                .arm_busy_mount(mnt_id)
                 .expect("arm a busy mount");
         }
         self.pipeline.losses(self.traced.drops().total());
