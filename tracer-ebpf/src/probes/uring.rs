@@ -40,7 +40,7 @@ const KIND: EventKind = EventKind::UringUnlinkat;
 
 #[tracepoint]
 pub fn uring_submit(ctx: TracePointContext) -> u32 {
-    let opcode = unsafe { ctx.read_at::<u8>(32) }.unwrap_or(0);
+    let opcode = field::<u8>(&ctx, 32);
     if opcode != IORING_OP_UNLINKAT {
         return 0;
     }
