@@ -60,6 +60,16 @@ unsafe impl aya::Pod for Config {}
 /// it there before attaching them.
 pub const DIR_WALK_DELETE: u32 = 0;
 
+/// Index, in `DIR_WALKS`, of the program that resolves `move_mount`'s
+/// target directory: `enter_move_mount` resolves the source and reaches it
+/// by tail call, so no program holds two walks (6.1's verifier explores
+/// every path out of the first walk again through the second, and gives up
+/// at a million instructions).
+pub const DIR_WALK_MOVE_MOUNT_TO: u32 = 1;
+
+/// Entries of `DIR_WALKS`.
+pub const DIR_WALKS_LEN: u32 = 2;
+
 /// The guard is off: nothing is acted on and nothing is marked.
 pub const GUARD_OFF: u32 = 0;
 /// The guard decides as for `GUARD_STOP` and records what it would have

@@ -61,6 +61,8 @@ pub const MS_SLAVE: u64 = 1 << 19;
 pub const MS_SHARED: u64 = 1 << 20;
 /// open_tree(2): clone the tree into a new detached mount.
 pub const OPEN_TREE_CLONE: u32 = 1;
+/// `struct mount_attr` `attr_set`/`attr_clr` (`__u64`): read-only mount.
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
 /// `struct mount_attr` `attr_set`/`attr_clr` (`__u64`): id-mapped mount.
 pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 /// Size of the first version of `struct mount_attr` (mount_setattr(2)'s
@@ -117,6 +119,7 @@ mod tests {
         assert_eq!(MS_SHARED, libc::MS_SHARED);
         assert_eq!(MNT_DETACH as libc::c_int, libc::MNT_DETACH);
         assert_eq!(OPEN_TREE_CLONE, libc::OPEN_TREE_CLONE);
+        assert_eq!(MOUNT_ATTR_RDONLY, libc::MOUNT_ATTR_RDONLY);
         assert_eq!(MOUNT_ATTR_IDMAP, libc::MOUNT_ATTR_IDMAP);
         assert_eq!(MOUNT_ATTR_SIZE_VER0, libc::MOUNT_ATTR_SIZE_VER0 as u64);
         assert_eq!(FSCONFIG_SET_STRING, libc::FSCONFIG_SET_STRING);

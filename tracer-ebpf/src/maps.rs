@@ -4,7 +4,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
-use tracer_common::{counters::DROP_SLOTS, Config};
+use tracer_common::{config::DIR_WALKS_LEN, counters::DROP_SLOTS, Config};
 
 use crate::types::{GuardKey, GuardMark, HashBuf, Scratch, Slot, WalkBuf};
 
@@ -63,9 +63,10 @@ pub static SCRATCH: Array<Scratch> = Array::with_max_entries(1, 0);
 pub static WALKBUF: PerCpuArray<WalkBuf> = PerCpuArray::with_max_entries(1, 0);
 
 /// Programs reached by tail call: the deletion directory walk at
-/// `DIR_WALK_DELETE` (see `probes::delete`). Filled by userspace.
+/// `DIR_WALK_DELETE` (see `probes::delete`), `move_mount`'s target at
+/// `DIR_WALK_MOVE_MOUNT_TO` (see `probes::mount_api`). Filled by userspace.
 #[map]
-pub static DIR_WALKS: ProgramArray = ProgramArray::with_max_entries(1, 0);
+pub static DIR_WALKS: ProgramArray = ProgramArray::with_max_entries(DIR_WALKS_LEN, 0);
 
 /// The guard's marks (see `guard`): one per EBUSY unmount of a traced
 /// process while the guard is on, until the busy window passes, the mount

@@ -17,7 +17,7 @@ use aya::{
 use tracer_common::{
     config::{
         CFG_COMM_FILTER, CFG_FAILED_ONLY, CFG_GUARD_CROSSINGS, CFG_PID_FILTER, DELETES_ALL,
-        DELETES_RACE, DIR_WALK_DELETE,
+        DELETES_RACE, DIR_WALK_DELETE, DIR_WALK_MOVE_MOUNT_TO,
     },
     counters::DropReason,
     Config, EventKind,
@@ -347,16 +347,15 @@ fn choose_probes(
     })
 }
 
-/// The program the delete probes reach by tail call to walk a deletion's
-/// directory: loaded and put in the `DIR_WALKS` array before they are
-/// attached.
-fn load_dir_walk(ebpf: &mut Ebpf) -> Result<(), StartError> {
-    const NAME: &str = "walk_delete_dir";
-    let prog: &mut TracePoint = program(ebpf, NAME)?;
-    prog.load().map_err(|e| load_refused(NAME, &e))?;
+/// Load the program `name` that probes reach by tail call (to walk a
+/// directory) and put it at `index` in the `DIR_WALKS` array: before the
+/// probes that reach it are attached.
+fn load_dir_walk(ebpf: &mut Ebpf, name: &str, index: u32) -> Result<(), StartError> {
+    let prog: &mut TracePoint = program(ebpf, name)?;
+    prog.load().map_err(|e| load_refused(name, &e))?;
     let fd = prog
         .fd()
-        .map_err(|e| load_refused(NAME, &e))?
+        .map_err(|e| load_refused(name, &e))?
         .try_clone()
         .map_err(|e| refused("duplicating the walk program's fd", e))?;
     let map = ebpf
@@ -364,7 +363,7 @@ fn load_dir_walk(ebpf: &mut Ebpf) -> Result<(), StartError> {
         .ok_or_else(|| anyhow::anyhow!("no DIR_WALKS map"))?;
     let mut walks: ProgramArray<_> = ProgramArray::try_from(map).map_err(anyhow::Error::from)?;
     walks
-        .set(DIR_WALK_DELETE, &fd, 0)
+        .set(index, &fd, 0)
         .map_err(|e| refused("writing the DIR_WALKS map", e))
 }
 
@@ -441,7 +440,7 @@ impl Tracer {
         let drops = PerCpuArray::try_from(drops_map).map_err(anyhow::Error::from)?;
 
         if kinds.iter().any(|k| k.is_delete()) {
-            load_dir_walk(&mut ebpf)?;
+            load_dir_walk(&mut ebpf, "walk_delete_dir", DIR_WALK_DELETE)?;
         }
         // Owned by `links` as soon as each is attached: an error below
         // detaches those already attached (concurrently) on the way out.
@@ -454,9 +453,15 @@ impl Tracer {
         // the kernel refuses is left out whole (entry and exit).
         let mut refused_kinds = Vec::new();
         for p in &probes {
+            // `move_mount`'s entry reaches its target's walk by tail call.
+            let walk = if p.kind == EventKind::MoveMount && p.entry {
+                load_dir_walk(&mut ebpf, "walk_move_mount_to", DIR_WALK_MOVE_MOUNT_TO)
+            } else {
+                Ok(())
+            };
             let prog: &mut TracePoint = program(&mut ebpf, &p.program)?;
-            if let Err(e) = prog.load() {
-                let e = load_refused(&p.program, &e);
+            let loaded = walk.and_then(|()| prog.load().map_err(|e| load_refused(&p.program, &e)));
+            if let Err(e) = loaded {
                 // The mount-API probes are left out with a warning where
                 // the kernel refuses them (6.1's verifier gives up on some)
                 // unless they were asked for: the race needs only mount,

@@ -8,7 +8,7 @@
 //! `tracer_common::uapi`. The module is pure and uses only `std`.
 
 use tracer_common::uapi::{
-    AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, MNT_DETACH, MOUNT_ATTR_IDMAP, MS_BIND, MS_MOVE,
+    AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE,
     MS_PRIVATE, MS_REC, MS_REMOUNT, MS_SHARED, MS_SLAVE, MS_UNBINDABLE, OPEN_TREE_CLONE,
 };
 
@@ -280,7 +280,7 @@ const MOVE_MOUNT_FLAGS: &[Flag] = &[
 const MOUNT_ATTR_ATIME_MASK: u64 = 0x70;
 
 const MOUNT_ATTR_FLAGS: &[Flag] = &[
-    bit(0x1, "MOUNT_ATTR_RDONLY"),
+    bit(MOUNT_ATTR_RDONLY, "MOUNT_ATTR_RDONLY"),
     bit(0x2, "MOUNT_ATTR_NOSUID"),
     bit(0x4, "MOUNT_ATTR_NODEV"),
     bit(0x8, "MOUNT_ATTR_NOEXEC"),

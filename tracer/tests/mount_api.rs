@@ -8,8 +8,8 @@ use common::*;
 use mntrace::{model::Args, EventKind};
 use tracer_common::event::*;
 use tracer_common::uapi::{
-    AT_EMPTY_PATH, AT_FDCWD, FSCONFIG_SET_STRING, MOUNT_ATTR_IDMAP, MOUNT_ATTR_SIZE_VER0,
-    OPEN_TREE_CLONE,
+    AT_EMPTY_PATH, AT_FDCWD, FSCONFIG_SET_STRING, MOUNT_ATTR_IDMAP, MOUNT_ATTR_RDONLY,
+    MOUNT_ATTR_SIZE_VER0, OPEN_TREE_CLONE,
 };
 
 #[test]
@@ -279,4 +279,136 @@ fn fsopen_fsconfig_fsmount() {
         panic!()
     };
     assert_eq!((from.mnt_id, mm.ret), (new_mnt, 0));
+}
+
+/// The same three calls with what every kernel since 5.12 accepts on tmpfs
+/// (id-mapped tmpfs mounts need 6.3): `mount_setattr(MOUNT_ATTR_RDONLY)`,
+/// and the clone attached below a directory fd, so `move_mount`'s target
+/// is resolved from the fd. Both directories are walked, each in its own
+/// program (`walk_move_mount_to`): what 6.1's verifier accepts.
+#[test]
+fn read_only_clone_attached_below_a_directory_fd() {
+    let s = scratch();
+    let layer = p(&[b(s.path()), b"/snapshots/2/fs"]);
+    let parent = p(&[b(s.path()), b"/tmpmounts"]);
+    let dst = p(&[b(s.path()), b"/tmpmounts/ro"]);
+    let empty_path = format!("{AT_EMPTY_PATH:#x}");
+    let rdonly = format!("{MOUNT_ATTR_RDONLY:#x}");
+    let run = run_traced(&[
+        "unshare-mntns".as_ref(), // 1
+        "mkdirs".as_ref(),        // 2
+        layer.as_os_str(),
+        "mount-tmpfs".as_ref(), // 3
+        layer.as_os_str(),
+        "mkdirs".as_ref(), // 4
+        dst.as_os_str(),
+        "open-tree".as_ref(), // 5: OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC
+        "cwd".as_ref(),
+        layer.as_os_str(),
+        "0x80001".as_ref(),
+        "mount-setattr".as_ref(), // 6: AT_EMPTY_PATH, MOUNT_ATTR_RDONLY
+        "@5".as_ref(),
+        "".as_ref(),
+        empty_path.as_ref(),
+        rdonly.as_ref(),
+        "0".as_ref(),
+        "0".as_ref(),
+        "0".as_ref(),
+        "open-dir".as_ref(), // 7
+        parent.as_os_str(),
+        "move-mount".as_ref(), // 8: MOVE_MOUNT_F_EMPTY_PATH, to "ro" below fd 7
+        "@5".as_ref(),
+        "".as_ref(),
+        "@7".as_ref(),
+        "ro".as_ref(),
+        "4".as_ref(),
+        "mnt-id".as_ref(), // 9: the clone, now attached
+        dst.as_os_str(),
+        "mnt-id".as_ref(), // 10: the mount the target directory is on
+        parent.as_os_str(),
+    ]);
+    run.assert_no_drops();
+    for i in [5, 6, 7, 8] {
+        assert_eq!(
+            op(&run.lines, i)["errno"],
+            0,
+            "op {i}: {}",
+            op(&run.lines, i)
+        );
+    }
+    let tree_fd = u64_of(op(&run.lines, 5), "ret") as i64;
+    let dir_fd = u64_of(op(&run.lines, 7), "ret") as i32;
+    let clone_mnt = u64_of(op(&run.lines, 9), "mnt_id") as u32;
+    let parent_mnt = u64_of(op(&run.lines, 10), "mnt_id") as u32;
+    assert_ne!(clone_mnt, parent_mnt);
+
+    let sa = run.one(EventKind::MountSetattr);
+    let Args::MountSetattr {
+        dfd,
+        pathname,
+        at_flags,
+        attr,
+        dir,
+        ..
+    } = &sa.args
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (*dfd as i64, &pathname.bytes[..], *at_flags, sa.ret),
+        (tree_fd, &b""[..], AT_EMPTY_PATH, 0)
+    );
+    let attr = attr.as_ref().expect("mount_attr read");
+    assert_eq!(
+        (attr.attr_set, attr.attr_clr, attr.propagation, attr.userns_ino),
+        (MOUNT_ATTR_RDONLY, 0, 0, 0)
+    );
+    assert_eq!(
+        (dir.from(), dir.mnt_id, dir.flags & DIR_DETACHED),
+        (mntrace::model::DirFrom::Fd, clone_mnt, DIR_DETACHED)
+    );
+
+    let mm = run.one(EventKind::MoveMount);
+    let Args::MoveMount {
+        from_dfd,
+        from_path,
+        to_dfd,
+        to_path,
+        flags,
+        from,
+        to,
+    } = &mm.args
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            *from_dfd as i64,
+            &from_path.bytes[..],
+            *to_dfd,
+            &to_path.bytes[..],
+            *flags,
+            mm.ret
+        ),
+        (tree_fd, &b""[..], dir_fd, &b"ro"[..], 4, 0)
+    );
+    assert_eq!(
+        (from.from(), from.mnt_id, from.flags & DIR_DETACHED),
+        (mntrace::model::DirFrom::Fd, clone_mnt, DIR_DETACHED)
+    );
+    // The target's directory, walked by the program reached by tail call.
+    assert_eq!(
+        (
+            to.from(),
+            &to.path.bytes[..],
+            to.mnt_id,
+            to.flags & (DIR_RESOLVED | DIR_READ_ERR)
+        ),
+        (
+            mntrace::model::DirFrom::Fd,
+            parent.as_encoded_bytes(),
+            parent_mnt,
+            DIR_RESOLVED
+        )
+    );
 }

@@ -8,9 +8,10 @@ use aya_ebpf::{
 };
 use core::ffi::c_void;
 use tracer_common::{
+    config::DIR_WALK_MOVE_MOUNT_TO,
     event::{
-        FsconfigArgs, FsmountArgs, FsopenArgs, MountSetattrArgs, MoveMountArgs, OpenTreeArgs,
-        StrRef, STR_ABSENT,
+        DirRef, FsconfigArgs, FsmountArgs, FsopenArgs, MountSetattrArgs, MoveMountArgs,
+        OpenTreeArgs, StrRef, DIR_READ_ERR, STR_ABSENT,
     },
     uapi::{
         EINVAL, FSCONFIG_SET_FD, FSCONFIG_SET_PATH, FSCONFIG_SET_PATH_EMPTY, FSCONFIG_SET_STRING,
@@ -22,8 +23,8 @@ use tracer_common::{
 use super::{arg, ret};
 use crate::core_access::Task;
 use crate::emit::read_user_str;
-use crate::maps::{SLOTS2, SLOTS5};
-use crate::slot::{begin, finish, payload};
+use crate::maps::{DIR_WALKS, SLOTS2, SLOTS5};
+use crate::slot::{active, begin, finish, payload};
 use crate::walk::{fd_ino, resolve, DirSource};
 
 const ABSENT: StrRef = StrRef {
@@ -67,26 +68,48 @@ pub fn exit_open_tree(ctx: TracePointContext) -> u32 {
 
 // ---- move_mount(from_dfd, from_path, to_dfd, to_path, flags) --------------
 
+/// Resolves the source here and the target in `walk_move_mount_to`, reached
+/// by tail call: one walk per program (see `DIR_WALK_MOVE_MOUNT_TO`).
 #[tracepoint]
 pub fn enter_move_mount(ctx: TracePointContext) -> u32 {
     let Some(slot) = begin(&SLOTS5, EventKind::MoveMount) else {
         return 0;
     };
-    let task = Task::current();
     let (from_dfd, to_dfd) = (arg(&ctx, 0) as i32, arg(&ctx, 2) as i32);
     slot.strs[0] = read_user_str(&mut slot.bufs[0], arg(&ctx, 1));
     slot.strs[1] = read_user_str(&mut slot.bufs[1], arg(&ctx, 3));
-    let (mut from, mut to) = (Default::default(), Default::default());
-    let from_src = DirSource::of(from_dfd, slot.bufs[0][0]);
-    let to_src = DirSource::of(to_dfd, slot.bufs[1][0]);
-    slot.strs[2] = resolve(task, from_src, &mut from, &mut slot.bufs[2]);
-    slot.strs[3] = resolve(task, to_src, &mut to, &mut slot.bufs[3]);
+    // Unread until the target's program says otherwise; so it stays if
+    // that program is missing (never, once userspace has loaded it).
+    slot.strs[3] = ABSENT;
+    let to_from = DirSource::of(to_dfd, slot.bufs[1][0]).flag();
     let a: &mut MoveMountArgs = payload(slot);
     a.from_dfd = from_dfd;
     a.to_dfd = to_dfd;
     a.flags = arg(&ctx, 4);
-    a.from = from;
-    a.to = to;
+    a.to = DirRef {
+        flags: to_from | DIR_READ_ERR,
+        ..Default::default()
+    };
+    let mut from = Default::default();
+    let from_src = DirSource::of(from_dfd, slot.bufs[0][0]);
+    slot.strs[2] = resolve(Task::current(), from_src, &mut from, &mut slot.bufs[2]);
+    payload::<MoveMountArgs, 5>(slot).from = from;
+    let _ = unsafe { DIR_WALKS.tail_call(&ctx, DIR_WALK_MOVE_MOUNT_TO) };
+    0
+}
+
+/// `move_mount`'s target directory, reached by tail call from
+/// `enter_move_mount`.
+#[tracepoint]
+pub fn walk_move_mount_to(_ctx: TracePointContext) -> u32 {
+    let Some(slot) = active(&SLOTS5, EventKind::MoveMount) else {
+        return 0;
+    };
+    let to_dfd = payload::<MoveMountArgs, 5>(slot).to_dfd;
+    let to_src = DirSource::of(to_dfd, slot.bufs[1][0]);
+    let mut to = Default::default();
+    slot.strs[3] = resolve(Task::current(), to_src, &mut to, &mut slot.bufs[3]);
+    payload::<MoveMountArgs, 5>(slot).to = to;
     0
 }
 
@@ -117,9 +140,6 @@ pub fn enter_mount_setattr(ctx: TracePointContext) -> u32 {
     let dfd = arg(&ctx, 0) as i32;
     let (uattr, usize_) = (arg(&ctx, 3), arg(&ctx, 4));
     slot.strs[0] = read_user_str(&mut slot.bufs[0], arg(&ctx, 1));
-    let src = DirSource::of(dfd, slot.bufs[0][0]);
-    let mut dir = Default::default();
-    slot.strs[1] = resolve(task, src, &mut dir, &mut slot.bufs[1]);
     let mut attr = MountAttr::default();
     let status = if usize_ < MOUNT_ATTR_SIZE_VER0 || uattr == 0 {
         -i64::from(EINVAL) // what the kernel answers
@@ -147,7 +167,13 @@ pub fn enter_mount_setattr(ctx: TracePointContext) -> u32 {
     a.userns_fd = attr.userns_fd;
     a.userns_ino = userns_ino;
     a.attr_status = status as i32;
-    a.dir = dir;
+    // The walk comes last, with no branch after it: 6.1's verifier explores
+    // every path out of it again through each later branch, and gave up on
+    // this program at a million instructions when the walk came first.
+    let src = DirSource::of(dfd, slot.bufs[0][0]);
+    let mut dir = Default::default();
+    slot.strs[1] = resolve(task, src, &mut dir, &mut slot.bufs[1]);
+    payload::<MountSetattrArgs, 2>(slot).dir = dir;
     0
 }
 
