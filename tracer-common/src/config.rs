@@ -67,8 +67,27 @@ pub const DIR_WALK_DELETE: u32 = 0;
 /// at a million instructions).
 pub const DIR_WALK_MOVE_MOUNT_TO: u32 = 1;
 
+/// Index, in `DIR_WALKS`, of the program that resolves a rename's old
+/// directory: the entry programs decide and copy the names, and reach it
+/// by tail call (6.1's verifier gave up on an entry program that also held
+/// the walk).
+pub const DIR_WALK_RENAME_OLD: u32 = 2;
+
+/// Index, in `DIR_WALKS`, of the program that resolves a rename's new
+/// directory, reached by tail call from the one above.
+pub const DIR_WALK_RENAME_NEW: u32 = 3;
+
+/// Index, in `DIR_WALKS`, of the program that reads an io_uring rename
+/// request and walks its old directory: `uring_submit` reaches it by tail
+/// call, so its own verification stays that of the unlink requests.
+pub const DIR_WALK_URING_RENAME: u32 = 4;
+
+/// Index, in `DIR_WALKS`, of the program that walks an io_uring rename
+/// request's new directory (reached by tail call from the one above).
+pub const DIR_WALK_URING_RENAME_NEW: u32 = 5;
+
 /// Entries of `DIR_WALKS`.
-pub const DIR_WALKS_LEN: u32 = 2;
+pub const DIR_WALKS_LEN: u32 = 6;
 
 /// The guard is off: nothing is acted on and nothing is marked.
 pub const GUARD_OFF: u32 = 0;

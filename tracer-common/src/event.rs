@@ -219,6 +219,25 @@ pub const CAP_BUSY_MOUNT: u32 = 1 << 6;
 /// missed.
 pub const CAP_AFTER_ANY_EBUSY: u32 = 1 << 7;
 
+/// `rename`, `renameat`, `renameat2`. Strings: oldpath, old dir path,
+/// newpath, new dir path. Captured like a deletion (`capture`): both paths
+/// are on one mount (the kernel refuses others with `EXDEV`), so a rename
+/// through a busy mount moves or replaces entries of what it holds.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RenameArgs {
+    pub olddfd: i32,
+    pub newdfd: i32,
+    /// `renameat2`'s `RENAME_*` flags (0 for the others).
+    pub flags: u32,
+    /// Why the kernel captured it: `CAP_*` bits.
+    pub capture: u32,
+    /// Where the lookup of `oldpath` starts: `olddfd`, the cwd, or the root.
+    pub old_dir: DirRef,
+    /// Where the lookup of `newpath` starts.
+    pub new_dir: DirRef,
+}
+
 /// `open_tree`. Strings: pathname, dir path, result path.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -348,6 +367,7 @@ pub const fn nstr(kind: crate::EventKind) -> usize {
         Fsconfig => 3,
         Fsmount => 1,
         Guard => 1,
+        Rename | Renameat | Renameat2 | UringRenameat => 4,
     }
 }
 
@@ -365,6 +385,7 @@ pub const fn payload_len(kind: crate::EventKind) -> usize {
         Fsconfig => core::mem::size_of::<FsconfigArgs>(),
         Fsmount => core::mem::size_of::<FsmountArgs>(),
         Guard => core::mem::size_of::<GuardArgs>(),
+        Rename | Renameat | Renameat2 | UringRenameat => core::mem::size_of::<RenameArgs>(),
     }
 }
 
@@ -400,6 +421,7 @@ const _: () = {
     assert!(size_of::<FsconfigArgs>() == 56);
     assert!(size_of::<FsmountArgs>() == 56);
     assert!(size_of::<GuardArgs>() == 72);
+    assert!(size_of::<RenameArgs>() == 96);
     let mut i = 0;
     while i < crate::EventKind::ALL.len() {
         assert!(payload_len(crate::EventKind::ALL[i]) <= PAYLOAD_MAX);

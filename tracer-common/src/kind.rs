@@ -23,14 +23,21 @@ pub enum EventKind {
     /// with `AT_REMOVEDIR`) submitted through io_uring; its arguments as
     /// `unlinkat`'s, its result from the request's completion.
     UringUnlinkat = 13,
+    Rename = 14,
+    Renameat = 15,
+    Renameat2 = 16,
+    /// Not a syscall: an `IORING_OP_RENAMEAT` request submitted through
+    /// io_uring; its arguments as `renameat2`'s, its result from the
+    /// request's completion.
+    UringRenameat = 17,
 }
 
 /// Number of slots indexed by kind id (id 0 is unused).
-pub const KIND_SLOTS: usize = 14;
+pub const KIND_SLOTS: usize = 18;
 
 impl EventKind {
     /// The traced syscalls: one entry and one exit program each.
-    pub const SYSCALLS: [EventKind; 11] = [
+    pub const SYSCALLS: [EventKind; 14] = [
         EventKind::Mount,
         EventKind::Umount,
         EventKind::Unlink,
@@ -42,13 +49,17 @@ impl EventKind {
         EventKind::Fsopen,
         EventKind::Fsconfig,
         EventKind::Fsmount,
+        EventKind::Rename,
+        EventKind::Renameat,
+        EventKind::Renameat2,
     ];
 
-    /// Every kind: the syscalls, then io_uring deletions, then the guard's
-    /// actions. What records, drop counters and statistics are kept for.
-    pub const ALL: [EventKind; 13] = {
-        let mut all = [EventKind::Guard; 13];
-        all[11] = EventKind::UringUnlinkat;
+    /// Every kind: the syscalls, then io_uring deletions and renames, then
+    /// the guard's actions. What records, drop counters and statistics are kept for.
+    pub const ALL: [EventKind; 17] = {
+        let mut all = [EventKind::Guard; 17];
+        all[14] = EventKind::UringUnlinkat;
+        all[15] = EventKind::UringRenameat;
         let mut i = 0;
         while i < Self::SYSCALLS.len() {
             all[i] = Self::SYSCALLS[i];
@@ -74,6 +85,10 @@ impl EventKind {
             EventKind::Fsmount => "fsmount",
             EventKind::Guard => "guard",
             EventKind::UringUnlinkat => "io_uring_unlinkat",
+            EventKind::Rename => "rename",
+            EventKind::Renameat => "renameat",
+            EventKind::Renameat2 => "renameat2",
+            EventKind::UringRenameat => "io_uring_renameat",
         }
     }
 
@@ -98,6 +113,17 @@ impl EventKind {
             EventKind::Unlink | EventKind::Unlinkat | EventKind::Rmdir | EventKind::UringUnlinkat
         )
     }
+
+    /// `rename`, `renameat`, `renameat2`, and io_uring's renameat.
+    pub const fn is_rename(self) -> bool {
+        matches!(
+            self,
+            EventKind::Rename
+                | EventKind::Renameat
+                | EventKind::Renameat2
+                | EventKind::UringRenameat
+        )
+    }
 }
 
 impl TryFrom<u32> for EventKind {
@@ -118,6 +144,10 @@ impl TryFrom<u32> for EventKind {
             11 => EventKind::Fsmount,
             12 => EventKind::Guard,
             13 => EventKind::UringUnlinkat,
+            14 => EventKind::Rename,
+            15 => EventKind::Renameat,
+            16 => EventKind::Renameat2,
+            17 => EventKind::UringRenameat,
             other => return Err(other),
         })
     }

@@ -29,6 +29,8 @@ pub const SIGSTOP: u32 = 19;
 /// The io_uring request opcode of an unlinkat (`enum io_uring_op`, stable
 /// UAPI numbering).
 pub const IORING_OP_UNLINKAT: u8 = 36;
+/// io_uring opcode of a rename (`renameat2`'s arguments).
+pub const IORING_OP_RENAMEAT: u8 = 35;
 
 // ---- linux/fcntl.h: the *at() calls ----
 
@@ -36,6 +38,10 @@ pub const IORING_OP_UNLINKAT: u8 = 36;
 pub const AT_FDCWD: i32 = -100;
 /// unlinkat(2): remove a directory instead of a file.
 pub const AT_REMOVEDIR: u32 = 0x200;
+/// renameat2(2) flags.
+pub const RENAME_NOREPLACE: u32 = 1 << 0;
+pub const RENAME_EXCHANGE: u32 = 1 << 1;
+pub const RENAME_WHITEOUT: u32 = 1 << 2;
 /// Operate on the dirfd itself when the path is empty.
 pub const AT_EMPTY_PATH: u32 = 0x1000;
 
@@ -107,6 +113,9 @@ mod tests {
         assert_eq!(SIGSTOP as libc::c_int, libc::SIGSTOP);
         assert_eq!(AT_FDCWD, libc::AT_FDCWD);
         assert_eq!(AT_REMOVEDIR as libc::c_int, libc::AT_REMOVEDIR);
+        assert_eq!(RENAME_NOREPLACE, libc::RENAME_NOREPLACE);
+        assert_eq!(RENAME_EXCHANGE, libc::RENAME_EXCHANGE);
+        assert_eq!(RENAME_WHITEOUT, libc::RENAME_WHITEOUT);
         assert_eq!(AT_EMPTY_PATH as libc::c_int, libc::AT_EMPTY_PATH);
         assert_eq!(S_IFDIR, libc::S_IFDIR);
         assert_eq!(MS_REMOUNT, libc::MS_REMOUNT);

@@ -469,3 +469,35 @@ __u64 mt_uring_unlink(__u64 req, __s32 *dfd, __u32 *flags)
 	*flags = (__u32)fl;
 	return ADDR(name);
 }
+
+// An IORING_OP_RENAMEAT request: `struct io_rename`, prepared (both names
+// copied into kernel memory) before the `io_uring_submit_req` tracepoint.
+struct io_rename {
+	struct file *file;
+	int old_dfd;
+	int new_dfd;
+	struct filename *oldpath;
+	struct filename *newpath;
+	int flags;
+} CORE;
+
+// The kernel address of the request's old name; its new name's address,
+// both dfds and its flags through the pointers; 0 on failure.
+__u64 mt_uring_rename(__u64 req, __u64 *new_name, __s32 *old_dfd, __s32 *new_dfd,
+		      __u32 *flags)
+{
+	struct io_rename *r = PTR(struct io_rename, req);
+	struct filename *of = 0, *nf = 0;
+	const char *on = 0, *nn = 0;
+	int od = 0, nd = 0, fl = 0;
+	if (READ(od, r->old_dfd) || READ(nd, r->new_dfd) || READ(fl, r->flags) ||
+	    READ(of, r->oldpath) || READ(nf, r->newpath) || !of || !nf)
+		return 0;
+	if (READ(on, of->name) || READ(nn, nf->name))
+		return 0;
+	*new_name = ADDR(nn);
+	*old_dfd = od;
+	*new_dfd = nd;
+	*flags = (__u32)fl;
+	return ADDR(on);
+}

@@ -30,6 +30,13 @@ extern "C" {
     fn mt_dentry_inode(d: u64, size: *mut u64, nlink: *mut u32, mode: *mut u32) -> u64;
     fn mt_path(path: u64, mnt: *mut u64, dentry: *mut u64) -> i32;
     fn mt_uring_unlink(req: u64, dfd: *mut i32, flags: *mut u32) -> u64;
+    fn mt_uring_rename(
+        req: u64,
+        new_name: *mut u64,
+        old_dfd: *mut i32,
+        new_dfd: *mut i32,
+        flags: *mut u32,
+    ) -> u64;
 }
 
 #[inline(always)]
@@ -195,6 +202,33 @@ impl UringReq {
         let name = nonzero(unsafe { mt_uring_unlink(self.0, &mut dfd, &mut flags) })?;
         Some((name, dfd, flags))
     }
+    /// An `IORING_OP_RENAMEAT` request's arguments.
+    #[inline(always)]
+    pub fn rename(self) -> Option<UringRename> {
+        let mut r = UringRename::default();
+        let old = unsafe {
+            mt_uring_rename(
+                self.0,
+                &mut r.new,
+                &mut r.old_dfd,
+                &mut r.new_dfd,
+                &mut r.flags,
+            )
+        };
+        r.old = nonzero(old)?;
+        Some(r)
+    }
+}
+
+/// An `IORING_OP_RENAMEAT` request's arguments: its names (kernel
+/// addresses), directory fds and `RENAME_*` flags.
+#[derive(Default)]
+pub struct UringRename {
+    pub old: u64,
+    pub new: u64,
+    pub old_dfd: i32,
+    pub new_dfd: i32,
+    pub flags: u32,
 }
 
 impl Dentry {

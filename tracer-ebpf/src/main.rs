@@ -8,9 +8,10 @@
 //! plain types:
 //!
 //! ```text
-//! probes/      one file per syscall family (mount, mount_api, delete)
+//! probes/      one file per syscall family (mount, mount_api, delete, rename)
 //! slot         a thread's slot: taken and filled at entry, finished at exit
 //! burst        a thread's burst of deletions (for the delete capture decision)
+//! capture      what a deletion's or rename's capture decision reads
 //! clock        the records' clock and the capture decisions' clock
 //! dir_cache    reuse of a thread's last walked deletion directory
 //! guard        the guard's marks and its decision to act
@@ -30,12 +31,13 @@
 //! raw_tp and tp_btf on sys_enter/sys_exit) that the hidden `mntrace floor`
 //! attaches, so the benchmark measures what the hooks alone cost.
 //!
-//! `guard` → `slot`, `walk`, `clock`; `slot` → `emit`, `filter`, `dir_cache`; `burst` → `walk`; `walk`, `emit`, `filter` →
+//! `guard` → `slot`, `walk`, `clock`, `capture`; `slot` → `emit`, `filter`, `dir_cache`; `burst` → `walk`; `capture`, `walk`, `emit`, `filter` →
 //! `maps` → `types`; `types`, `clock` and `core_access` import nothing from the crate.
 #![no_std]
 #![no_main]
 
 mod burst;
+mod capture;
 mod clock;
 mod core_access;
 mod dir_cache;

@@ -93,7 +93,7 @@ pub static GUARD_REC: PerCpuArray<Slot<1>> = PerCpuArray::with_max_entries(1, 0)
 /// by the request (`struct io_kiocb *`): the completion often runs in an
 /// io-wq worker, another thread than the submitter's (see `probes::uring`).
 #[map]
-pub static URING_SLOTS: LruHashMap<u64, Slot<2>> = LruHashMap::with_max_entries(256, 0);
+pub static URING_SLOTS: LruHashMap<u64, Slot<5>> = LruHashMap::with_max_entries(256, 0);
 
 /// tid → the io_uring request (`struct io_kiocb *`) the thread is issuing
 /// an unlinkat for, between `io_unlinkat`'s entry and return (kernel probe

@@ -137,6 +137,18 @@ pub fn active_deletion<const N: usize>(
     (slot.hdr.tid == tid && deleting).then_some(slot)
 }
 
+/// This thread's slot when it holds a rename (any rename kind) taken at
+/// entry: for the new directory's walk reached by tail call.
+#[inline(always)]
+pub fn active_rename<const N: usize>(
+    slots: &LruHashMap<u32, Slot<N>>,
+) -> Option<&'static mut Slot<N>> {
+    let (tid, _) = tid_tgid();
+    let slot = unsafe { &mut *slots.get_ptr_mut(tid)? };
+    let renaming = EventKind::try_from(slot.hdr.kind).is_ok_and(EventKind::is_rename);
+    (slot.hdr.tid == tid && renaming).then_some(slot)
+}
+
 /// Syscall exit: find the slot, let `complete` add exit-time facts, and emit
 /// the record. Exits whose entry was filtered out or not seen emit nothing.
 #[inline(always)]

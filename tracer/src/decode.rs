@@ -164,6 +164,25 @@ pub fn decode_in(buf: &Bytes, range: std::ops::Range<usize>) -> Result<Event, De
                 victim: if h.ret == 0 { victim(&a.victim) } else { None },
             }
         }
+        EventKind::Rename
+        | EventKind::Renameat
+        | EventKind::Renameat2
+        | EventKind::UringRenameat => {
+            let a: RenameArgs = read(p, 0);
+            let oldpath = next();
+            let old_dir = dir(&a.old_dir, next());
+            let newpath = next();
+            Args::Rename {
+                olddfd: a.olddfd,
+                oldpath,
+                newdfd: a.newdfd,
+                newpath,
+                flags: a.flags,
+                old_dir,
+                new_dir: dir(&a.new_dir, next()),
+                capture: a.capture,
+            }
+        }
         EventKind::OpenTree => {
             let a: OpenTreeArgs = read(p, 0);
             let pathname = next();

@@ -461,10 +461,10 @@ pub fn lsm_finding(load: &Load, lsm: &SecFile, caps: &CapsCheck) -> Finding {
 
 pub fn io_uring_finding(text: Option<&str>, version: Option<KernelVersion>) -> Finding {
     const ID: &str = "io_uring";
-    let blind = "mntrace traces io_uring's unlink and rmdir requests (IORING_OP_UNLINKAT, \
-                 through the io_uring tracepoints) as deletions, but not its renames \
-                 (IORING_OP_RENAMEAT), and the guard acts at a walk's listings, not at \
-                 io_uring requests: what is left of a blind spot";
+    let blind = "mntrace traces io_uring's unlink, rmdir and rename requests \
+                 (IORING_OP_UNLINKAT, IORING_OP_RENAMEAT, through the io_uring tracepoints) \
+                 like the syscalls, but the guard acts at a walk's listings, not at io_uring \
+                 requests: what is left of a blind spot";
     let close = "if nothing on this node needs io_uring, close it with \
                  sysctl kernel.io_uring_disabled=2";
     match text.map(parse_io_uring_disabled) {
@@ -1228,6 +1228,7 @@ mod tests {
         let f = io_uring_finding(Some("0\n"), v);
         assert_eq!((f.status, f.state.as_str()), (Status::Warn, "enabled"));
         assert!(f.found.contains("IORING_OP_RENAMEAT"), "{}", f.found);
+        assert!(f.found.contains("rename requests"), "{}", f.found);
         let f = io_uring_finding(Some("1"), v);
         assert_eq!((f.status, f.state.as_str()), (Status::Warn, "restricted"));
         let f = io_uring_finding(Some("2"), v);

@@ -17,7 +17,8 @@ use aya::{
 use tracer_common::{
     config::{
         CFG_COMM_FILTER, CFG_FAILED_ONLY, CFG_GUARD_CROSSINGS, CFG_PID_FILTER, DELETES_ALL,
-        DELETES_RACE, DIR_WALK_DELETE, DIR_WALK_MOVE_MOUNT_TO,
+        DELETES_RACE, DIR_WALK_DELETE, DIR_WALK_MOVE_MOUNT_TO, DIR_WALK_RENAME_NEW,
+        DIR_WALK_RENAME_OLD, DIR_WALK_URING_RENAME, DIR_WALK_URING_RENAME_NEW,
     },
     counters::DropReason,
     Config, EventKind,
@@ -367,6 +368,21 @@ fn load_dir_walk(ebpf: &mut Ebpf, name: &str, index: u32) -> Result<(), StartErr
         .map_err(|e| refused("writing the DIR_WALKS map", e))
 }
 
+/// The directory walk `p`'s program reaches by tail call, if any: its
+/// program's name and `DIR_WALKS` index.
+fn entry_walk(p: &Probe) -> Option<(&'static str, u32)> {
+    if !p.entry {
+        return None;
+    }
+    if p.kind == EventKind::MoveMount {
+        Some(("walk_move_mount_to", DIR_WALK_MOVE_MOUNT_TO))
+    } else if p.kind.is_rename() {
+        Some(("walk_rename_old", DIR_WALK_RENAME_OLD))
+    } else {
+        None
+    }
+}
+
 impl Tracer {
     /// Check the host, load the object, configure the filters, attach.
     pub fn start(opts: &TraceOptions) -> Result<Tracer, StartError> {
@@ -452,21 +468,31 @@ impl Tracer {
         // Every program is loaded before any is attached, so that a kind
         // the kernel refuses is left out whole (entry and exit).
         let mut refused_kinds = Vec::new();
+        let mut walks_loaded = Vec::new();
         for p in &probes {
-            // `move_mount`'s entry reaches its target's walk by tail call.
-            let walk = if p.kind == EventKind::MoveMount && p.entry {
-                load_dir_walk(&mut ebpf, "walk_move_mount_to", DIR_WALK_MOVE_MOUNT_TO)
-            } else {
-                Ok(())
+            // The walk an entry program reaches by tail call, loaded once
+            // (a rename's old-directory walk reaches its new one's).
+            let walk = match entry_walk(p) {
+                Some((name, index)) if !walks_loaded.contains(&index) => {
+                    let then = if index == DIR_WALK_RENAME_OLD {
+                        load_dir_walk(&mut ebpf, "walk_rename_new", DIR_WALK_RENAME_NEW)
+                    } else {
+                        Ok(())
+                    };
+                    then.and_then(|()| load_dir_walk(&mut ebpf, name, index))
+                        .map(|()| walks_loaded.push(index))
+                }
+                _ => Ok(()),
             };
             let prog: &mut TracePoint = program(&mut ebpf, &p.program)?;
             let loaded = walk.and_then(|()| prog.load().map_err(|e| load_refused(&p.program, &e)));
             if let Err(e) = loaded {
-                // The mount-API probes are left out with a warning where
-                // the kernel refuses them (6.1's verifier gives up on some)
-                // unless they were asked for: the race needs only mount,
-                // umount and the deletions.
-                if !p.kind.is_mount_api() || !opts.kinds.is_empty() {
+                // The mount-API and rename probes are left out with a
+                // warning where the kernel refuses them (6.1's verifier gave
+                // up on some) unless they were asked for: the race needs
+                // only mount, umount and the deletions.
+                let optional = p.kind.is_mount_api() || p.kind.is_rename();
+                if !optional || !opts.kinds.is_empty() {
                     return Err(e);
                 }
                 let why = e.to_string();
@@ -494,6 +520,26 @@ impl Tracer {
             };
             let uring = crate::probes::uring_probes(&tracefs);
             let mut not_traced = uring.as_ref().err().cloned();
+            if uring.is_ok() {
+                // What `uring_submit` reaches by tail call for renames: left
+                // out with a warning if refused (unlinks go on).
+                let renames =
+                    load_dir_walk(&mut ebpf, "uring_rename_submit", DIR_WALK_URING_RENAME)
+                        .and_then(|()| {
+                            load_dir_walk(
+                                &mut ebpf,
+                                "walk_uring_rename_new",
+                                DIR_WALK_URING_RENAME_NEW,
+                            )
+                        });
+                if let Err(e) = renames {
+                    let why = e.to_string();
+                    let why = why.lines().next().unwrap_or_default();
+                    warnings.push(format!(
+                        "io_uring renames (IORING_OP_RENAMEAT) are not traced: {why}"
+                    ));
+                }
+            }
             for p in uring.iter().flatten().rev() {
                 let prog: &mut TracePoint = program(&mut ebpf, &p.program)?;
                 let attached = prog
@@ -507,7 +553,8 @@ impl Tracer {
             }
             if let Some(e) = not_traced {
                 warnings.push(format!(
-                    "io_uring deletions (IORING_OP_UNLINKAT) are not traced: {e}"
+                    "io_uring deletions and renames (IORING_OP_UNLINKAT, IORING_OP_RENAMEAT) are not \
+                     traced: {e}"
                 ));
             }
         }

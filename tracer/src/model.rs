@@ -216,6 +216,20 @@ pub enum Args {
         /// syscall set, or when the deletion failed before reaching it.
         victim: Option<Victim>,
     },
+    /// `rename`, `renameat`, `renameat2` (the event's kind tells which):
+    /// both paths are on one mount.
+    Rename {
+        olddfd: i32,
+        oldpath: Str,
+        newdfd: i32,
+        newpath: Str,
+        /// `renameat2`'s `RENAME_*` flags.
+        flags: u32,
+        old_dir: Dir,
+        new_dir: Dir,
+        /// Why the kernel captured it (`CAP_*`).
+        capture: u32,
+    },
     OpenTree {
         dfd: i32,
         pathname: Str,
@@ -366,6 +380,20 @@ pub struct Event {
     pub cgroup_id: u64,
     pub comm: Bytes,
     pub args: Args,
+}
+
+impl Args {
+    /// The entry the call takes from its place, and the directory its
+    /// lookup started in: a deletion's pathname, a rename's old path.
+    pub fn taken_entry(&self) -> Option<(&Str, &Dir)> {
+        match self {
+            Args::Delete { pathname, dir, .. } => Some((pathname, dir)),
+            Args::Rename {
+                oldpath, old_dir, ..
+            } => Some((oldpath, old_dir)),
+            _ => None,
+        }
+    }
 }
 
 impl Event {

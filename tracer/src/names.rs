@@ -8,8 +8,9 @@
 //! `tracer_common::uapi`. The module is pure and uses only `std`.
 
 use tracer_common::uapi::{
-    AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_RDONLY, MS_BIND, MS_MOVE,
-    MS_PRIVATE, MS_REC, MS_REMOUNT, MS_SHARED, MS_SLAVE, MS_UNBINDABLE, OPEN_TREE_CLONE,
+    AT_EMPTY_PATH, AT_FDCWD, AT_REMOVEDIR, MNT_DETACH, MOUNT_ATTR_IDMAP, MOUNT_ATTR_RDONLY,
+    MS_BIND, MS_MOVE, MS_PRIVATE, MS_REC, MS_REMOUNT, MS_SHARED, MS_SLAVE, MS_UNBINDABLE,
+    OPEN_TREE_CLONE, RENAME_EXCHANGE, RENAME_NOREPLACE, RENAME_WHITEOUT,
 };
 
 /// Errno names indexed by number (asm-generic). Empty strings mark numbers
@@ -276,6 +277,12 @@ const MOVE_MOUNT_FLAGS: &[Flag] = &[
     bit(0x200, "MOVE_MOUNT_BENEATH"),
 ];
 
+const RENAME_FLAGS: &[Flag] = &[
+    bit(RENAME_NOREPLACE as u64, "RENAME_NOREPLACE"),
+    bit(RENAME_EXCHANGE as u64, "RENAME_EXCHANGE"),
+    bit(RENAME_WHITEOUT as u64, "RENAME_WHITEOUT"),
+];
+
 /// `MOUNT_ATTR__ATIME`: the atime field of the mount attributes.
 const MOUNT_ATTR_ATIME_MASK: u64 = 0x70;
 
@@ -391,6 +398,11 @@ pub fn open_tree_flags(flags: u64) -> String {
 /// move_mount(2) flags (`MOVE_MOUNT_*`).
 pub fn move_mount_flags(flags: u64) -> String {
     self::flags(flags, MOVE_MOUNT_FLAGS)
+}
+
+/// renameat2(2) `RENAME_*` flags.
+pub fn rename_flags(flags: u32) -> String {
+    self::flags(u64::from(flags), RENAME_FLAGS)
 }
 
 /// `MOUNT_ATTR_*` bits (mount_setattr(2) `attr_set`/`attr_clr`, fsmount(2)
@@ -544,6 +556,16 @@ mod tests {
         );
         assert_eq!(open_tree_flags(u64::from(AT_EMPTY_PATH)), "AT_EMPTY_PATH");
         assert_eq!(open_tree_flags(0), "0");
+    }
+
+    #[test]
+    fn rename_flags_render() {
+        assert_eq!(rename_flags(0), "0");
+        assert_eq!(
+            rename_flags(RENAME_NOREPLACE | RENAME_WHITEOUT),
+            "RENAME_NOREPLACE|RENAME_WHITEOUT"
+        );
+        assert_eq!(rename_flags(RENAME_EXCHANGE | 0x10), "RENAME_EXCHANGE|0x10");
     }
 
     #[test]

@@ -98,13 +98,11 @@ impl Pipeline {
         if !self.display.show_events {
             return false;
         }
-        let Args::Delete {
-            pathname,
-            dir,
-            capture,
-            ..
-        } = &ev.args
-        else {
+        let capture = match &ev.args {
+            Args::Delete { capture, .. } | Args::Rename { capture, .. } => capture,
+            _ => return true,
+        };
+        let Some((pathname, dir)) = ev.args.taken_entry() else {
             return true;
         };
         let paths = &self.display.delete_paths;

@@ -61,8 +61,8 @@ const URING_SUBMIT_FIELDS: [(&str, u32); 2] = [("req", 16), ("opcode", 32)];
 /// The same for `io_uring_complete`.
 const URING_COMPLETE_FIELDS: [(&str, u32); 2] = [("req", 16), ("res", 32)];
 
-/// The io_uring deletion probes (`tracer-ebpf/src/probes/uring.rs`), with
-/// any deletion kind: the request's submission, then its completion, on
+/// The io_uring deletion and rename probes
+/// (`tracer-ebpf/src/probes/uring.rs`), with any deletion kind: the request's submission, then its completion, on
 /// the tracepoints this kernel has (`tracefs`: where tracefs is), checked
 /// against the offsets the programs read. They are optional: a kernel
 /// without io_uring, its tracepoints or those fields is traced without

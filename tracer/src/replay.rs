@@ -118,16 +118,15 @@ pub struct Query {
     pub ok: Option<bool>,
 }
 
-/// Where a deletion's entry is, as seen and as it really lived (when the
-/// recorded enrichment knew the backing root of its mount).
+/// Where a deletion's entry (a rename's old entry) is, as seen and as it
+/// really lived (when the recorded enrichment knew the backing root of its
+/// mount).
 pub fn deletion_paths(
     ev: &crate::model::Event,
     en: &crate::enrich::Enrichment,
 ) -> Option<(bytes::Bytes, Option<bytes::Bytes>)> {
     use crate::path::{join, resolve_arg};
-    let crate::model::Args::Delete { pathname, dir, .. } = &ev.args else {
-        return None;
-    };
+    let (pathname, dir) = ev.args.taken_entry()?;
     let name = pathname.value()?;
     let seen = resolve_arg(&dir.path.bytes, name);
     let backing = match (&en.backing_root, dir.rel_path()) {
@@ -148,7 +147,7 @@ impl Query {
     ) -> (bool, Option<bytes::Bytes>) {
         use crate::model::Args;
         let dir_mnt = match &ev.args {
-            Args::Delete { dir, .. } => Some(dir.mnt_id),
+            Args::Delete { dir, .. } | Args::Rename { old_dir: dir, .. } => Some(dir.mnt_id),
             Args::Mount { cwd, .. } | Args::Umount { cwd, .. } => Some(cwd.mnt_id),
             Args::OpenTree { dir, .. } | Args::MountSetattr { dir, .. } => Some(dir.mnt_id),
             Args::MoveMount { from, .. } => Some(from.mnt_id),
@@ -179,7 +178,7 @@ impl Query {
     /// root) followed by more components, so that start and the path asked
     /// for must be one under the other.
     fn may_be_under(&self, ev: &crate::model::Event, en: &crate::enrich::Enrichment) -> bool {
-        let crate::model::Args::Delete { pathname, dir, .. } = &ev.args else {
+        let Some((pathname, dir)) = ev.args.taken_entry() else {
             return false;
         };
         let Some(name) = pathname.value() else {

@@ -360,7 +360,12 @@ fn read_only_clone_attached_below_a_directory_fd() {
     );
     let attr = attr.as_ref().expect("mount_attr read");
     assert_eq!(
-        (attr.attr_set, attr.attr_clr, attr.propagation, attr.userns_ino),
+        (
+            attr.attr_set,
+            attr.attr_clr,
+            attr.propagation,
+            attr.userns_ino
+        ),
         (MOUNT_ATTR_RDONLY, 0, 0, 0)
     );
     assert_eq!(

@@ -165,6 +165,7 @@ fn deletion(
         backing_path: backing.map(b),
         truncated: false,
         inode: None,
+        renamed_to: None,
     }
 }
 
@@ -583,6 +584,86 @@ fn event_cases() -> Vec<Case> {
                 },
             ),
             r#"08:00:14.123456 containerd[4242/4243] move_mount(3, "", AT_FDCWD, "/mnt/t", MOVE_MOUNT_F_EMPTY_PATH) = 0  from="/" mnt=66 [idmapped,detached]  to="/" mnt=44"#,
+        ),
+        case(
+            "rename_absolute",
+            event(
+                Rename,
+                at(14) + 500,
+                0,
+                b"mv",
+                Args::Rename {
+                    olddfd: AT_FDCWD,
+                    oldpath: s(b"/mnt/t/bin/sh"),
+                    newdfd: AT_FDCWD,
+                    newpath: s(b"/mnt/t/trash/sh"),
+                    flags: 0,
+                    old_dir: dir(DIR_FROM_ROOT, 1, b"/", 0, 0),
+                    new_dir: dir(DIR_FROM_ROOT, 1, b"/", 0, 0),
+                    capture: CAP_BUSY,
+                },
+            ),
+            r#"08:00:14.123457 mv[4242/4243] rename("/mnt/t/bin/sh", "/mnt/t/trash/sh") = 0  from="/" mnt=1  to="/" mnt=1"#,
+        ),
+        case(
+            "renameat_cwd_relative",
+            event(
+                Renameat,
+                at(14) + 600,
+                0,
+                b"python3",
+                Args::Rename {
+                    olddfd: AT_FDCWD,
+                    oldpath: s(b"db.tmp"),
+                    newdfd: AT_FDCWD,
+                    newpath: s(b"db"),
+                    flags: 0,
+                    old_dir: dir(DIR_FROM_CWD, 70, b"/mnt/t/var", 6, 0),
+                    new_dir: dir(DIR_FROM_CWD, 70, b"/mnt/t/var", 6, 0),
+                    capture: CAP_BUSY_MOUNT,
+                },
+            ),
+            r#"08:00:14.123457 python3[4242/4243] renameat(AT_FDCWD, "db.tmp", AT_FDCWD, "db") = 0  from="/mnt/t/var" mnt=70 rel="/var"  to="/mnt/t/var" mnt=70 rel="/var""#,
+        ),
+        case(
+            "io_uring_renameat_async",
+            event(
+                UringRenameat,
+                at(14) + 800,
+                0,
+                b"iou-wrk-4243",
+                Args::Rename {
+                    olddfd: 9,
+                    oldpath: s(b"sh"),
+                    newdfd: 10,
+                    newpath: s(b"sh.bak"),
+                    flags: 2,
+                    old_dir: dir(DIR_FROM_FD, 66, b"/run/c/0/bin", 8, DIR_IDMAPPED),
+                    new_dir: dir(DIR_FROM_FD, 66, b"/run/c/0/tmp", 8, DIR_IDMAPPED),
+                    capture: CAP_ALL | CAP_AFTER_ANY_EBUSY,
+                },
+            ),
+            r#"08:00:14.123457 iou-wrk-4243[4242/4243] io_uring_renameat(9, "sh", 10, "sh.bak", RENAME_EXCHANGE) = 0  from="/run/c/0/bin" mnt=66 rel="/bin" [idmapped]  to="/run/c/0/tmp" mnt=66 rel="/tmp" [idmapped]"#,
+        ),
+        case(
+            "renameat2_fds_noreplace_failed",
+            event(
+                Renameat2,
+                at(14) + 700,
+                -17,
+                b"containerd",
+                Args::Rename {
+                    olddfd: 5,
+                    oldpath: s(b"conf"),
+                    newdfd: 6,
+                    newpath: s(b"conf\nold"),
+                    flags: 1,
+                    old_dir: dir(DIR_FROM_FD, 70, b"/mnt/t/etc", 6, 0),
+                    new_dir: dir(DIR_FROM_FD, 70, b"/mnt/t/old", 6, 0),
+                    capture: CAP_ALL | CAP_BUSY_MOUNT,
+                },
+            ),
+            r#"08:00:14.123457 containerd[4242/4243] renameat2(5, "conf", 6, "conf\nold", RENAME_NOREPLACE) = -EEXIST  from="/mnt/t/etc" mnt=70 rel="/etc"  to="/mnt/t/old" mnt=70 rel="/old""#,
         ),
         case(
             "mount_setattr_idmap",
@@ -1112,6 +1193,34 @@ fn incident_cases() -> Vec<Case> {
 "#,
         ),
         case(
+            "incident_busy_unmount_renamed",
+            {
+                let mut inc = small_busy(8, None);
+                inc.deletions.push(Deletion {
+                    renamed_to: Some(b(b"/mnt/t/old/g")),
+                    ..deletion(
+                        at(43) + 1_000,
+                        EventKind::Renameat2,
+                        false,
+                        b"/mnt/t/g",
+                        b"/g",
+                        None,
+                    )
+                });
+                inc.count = 2;
+                inc
+            },
+            r#"!!! INCIDENT #8 WARNING: 2 entries deleted or renamed through a mount whose unmount failed with EBUSY
+    unmount   08:00:42.123456 containerd[300] umount2("/mnt/t", UMOUNT_NOFOLLOW) = -EBUSY
+    mount     mnt 70 on "/mnt/t" (tmpfs)
+    root      "/" (within its filesystem)
+    deleted   1 file, 0 directories, 1 entry renamed by containerd[300] (ppid 299, uid 0, cgroup 1), first 2.5ms after the EBUSY
+      file "/mnt/t/f"  (seen as "/mnt/t/f")
+      moved "/mnt/t/g"  (seen as "/mnt/t/g") to "/mnt/t/old/g"
+    held by   ? (not scanned: mount not in the table at the EBUSY, or scan rate limit)
+"#,
+        ),
+        case(
             "incident_busy_unmount_nobody_incomplete",
             small_busy(
                 3,
@@ -1396,8 +1505,8 @@ fn other_cases() -> Vec<Case> {
         Case {
             name: "stats",
             item: Item::Stats(full),
-            console: "mntrace: 32 events: mount 3 (2 failed), umount 2 (2 failed), unlink 2, unlinkat 4 (2 failed), rmdir 2 (1 failed), open_tree 2 (1 failed), move_mount 1, mount_setattr 3 (1 failed), fsopen 2 (1 failed), fsconfig 5 (2 failed), fsmount 2 (1 failed), io_uring_unlinkat 1, guard 3
-mntrace: 1 unmount failed with EBUSY; incidents: 3 critical, 5 warning
+            console: "mntrace: 36 events: mount 3 (2 failed), umount 2 (2 failed), unlink 2, unlinkat 4 (2 failed), rmdir 2 (1 failed), open_tree 2 (1 failed), move_mount 1, mount_setattr 3 (1 failed), fsopen 2 (1 failed), fsconfig 5 (2 failed), fsmount 2 (1 failed), rename 1, renameat 1, renameat2 1 (1 failed), io_uring_unlinkat 1, io_uring_renameat 1, guard 3
+mntrace: 1 unmount failed with EBUSY; incidents: 3 critical, 6 warning
 mntrace: GUARD acted: 1 reported, 1 stopped, 1 killed
 mntrace: LOST 1204 events in the kernel (mount:scratch=1 unlinkat:ring_full=1200 rmdir:slot_full=3)
 mntrace: 57 records not written to \"/var/log/mntrace/out.jsonl\" (events 55, incidents 2): No space left on device (os error 28)

@@ -2,7 +2,8 @@
 //! `unlinkat` syscall: seen at the request's submission (its name, dirfd,
 //! flags and directory, resolved like a syscall deletion's) and reported
 //! with its completion's result, as `io_uring_unlinkat` events; and a race
-//! whose deleter submits its unlinks through io_uring is an incident.
+//! whose deleter submits its unlinks through io_uring is an incident. The
+//! same for renames (`IORING_OP_RENAMEAT`, `io_uring_renameat` events).
 
 mod common;
 
@@ -11,7 +12,7 @@ use mntrace::config::TraceOptions;
 use mntrace::model::Args;
 use mntrace::EventKind;
 use tracer_common::event::{CAP_ALL, DIR_FROM_CWD, DIR_FROM_FD, DIR_FROM_ROOT};
-use tracer_common::uapi::{AT_FDCWD, AT_REMOVEDIR, EBUSY};
+use tracer_common::uapi::{AT_FDCWD, AT_REMOVEDIR, EBUSY, RENAME_NOREPLACE};
 
 /// What a deletion event says: name, dirfd, flags, result, `DIR_FROM_*`,
 /// directory path.
@@ -197,6 +198,168 @@ fn a_race_whose_deleter_uses_io_uring_is_an_incident_with_exact_paths() {
         ]
     );
     assert_eq!(inc.deleters[0].pid, pid);
+    assert_eq!(live.traced.drops().total(), 0);
+}
+
+#[test]
+fn io_uring_renames_through_a_busy_mount_join_its_incident_with_both_directories() {
+    // The failed unmount, then two entries of the busy mount moved by
+    // IORING_OP_RENAMEAT requests on dirfds of it, one run by an io-wq
+    // worker (IOSQE_ASYNC).
+    let s = scratch();
+    let m = s.path().join("m");
+    std::fs::create_dir_all(&m).expect("mkdir");
+    let noreplace = RENAME_NOREPLACE.to_string();
+    let ops: Vec<std::ffi::OsString> = vec![
+        "unshare-mntns".into(), // 1
+        "mount-tmpfs".into(),
+        m.clone().into(), // 2
+        "touch-many".into(),
+        m.clone().into(),
+        "3".into(), // 3: f0 f1 f2
+        "mkdir".into(),
+        m.join("t").into(), // 4
+        "hold".into(),
+        m.join("f0").into(), // 5
+        "umount".into(),
+        m.clone().into(),
+        "0".into(), // 6: EBUSY
+        "open-dir".into(),
+        m.clone().into(), // 7
+        "open-dir".into(),
+        m.join("t").into(), // 8
+        "uring-renameat".into(),
+        "@7".into(),
+        "f1".into(),
+        "@8".into(),
+        "f1x".into(),
+        "0".into(), // 9
+        "uring-renameat-async".into(),
+        "@7".into(),
+        "f2".into(),
+        "@7".into(),
+        "f2y".into(),
+        noreplace.into(), // 10
+        "mnt-id".into(),
+        m.clone().into(), // 11
+        "sleep-ms".into(),
+        "300".into(), // 12: the namespace stays
+    ];
+    let mut fx = Fixture::spawn(&ops);
+    let pid = fx.pid;
+    let mut live = Live::of_pid(pid);
+    fx.release();
+    assert_eq!(fx.wait_for_op(6)["errno"], EBUSY);
+    fx.wait_for_op(11);
+    live.pump();
+    let lines = fx.wait();
+    assert_eq!(op(&lines, 9)["errno"], 0, "{}", op(&lines, 9));
+    assert_eq!(op(&lines, 10)["errno"], 0, "{}", op(&lines, 10));
+    let (fd_m, fd_t) = (
+        u64_of(op(&lines, 7), "ret") as i32,
+        u64_of(op(&lines, 8), "ret") as i32,
+    );
+    let mnt = u64_of(op(&lines, 11), "mnt_id") as u32;
+    let incidents = live.finish();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    let inc = &incidents[0];
+    assert_eq!((&inc.mount.mountpoint[..], inc.mount.mnt_id), (b(&m), mnt));
+    assert_eq!(inc.count, 2);
+    let got: Vec<_> = inc
+        .deletions
+        .iter()
+        .map(|d| {
+            (
+                d.syscall,
+                d.path.to_vec(),
+                d.rel_path.to_vec(),
+                d.renamed_to.as_deref().map(<[u8]>::to_vec),
+            )
+        })
+        .collect();
+    let p = |rel: &str| {
+        if rel.is_empty() {
+            b(&m).to_vec()
+        } else {
+            b(&m.join(rel)).to_vec()
+        }
+    };
+    assert_eq!(
+        got,
+        vec![
+            (
+                EventKind::UringRenameat,
+                p("f1"),
+                b"/f1".to_vec(),
+                Some(p("t/f1x"))
+            ),
+            (
+                EventKind::UringRenameat,
+                p("f2"),
+                b"/f2".to_vec(),
+                Some(p("f2y"))
+            ),
+        ]
+    );
+    assert_eq!(inc.deleters[0].pid, pid);
+    // The events: the submitter's, both directories resolved at submission.
+    let evs: Vec<_> = live
+        .out
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::UringRenameat)
+        .map(|e| match &e.args {
+            Args::Rename {
+                olddfd,
+                oldpath,
+                newdfd,
+                newpath,
+                flags,
+                old_dir,
+                new_dir,
+                capture,
+            } => (
+                (e.pid, e.ret),
+                (
+                    *olddfd,
+                    oldpath.bytes.to_vec(),
+                    *newdfd,
+                    newpath.bytes.to_vec(),
+                ),
+                (*flags, capture & CAP_ALL),
+                (
+                    old_dir.flags & DIR_FROM_FD,
+                    old_dir.path.bytes.to_vec(),
+                    old_dir.mnt_id,
+                ),
+                (
+                    new_dir.flags & DIR_FROM_FD,
+                    new_dir.path.bytes.to_vec(),
+                    new_dir.mnt_id,
+                ),
+            ),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        evs,
+        vec![
+            (
+                (pid, 0),
+                (fd_m, b"f1".to_vec(), fd_t, b"f1x".to_vec()),
+                (0, CAP_ALL),
+                (DIR_FROM_FD, p(""), mnt),
+                (DIR_FROM_FD, p("t"), mnt),
+            ),
+            (
+                (pid, 0),
+                (fd_m, b"f2".to_vec(), fd_m, b"f2y".to_vec()),
+                (RENAME_NOREPLACE, CAP_ALL),
+                (DIR_FROM_FD, p(""), mnt),
+                (DIR_FROM_FD, p(""), mnt),
+            ),
+        ]
+    );
     assert_eq!(live.traced.drops().total(), 0);
 }
 

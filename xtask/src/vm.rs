@@ -76,7 +76,7 @@ const MODULES: &[&str] = &["overlay", "virtio_pci", "virtio_blk"];
 const HOST_TOOLS: &[&str] = &["unshare", "setpriv", "mount", "umount", "rm", "dash"];
 
 /// Test targets run by default; one that does not exist yet is skipped.
-const DEFAULT_TESTS: &[&str] = &["race", "crossing", "uring", "kernel_probes"];
+const DEFAULT_TESTS: &[&str] = &["race", "crossing", "uring", "rename", "kernel_probes"];
 
 /// Size of the guest's sparse root disk.
 const ROOT_DISK_BYTES: u64 = 4 << 30;
@@ -91,7 +91,7 @@ pub struct VmTest {
     #[arg(long = "set", value_parser = ["syscall", "kernel"])]
     sets: Vec<String>,
     /// Test target of the tracer package (repeatable; default: race,
-    /// crossing, uring and kernel_probes, those that exist).
+    /// crossing, uring, rename and kernel_probes, those that exist).
     #[arg(long = "test")]
     tests: Vec<String>,
     /// Seconds one kernel's boot and runs may take before qemu is killed.

@@ -40,25 +40,30 @@ fn tid() -> u32 {
     bpf_get_current_pid_tgid() as u32
 }
 
-/// The deletion this thread is making: a captured syscall deletion in its
-/// slot (io_uring's never are: theirs are keyed by request), else the
-/// io_uring request it is issuing.
-#[inline(always)]
-fn deletion_in_flight() -> Option<&'static mut Slot<2>> {
-    if let Some(slot) = active_deletion(&SLOTS2) {
-        return Some(slot);
-    }
-    let req = *unsafe { URING_ISSUING.get(tid()) }?;
-    let slot = unsafe { &mut *URING_SLOTS.get_ptr_mut(req)? };
-    (slot.hdr.kind == EventKind::UringUnlinkat as u32).then_some(slot)
-}
-
-/// `vfs_unlink`/`vfs_rmdir` is removing `dentry`.
+/// `vfs_unlink`/`vfs_rmdir` is removing `dentry`: the deletion this thread
+/// is making, a captured syscall deletion in its slot (io_uring's never are:
+/// theirs are keyed by request), else the io_uring request it is issuing.
 #[inline(always)]
 fn on_remove(dentry: u64, rmdir: bool) {
-    let Some(slot) = deletion_in_flight() else {
+    if let Some(slot) = active_deletion(&SLOTS2) {
+        record_victim(slot, dentry, rmdir);
+        return;
+    }
+    let Some(&req) = (unsafe { URING_ISSUING.get(tid()) }) else {
         return;
     };
+    let Some(slot) = URING_SLOTS.get_ptr_mut(req) else {
+        return;
+    };
+    let slot = unsafe { &mut *slot };
+    if slot.hdr.kind == EventKind::UringUnlinkat as u32 {
+        record_victim(slot, dentry, rmdir);
+    }
+}
+
+/// The inode `dentry` of a deletion in flight in `slot`, into its payload.
+#[inline(always)]
+fn record_victim<const N: usize>(slot: &mut Slot<N>, dentry: u64, rmdir: bool) {
     let a: &mut DeleteArgs = payload(slot);
     if a.victim.flags & VICTIM_SEEN != 0 {
         return; // a nested call (overlayfs on its upper layer)

@@ -8,6 +8,7 @@ pub mod delete;
 pub mod kfunc;
 pub mod mount;
 pub mod mount_api;
+pub mod rename;
 pub mod uring;
 
 /// Argument `n` of a `sys_enter_*` tracepoint.

@@ -94,7 +94,7 @@ pub fn enter_move_mount(ctx: TracePointContext) -> u32 {
     let from_src = DirSource::of(from_dfd, slot.bufs[0][0]);
     slot.strs[2] = resolve(Task::current(), from_src, &mut from, &mut slot.bufs[2]);
     payload::<MoveMountArgs, 5>(slot).from = from;
-    let _ = unsafe { DIR_WALKS.tail_call(&ctx, DIR_WALK_MOVE_MOUNT_TO) };
+    unsafe { DIR_WALKS.tail_call(&ctx, DIR_WALK_MOVE_MOUNT_TO) };
     0
 }
 

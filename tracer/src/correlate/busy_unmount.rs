@@ -82,6 +82,16 @@ pub struct BusyUnmounts {
     busy: BTreeMap<(u32, Bytes), Busy>,
 }
 
+/// The entry a deletion or a rename takes from its place: its name as given,
+/// the deletion's flags, the directory its lookup starts in, and for a
+/// rename where it went.
+struct Taken<'a> {
+    name: &'a [u8],
+    flags: u32,
+    dir: &'a Dir,
+    renamed_to: Option<Bytes>,
+}
+
 /// Where a deletion's entry is, as far as the busy rule needs it.
 struct Entry {
     /// The entry as the deleting process saw it (absolute).
@@ -116,7 +126,38 @@ impl BusyUnmounts {
                 dir,
                 ..
             } if ev.ret == 0 => match pathname.value() {
-                Some(name) => (self.delete(ev, en, name, *flags, dir, next_id), Vec::new()),
+                Some(name) => {
+                    let taken = Taken {
+                        name,
+                        flags: *flags,
+                        dir,
+                        renamed_to: None,
+                    };
+                    (self.delete(ev, en, taken, next_id), Vec::new())
+                }
+                None => (false, Vec::new()),
+            },
+            // Both paths are on one mount: the old one says whether it is M.
+            Args::Rename {
+                oldpath,
+                newpath,
+                old_dir,
+                new_dir,
+                ..
+            } if ev.ret == 0 => match oldpath.value() {
+                Some(name) => {
+                    let to = newpath
+                        .value()
+                        .filter(|_| new_dir.resolved() || newpath.bytes.starts_with(b"/"))
+                        .map(|n| normalize(&resolve_arg(&new_dir.path.bytes, n)));
+                    let taken = Taken {
+                        name,
+                        flags: 0,
+                        dir: old_dir,
+                        renamed_to: to,
+                    };
+                    (self.delete(ev, en, taken, next_id), Vec::new())
+                }
                 None => (false, Vec::new()),
             },
             Args::Guard(g) if g.trigger != tracer_common::event::GUARD_AT_CROSSING => {
@@ -254,15 +295,13 @@ impl BusyUnmounts {
         Some((key.clone(), entry))
     }
 
-    fn delete(
-        &mut self,
-        ev: &Event,
-        en: &Enrichment,
-        name: &[u8],
-        flags: u32,
-        dir: &Dir,
-        next_id: &mut u64,
-    ) -> bool {
+    fn delete(&mut self, ev: &Event, en: &Enrichment, taken: Taken, next_id: &mut u64) -> bool {
+        let Taken {
+            name,
+            flags,
+            dir,
+            renamed_to,
+        } = taken;
         let Some((key, entry)) = self.through(ev, name, dir) else {
             return false;
         };
@@ -284,7 +323,8 @@ impl BusyUnmounts {
             en.backing_root.clone()
         };
         let backing_root = b.backing_root.clone().or(en_backing);
-        let d = deletion(ev, flags, dir, entry.path, entry.rel, backing_root.as_ref());
+        let mut d = deletion(ev, flags, dir, entry.path, entry.rel, backing_root.as_ref());
+        d.renamed_to = renamed_to;
         let inc = open_incident(
             b,
             dir,

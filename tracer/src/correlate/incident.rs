@@ -87,6 +87,11 @@ pub struct Deletion {
     pub truncated: bool,
     /// The inode the kernel removed (kernel probe set).
     pub inode: Option<Victim>,
+    /// A rename (`syscall` says which): where the entry went, as the
+    /// renaming process saw it (on the same mount: the kernel renames
+    /// within one mount only). A rename moves the entry out of its place
+    /// in what the mount holds, and replaces what was at the new path.
+    pub renamed_to: Option<Bytes>,
 }
 
 /// What the deletions of an incident removed, by the kernel's account
@@ -268,6 +273,7 @@ pub fn deletion(
         rel_path: rel,
         truncated: dir.truncated(),
         inode: inode(ev),
+        renamed_to: None,
     }
 }
 

@@ -68,7 +68,7 @@ impl FactLog {
     pub fn observe(&mut self, ev: &Event, en: &Enrichment) {
         let keep = match &ev.args {
             Args::Umount { .. } => ev.errno() == Some(tracer_common::uapi::EBUSY),
-            Args::Delete { dir, .. } => {
+            Args::Delete { dir, .. } | Args::Rename { old_dir: dir, .. } => {
                 let answer = (en.mount.clone(), en.backing_root.clone());
                 let changed = self.last.get(&dir.mnt_id) != Some(&answer);
                 if changed {
@@ -139,7 +139,7 @@ impl ReplayFacts {
                 }
                 en
             }
-            Args::Delete { dir, .. } => match recorded {
+            Args::Delete { dir, .. } | Args::Rename { old_dir: dir, .. } => match recorded {
                 Some(en) => {
                     self.last
                         .insert(dir.mnt_id, (en.mount.clone(), en.backing_root.clone()));

@@ -413,7 +413,13 @@ impl Enricher {
                     }
                 }
             }
-            Args::Delete { dir, pathname, .. } if dir.resolved() => {
+            // A rename's old path is the entry taken from its place.
+            Args::Delete { dir, pathname, .. }
+            | Args::Rename {
+                old_dir: dir,
+                oldpath: pathname,
+                ..
+            } if dir.resolved() => {
                 self.ensure_ns(ev);
                 if let Some(p) = pathname.value().filter(|p| p.contains(&b'/')) {
                     // Which mount holds the parent: the whole table, as it

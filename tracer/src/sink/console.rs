@@ -176,6 +176,46 @@ pub fn render(ev: &Event) -> (String, String) {
             }
             (call, extra)
         }
+        Args::Rename {
+            olddfd,
+            oldpath,
+            newdfd,
+            newpath,
+            flags,
+            old_dir,
+            new_dir,
+            ..
+        } => {
+            let call = match ev.kind {
+                tracer_common::EventKind::Rename => {
+                    format!("rename({}, {})", arg(oldpath), arg(newpath))
+                }
+                k => {
+                    let with_flags = matches!(
+                        k,
+                        tracer_common::EventKind::Renameat2
+                            | tracer_common::EventKind::UringRenameat
+                    );
+                    let flags = if with_flags {
+                        format!(", {}", names::rename_flags(*flags))
+                    } else {
+                        String::new()
+                    };
+                    format!(
+                        "{}({}, {}, {}, {}{flags})",
+                        k.syscall(),
+                        fd(*olddfd),
+                        arg(oldpath),
+                        fd(*newdfd),
+                        arg(newpath)
+                    )
+                }
+            };
+            (
+                call,
+                format!("{}  {}", dir("from", old_dir), dir("to", new_dir)),
+            )
+        }
         Args::OpenTree {
             dfd,
             pathname,
@@ -388,7 +428,16 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(2048);
     let m = &inc.mount;
-    let files = inc.deletions.iter().filter(|d| !d.is_dir).count() as u64;
+    let moved = inc
+        .deletions
+        .iter()
+        .filter(|d| d.renamed_to.is_some())
+        .count() as u64;
+    let files = inc
+        .deletions
+        .iter()
+        .filter(|d| !d.is_dir && d.renamed_to.is_none())
+        .count() as u64;
     let dirs = inc.deletions.iter().filter(|d| d.is_dir).count() as u64;
     let kept = inc.deletions.len() as u64;
     let sev = inc.severity.name().to_uppercase();
@@ -397,9 +446,18 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
         .as_deref()
         .map(|l| format!(" ({l})"))
         .unwrap_or_default();
+    let verb = if moved > 0 {
+        "deleted or renamed"
+    } else {
+        "deleted"
+    };
     let what = match &inc.cause {
-        Cause::BusyUnmount(_) => "deleted through a mount whose unmount failed with EBUSY",
-        Cause::Crossing(_) => "deleted by a recursive delete that crossed into another mount",
+        Cause::BusyUnmount(_) => {
+            format!("{verb} through a mount whose unmount failed with EBUSY")
+        }
+        Cause::Crossing(_) => {
+            format!("{verb} by a recursive delete that crossed into another mount")
+        }
     };
     let prevented = if inc.prevented.is_empty() {
         ""
@@ -494,11 +552,14 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
         .collect();
     // Past the correlator's cap, only the first deletions are kept: the
     // kinds are known for those only.
-    let kinds = format!(
+    let mut kinds = format!(
         "{}, {}",
         count(files, "file", "files"),
         count(dirs, "directory", "directories")
     );
+    if moved > 0 {
+        kinds.push_str(&format!(", {} renamed", count(moved, "entry", "entries")));
+    }
     let what = if kept < inc.count {
         format!(
             "{}, the first {kept} kept ({kinds})",
@@ -544,10 +605,20 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
     const SHOWN: usize = 20;
     for d in inc.deletions.iter().take(SHOWN) {
         let lost = d.backing_path.as_ref().unwrap_or(&d.path);
-        let kind = if d.is_dir { "dir " } else { "file" };
+        let kind = if d.renamed_to.is_some() {
+            "moved"
+        } else if d.is_dir {
+            "dir "
+        } else {
+            "file"
+        };
+        let to = match &d.renamed_to {
+            Some(to) => format!(" to {}", Quoted(to)),
+            None => String::new(),
+        };
         let _ = writeln!(
             s,
-            "      {kind} {}  (seen as {})",
+            "      {kind} {}  (seen as {}){to}",
             Quoted(lost),
             Quoted(&d.path)
         );

@@ -311,6 +311,30 @@ impl Serialize for ArgsJson<'_> {
                     m.serialize_entry("inode", &VictimJson(v))?;
                 }
             }
+            Args::Rename {
+                olddfd,
+                oldpath,
+                newdfd,
+                newpath,
+                flags,
+                old_dir,
+                new_dir,
+                capture,
+            } => {
+                m.serialize_entry("olddfd", olddfd)?;
+                str_entry(&mut m, "oldpath", oldpath)?;
+                m.serialize_entry("newdfd", newdfd)?;
+                str_entry(&mut m, "newpath", newpath)?;
+                flags_entry(
+                    &mut m,
+                    "flags",
+                    u64::from(*flags),
+                    names::rename_flags(*flags),
+                )?;
+                m.serialize_entry("old_dir", &DirJson(old_dir))?;
+                m.serialize_entry("new_dir", &DirJson(new_dir))?;
+                m.serialize_entry("capture", &names::capture_reasons(*capture))?;
+            }
             Args::OpenTree {
                 dfd,
                 pathname,
@@ -526,6 +550,9 @@ impl Serialize for DeletionJson<'_> {
         o.serialize_entry("truncated", &d.truncated)?;
         if let Some(v) = &d.inode {
             o.serialize_entry("inode", &VictimJson(v))?;
+        }
+        if let Some(to) = &d.renamed_to {
+            bytes_entry(&mut o, "renamed_to", to)?;
         }
         o.end()
     }
