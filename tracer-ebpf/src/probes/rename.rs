@@ -5,8 +5,8 @@
 //! `EXDEV`), so a rename through a mount whose unmount failed moves or
 //! replaces what that mount holds: it is captured like a deletion, on the
 //! EBUSY facts (`capture::reasons`) of the mount the old path's lookup starts
-//! on, and on the paths when an EBUSY is recent (`CAP_BUSY_PATH`), or
-//! always with `--deletes all`. Renames are no part of a recursive
+//! on, and on the old path's shape when an EBUSY is recent
+//! (`CAP_BUSY_PATH`), or always with `--deletes all`. Renames are no part of a recursive
 //! delete's burst, and the guard does not act on them.
 //!
 //! The entry programs decide and copy the names; the old directory is
@@ -61,15 +61,16 @@ fn enter(
         return;
     }
     let old_name = read_user_str(&mut slot.bufs[0], old);
-    let new_name = read_user_str(&mut slot.bufs[2], new);
     if capture == 0 {
-        // An EBUSY is recent on the node: a path of several components may
-        // go into the busy mount, whoever renames.
-        if !has_slash(&slot.bufs[0], old_name.len) && !has_slash(&slot.bufs[2], new_name.len) {
+        // An EBUSY is recent on the node: an old path of several components
+        // may go into the busy mount, whoever renames. (Its shape alone
+        // says: the new path is on the same mount, or the rename fails.)
+        if !has_slash(&slot.bufs[0], old_name.len) {
             return;
         }
         capture = CAP_BUSY_PATH;
     }
+    let new_name = read_user_str(&mut slot.bufs[2], new);
     fill_header(slot, kind);
     slot.strs[0] = old_name;
     slot.strs[2] = new_name;
