@@ -154,7 +154,7 @@ fn this_machine_can_run_mntrace_and_says_which_probe_sets_load() {
         "{}",
         found("io_uring")
     );
-    assert!(found("tracepoints").contains("all 23 syscall tracepoint programs"));
+    assert!(found("tracepoints").contains("all 29 syscall tracepoint programs"));
     for c in r["checks"].as_array().unwrap() {
         assert_eq!(c["exit_code"], Value::Null, "{c}");
         assert!(!c["fix"].as_str().unwrap().is_empty(), "{c}");
@@ -321,7 +321,7 @@ fn tracefs_not_mounted_is_a_warning_for_root_and_is_looked_at_privately() {
     assert!(
         found.contains("a tmpfs is mounted there")
             && found.contains("mntrace mounts it on /sys/kernel/tracing when it starts")
-            && found.contains("mounted privately to look: all 23 syscall tracepoints"),
+            && found.contains("mounted privately to look: all 29 syscall tracepoints"),
         "{found}"
     );
     // tracefs was seen, so kprobe_events was looked for there too.
