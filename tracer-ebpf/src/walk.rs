@@ -19,7 +19,7 @@ use tracer_common::{
 
 use crate::core_access::{Dentry, FsPath, KPath, Mount, Task};
 use crate::maps::WALKBUF;
-use crate::types::REGION;
+use crate::types::{Slot, REGION};
 
 /// Where a lookup starts.
 #[derive(Clone, Copy)]
@@ -200,6 +200,25 @@ pub fn start_path(task: Task, src: DirSource) -> Option<KPath> {
 #[inline(always)]
 pub fn resolve(task: Task, src: DirSource, dir: &mut DirRef, region: &mut [u8; REGION]) -> StrRef {
     resolve_at(task, src, start_path(task, src), dir, region)
+}
+
+/// The directory where the lookup of the slot's name `name` (a string
+/// region already read) starts, from `dfd`, resolved for the current task
+/// into string `path` of the slot: for the programs, reached by tail call,
+/// that walk one directory of a call each.
+#[inline(always)]
+pub fn resolve_slot_dir<const N: usize>(
+    slot: &mut Slot<N>,
+    dfd: i32,
+    name: usize,
+    path: usize,
+) -> DirRef {
+    let mut dir = DirRef::default();
+    if name < N && path < N {
+        let src = DirSource::of(dfd, slot.bufs[name][0]);
+        slot.strs[path] = resolve(Task::current(), src, &mut dir, &mut slot.bufs[path]);
+    }
+    dir
 }
 
 /// [`resolve`] with the starting directory already looked up.

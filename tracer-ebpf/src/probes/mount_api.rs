@@ -25,7 +25,7 @@ use crate::core_access::Task;
 use crate::emit::read_user_str;
 use crate::maps::{DIR_WALKS, SLOTS2, SLOTS5};
 use crate::slot::{active, begin, finish, payload};
-use crate::walk::{fd_ino, resolve, DirSource};
+use crate::walk::{fd_ino, resolve, resolve_slot_dir, DirSource};
 
 const ABSENT: StrRef = StrRef {
     len: 0,
@@ -106,10 +106,7 @@ pub fn walk_move_mount_to(_ctx: TracePointContext) -> u32 {
         return 0;
     };
     let to_dfd = payload::<MoveMountArgs, 5>(slot).to_dfd;
-    let to_src = DirSource::of(to_dfd, slot.bufs[1][0]);
-    let mut to = Default::default();
-    slot.strs[3] = resolve(Task::current(), to_src, &mut to, &mut slot.bufs[3]);
-    payload::<MoveMountArgs, 5>(slot).to = to;
+    payload::<MoveMountArgs, 5>(slot).to = resolve_slot_dir(slot, to_dfd, 1, 3);
     0
 }
 

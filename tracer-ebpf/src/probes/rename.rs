@@ -30,7 +30,7 @@ use crate::core_access::Task;
 use crate::emit::read_user_str;
 use crate::maps::{CONFIG, DIR_WALKS, SLOTS5};
 use crate::slot::{active_rename, fill_header, finish, payload, take_slot};
-use crate::walk::{resolve, start_path, DirSource};
+use crate::walk::{resolve_slot_dir, start_path, DirSource};
 
 #[inline(always)]
 fn enter(
@@ -109,10 +109,7 @@ pub fn walk_rename_old(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let olddfd = payload::<RenameArgs, 5>(slot).olddfd;
-    let src = DirSource::of(olddfd, slot.bufs[0][0]);
-    let mut dir = Default::default();
-    slot.strs[1] = resolve(Task::current(), src, &mut dir, &mut slot.bufs[1]);
-    payload::<RenameArgs, 5>(slot).old_dir = dir;
+    payload::<RenameArgs, 5>(slot).old_dir = resolve_slot_dir(slot, olddfd, 0, 1);
     unsafe { DIR_WALKS.tail_call(&ctx, DIR_WALK_RENAME_NEW) };
     0
 }
@@ -124,10 +121,7 @@ pub fn walk_rename_new(_ctx: TracePointContext) -> u32 {
         return 0;
     };
     let newdfd = payload::<RenameArgs, 5>(slot).newdfd;
-    let src = DirSource::of(newdfd, slot.bufs[2][0]);
-    let mut dir = Default::default();
-    slot.strs[3] = resolve(Task::current(), src, &mut dir, &mut slot.bufs[3]);
-    payload::<RenameArgs, 5>(slot).new_dir = dir;
+    payload::<RenameArgs, 5>(slot).new_dir = resolve_slot_dir(slot, newdfd, 2, 3);
     0
 }
 

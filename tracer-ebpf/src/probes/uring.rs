@@ -42,7 +42,7 @@ use crate::filter::wanted;
 use crate::maps::{CONFIG, DIR_WALKS, SLOTS2, URING_SLOTS};
 use crate::slot::{emit_result, fill_header, payload, take_slot};
 use crate::types::Slot;
-use crate::walk::{resolve, resolve_at, start_path, DirSource};
+use crate::walk::{resolve_at, resolve_slot_dir, start_path, DirSource};
 
 const KIND: EventKind = EventKind::UringUnlinkat;
 const RENAME: EventKind = EventKind::UringRenameat;
@@ -190,10 +190,7 @@ pub fn walk_uring_rename_new(ctx: TracePointContext) -> u32 {
         return 0;
     }
     let newdfd = payload::<RenameArgs, 5>(slot).newdfd;
-    let src = DirSource::of(newdfd, slot.bufs[2][0]);
-    let mut dir = DirRef::default();
-    slot.strs[3] = resolve(Task::current(), src, &mut dir, &mut slot.bufs[3]);
-    payload::<RenameArgs, 5>(slot).new_dir = dir;
+    payload::<RenameArgs, 5>(slot).new_dir = resolve_slot_dir(slot, newdfd, 2, 3);
     0
 }
 
