@@ -364,6 +364,69 @@ fn io_uring_renames_through_a_busy_mount_join_its_incident_with_both_directories
 }
 
 #[test]
+fn an_io_uring_rename_through_a_sqpoll_ring_is_the_processs_with_both_directories() {
+    // A SQPOLL ring's kernel thread (`iou-sqp-PID`, a thread of the
+    // process) submits the request: resolved in the process's fd table.
+    let s = scratch();
+    let d = s.path().join("d");
+    make_tree(&d, &["x", "sub/keep"]);
+    let run = run_traced_with(
+        &[
+            "open-dir".as_ref(),
+            d.as_os_str(), // 1
+            "open-dir".as_ref(),
+            d.join("sub").as_os_str(), // 2
+            "uring-renameat-sqpoll".as_ref(),
+            "@1".as_ref(),
+            "x".as_ref(),
+            "@2".as_ref(),
+            "y".as_ref(),
+            "0".as_ref(), // 3
+        ],
+        // The default mode: io_uring renames are captured whatever it is.
+        TraceOptions::default(),
+    );
+    run.assert_no_drops();
+    assert_eq!(op(&run.lines, 3)["errno"], 0, "{}", op(&run.lines, 3));
+    assert!(!d.join("x").exists() && d.join("sub/y").exists());
+    let (fd, sub_fd) = (
+        u64_of(op(&run.lines, 1), "ret") as i32,
+        u64_of(op(&run.lines, 2), "ret") as i32,
+    );
+    let e = run.one(EventKind::UringRenameat);
+    assert_eq!((e.pid, e.ret), (run.pid, 0));
+    assert_ne!(e.tid, run.pid);
+    assert!(e.comm.starts_with(b"iou-sqp-"), "{:?}", e.comm);
+    let Args::Rename {
+        olddfd,
+        oldpath,
+        newdfd,
+        newpath,
+        old_dir,
+        new_dir,
+        ..
+    } = &e.args
+    else {
+        panic!("{e:?}")
+    };
+    assert_eq!(
+        (
+            *olddfd,
+            &oldpath.bytes[..],
+            *newdfd,
+            &newpath.bytes[..],
+            &old_dir.path.bytes[..],
+            &new_dir.path.bytes[..]
+        ),
+        (fd, &b"x"[..], sub_fd, &b"y"[..], b(&d), b(&d.join("sub")))
+    );
+    assert!(
+        run.of(EventKind::Renameat2).is_empty(),
+        "no renameat2 syscall"
+    );
+}
+
+#[test]
 fn a_crossing_whose_deleter_uses_io_uring_is_flagged_with_exact_paths() {
     // kubelet's orphaned-pod cleanup (kubernetes #72257) with Go's
     // RemoveAll walk (getdents64 listings) whose unlinks go through
