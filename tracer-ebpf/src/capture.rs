@@ -14,7 +14,7 @@ use tracer_common::{
     Config,
 };
 
-use crate::core_access::Mount;
+use crate::core_access::KPath;
 use crate::maps::{BUSY, BUSY_MNTS, LAST_BUSY};
 use crate::types::REGION;
 
@@ -22,12 +22,6 @@ use crate::types::REGION;
 #[inline(always)]
 fn since_last(now: u64) -> u64 {
     LAST_BUSY.get(0).map_or(u64::MAX, |&t| now.wrapping_sub(t))
-}
-
-/// Whether an unmount failed with EBUSY on the node within the busy window.
-#[inline(always)]
-pub fn recent(cfg: &Config, now: u64) -> bool {
-    since_last(now) <= cfg.busy_window_ns
 }
 
 /// Whether the calling process's own unmount failed with EBUSY within the
@@ -39,11 +33,11 @@ pub fn process_busy(cfg: &Config, now: u64) -> bool {
 }
 
 /// The race reasons the EBUSY facts give a call at `now` whose lookup
-/// starts on `mnt` (`CAP_AFTER_ANY_EBUSY`, `CAP_BUSY`, `CAP_BUSY_MOUNT`),
+/// starts in `start` (`CAP_AFTER_ANY_EBUSY`, `CAP_BUSY`, `CAP_BUSY_MOUNT`),
 /// and whether an EBUSY is recent on the node (`recent`). The maps of the
 /// process and the mounts are only looked up when one is.
 #[inline(always)]
-pub fn reasons(cfg: &Config, now: u64, mnt: Option<Mount>) -> (u32, bool) {
+pub fn reasons(cfg: &Config, now: u64, start: Option<KPath>) -> (u32, bool) {
     let since = since_last(now);
     let recent = since <= cfg.busy_window_ns;
     let mut cap = 0;
@@ -54,8 +48,8 @@ pub fn reasons(cfg: &Config, now: u64, mnt: Option<Mount>) -> (u32, bool) {
         if process_busy(cfg, now) {
             cap |= CAP_BUSY;
         }
-        if let Some(m) = mnt {
-            if let Some(&t) = unsafe { BUSY_MNTS.get(m.id()) } {
+        if let Some(start) = start {
+            if let Some(&t) = unsafe { BUSY_MNTS.get(start.mnt.id()) } {
                 if now.wrapping_sub(t) <= cfg.busy_window_ns {
                     cap |= CAP_BUSY_MOUNT;
                 }

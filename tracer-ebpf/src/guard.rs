@@ -40,7 +40,6 @@ use tracer_common::{
     EventKind,
 };
 
-use crate::capture;
 use crate::core_access::{Dentry, KPath, Task};
 use crate::emit::emit;
 use crate::maps::{BUSY, GUARDS, GUARD_REC, GUARD_SEEN, HASHBUF, WALKBUF};
@@ -396,5 +395,8 @@ fn record(args: GuardArgs, mount: KPath, len: u32, ret: i64) {
 /// window. The probes ask this before resolving anything for the guard.
 #[inline(always)]
 pub fn armed(cfg: &Config, recent: bool, now: u64) -> bool {
-    cfg.guard != GUARD_OFF && recent && capture::process_busy(cfg, now)
+    if cfg.guard == GUARD_OFF || !recent {
+        return false;
+    }
+    unsafe { BUSY.get(tgid()) }.is_some_and(|&t| now.wrapping_sub(t) <= cfg.busy_window_ns)
 }

@@ -55,7 +55,7 @@ fn enter(
     let olddfd = unsafe { core::ptr::read_volatile(&olddfd) };
     let old_src = DirSource::of(olddfd, first_byte(old));
     let start = start_path(task, old_src);
-    let (busy, recent) = capture::reasons(cfg, decision_ns(cfg), start.map(|s| s.mnt));
+    let (busy, recent) = capture::reasons(cfg, decision_ns(cfg), start);
     let mut capture = busy | mode_reason(cfg);
     if capture == 0 && !recent {
         return;

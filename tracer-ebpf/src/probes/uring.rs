@@ -159,7 +159,7 @@ pub fn uring_rename_submit(ctx: TracePointContext) -> u32 {
     let task = Task::current();
     let src = DirSource::of(r.old_dfd, slot.bufs[0][0]);
     let start = start_path(task, src);
-    let (busy, _) = capture::reasons(cfg, decision_ns(cfg), start.map(|s| s.mnt));
+    let (busy, _) = capture::reasons(cfg, decision_ns(cfg), start);
     let new_from = DirSource::of(r.new_dfd, slot.bufs[2][0]).flag();
     let a: &mut RenameArgs = payload(slot);
     a.olddfd = r.old_dfd;
