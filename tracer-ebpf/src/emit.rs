@@ -10,7 +10,7 @@ use aya_ebpf::helpers::generated::{
 use core::ffi::c_void;
 use tracer_common::{
     counters::DropReason,
-    event::{nstr, payload_len, Header, StrRef, STR_FAULT, STR_NULL, STR_TRUNCATED},
+    event::{nstr, payload_len, Header, StrRef, STR_ABSENT, STR_FAULT, STR_NULL, STR_TRUNCATED},
     limits::{RECORD_MAX, RING_WAKEUP_BYTES, STR_MAX},
     uapi::EBUSY,
     EventKind,
@@ -31,6 +31,13 @@ pub fn count_drop(kind: EventKind, reason: DropReason) {
         unsafe { *c += 1 };
     }
 }
+
+/// A string not read (not part of the call, or left for a program reached
+/// by tail call to fill).
+pub const ABSENT: StrRef = StrRef {
+    len: 0,
+    flags: STR_ABSENT,
+};
 
 /// Copy a NUL-terminated user string into `region`, flagging NULL, unreadable
 /// and truncated strings.

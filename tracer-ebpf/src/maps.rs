@@ -62,9 +62,10 @@ pub static SCRATCH: Array<Scratch> = Array::with_max_entries(1, 0);
 #[map]
 pub static WALKBUF: PerCpuArray<WalkBuf> = PerCpuArray::with_max_entries(1, 0);
 
-/// Programs reached by tail call: the deletion directory walk at
-/// `DIR_WALK_DELETE` (see `probes::delete`), `move_mount`'s target at
-/// `DIR_WALK_MOVE_MOUNT_TO` (see `probes::mount_api`). Filled by userspace.
+/// Programs reached by tail call, at the `DIR_WALK_*` indices: each walks
+/// one directory of a call (a deletion's, `move_mount`'s target, a
+/// rename's two; an io_uring rename's request is read there too), so no
+/// program holds two walks. Filled by userspace.
 #[map]
 pub static DIR_WALKS: ProgramArray = ProgramArray::with_max_entries(DIR_WALKS_LEN, 0);
 

@@ -221,6 +221,18 @@ pub fn resolve_slot_dir<const N: usize>(
     dir
 }
 
+/// The directory of a lookup starting at `src` before its walk (done by a
+/// program reached by tail call): flagged unread, so it stays that if the
+/// walk never runs (its program missing, which it is not once userspace
+/// has loaded it).
+#[inline(always)]
+pub fn unwalked(src: DirSource) -> DirRef {
+    DirRef {
+        flags: src.flag() | DIR_READ_ERR,
+        ..Default::default()
+    }
+}
+
 /// [`resolve`] with the starting directory already looked up.
 #[inline(always)]
 pub fn resolve_at(

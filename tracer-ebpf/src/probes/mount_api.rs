@@ -9,10 +9,7 @@ use aya_ebpf::{
 use core::ffi::c_void;
 use tracer_common::{
     config::DIR_WALK_MOVE_MOUNT_TO,
-    event::{
-        DirRef, FsconfigArgs, FsmountArgs, FsopenArgs, MountSetattrArgs, MoveMountArgs,
-        OpenTreeArgs, StrRef, DIR_READ_ERR, STR_ABSENT,
-    },
+    event::{FsconfigArgs, FsmountArgs, FsopenArgs, MountSetattrArgs, MoveMountArgs, OpenTreeArgs},
     uapi::{
         EINVAL, FSCONFIG_SET_FD, FSCONFIG_SET_PATH, FSCONFIG_SET_PATH_EMPTY, FSCONFIG_SET_STRING,
         MOUNT_ATTR_IDMAP, MOUNT_ATTR_SIZE_VER0,
@@ -22,15 +19,10 @@ use tracer_common::{
 
 use super::{arg, ret};
 use crate::core_access::Task;
-use crate::emit::read_user_str;
+use crate::emit::{read_user_str, ABSENT};
 use crate::maps::{DIR_WALKS, SLOTS2, SLOTS5};
 use crate::slot::{active, begin, finish, payload};
-use crate::walk::{fd_ino, resolve, resolve_slot_dir, DirSource};
-
-const ABSENT: StrRef = StrRef {
-    len: 0,
-    flags: STR_ABSENT,
-};
+use crate::walk::{fd_ino, resolve, resolve_slot_dir, unwalked, DirSource};
 
 // ---- open_tree(dfd, filename, flags) -------------------------------------
 
@@ -78,18 +70,14 @@ pub fn enter_move_mount(ctx: TracePointContext) -> u32 {
     let (from_dfd, to_dfd) = (arg(&ctx, 0) as i32, arg(&ctx, 2) as i32);
     slot.strs[0] = read_user_str(&mut slot.bufs[0], arg(&ctx, 1));
     slot.strs[1] = read_user_str(&mut slot.bufs[1], arg(&ctx, 3));
-    // Unread until the target's program says otherwise; so it stays if
-    // that program is missing (never, once userspace has loaded it).
+    // The target is walked by `walk_move_mount_to`.
     slot.strs[3] = ABSENT;
-    let to_from = DirSource::of(to_dfd, slot.bufs[1][0]).flag();
+    let to = unwalked(DirSource::of(to_dfd, slot.bufs[1][0]));
     let a: &mut MoveMountArgs = payload(slot);
     a.from_dfd = from_dfd;
     a.to_dfd = to_dfd;
     a.flags = arg(&ctx, 4);
-    a.to = DirRef {
-        flags: to_from | DIR_READ_ERR,
-        ..Default::default()
-    };
+    a.to = to;
     let mut from = Default::default();
     let from_src = DirSource::of(from_dfd, slot.bufs[0][0]);
     slot.strs[2] = resolve(Task::current(), from_src, &mut from, &mut slot.bufs[2]);

@@ -4,10 +4,10 @@
 //! Both paths of a rename are on one mount (the kernel refuses others with
 //! `EXDEV`), so a rename through a mount whose unmount failed moves or
 //! replaces what that mount holds: it is captured like a deletion, on the
-//! EBUSY facts (`capture::reasons`) of the mount the old path's lookup starts
-//! on, and on the old path's shape when an EBUSY is recent
-//! (`CAP_BUSY_PATH`), or always with `--deletes all`. Renames are no part of a recursive
-//! delete's burst, and the guard does not act on them.
+//! EBUSY facts (`capture::reasons`) of the mount the old path's lookup
+//! starts on, and on the old path's shape when an EBUSY is recent
+//! (`CAP_BUSY_PATH`), or always with `--deletes all`. Renames are no part
+//! of a recursive delete's burst, and the guard does not act on them.
 //!
 //! The entry programs decide and copy the names; the old directory is
 //! walked by a program they reach by tail call (`walk_rename_old`), which
@@ -17,20 +17,19 @@
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use tracer_common::{
     config::{DIR_WALK_RENAME_NEW, DIR_WALK_RENAME_OLD},
-    event::{DirRef, RenameArgs, StrRef, CAP_BUSY_PATH, DIR_READ_ERR, STR_ABSENT},
+    event::{RenameArgs, CAP_BUSY_PATH},
     uapi::AT_FDCWD,
     EventKind,
 };
 
 use super::{arg, ret};
-use crate::capture;
-use crate::capture::{first_byte, has_slash, mode_reason};
+use crate::capture::{self, first_byte, has_slash, mode_reason};
 use crate::clock::decision_ns;
 use crate::core_access::Task;
-use crate::emit::read_user_str;
+use crate::emit::{read_user_str, ABSENT};
 use crate::maps::{CONFIG, DIR_WALKS, SLOTS5};
 use crate::slot::{active_rename, fill_header, finish, payload, take_slot};
-use crate::walk::{resolve_slot_dir, start_path, DirSource};
+use crate::walk::{resolve_slot_dir, start_path, unwalked, DirSource};
 
 #[inline(always)]
 fn enter(
@@ -74,31 +73,19 @@ fn enter(
     fill_header(slot, kind);
     slot.strs[0] = old_name;
     slot.strs[2] = new_name;
-    // Unread until the walks' programs say otherwise; so they stay if those
-    // programs are missing (never, once userspace has loaded them).
-    slot.strs[1] = UNREAD;
-    slot.strs[3] = UNREAD;
-    let new_from = DirSource::of(newdfd, slot.bufs[2][0]).flag();
+    // Both directories are walked by the programs reached by tail call.
+    slot.strs[1] = ABSENT;
+    slot.strs[3] = ABSENT;
+    let new_dir = unwalked(DirSource::of(newdfd, slot.bufs[2][0]));
     let a: &mut RenameArgs = payload(slot);
     a.olddfd = olddfd;
     a.newdfd = newdfd;
     a.flags = flags;
     a.capture = capture;
-    a.old_dir = DirRef {
-        flags: old_src.flag() | DIR_READ_ERR,
-        ..Default::default()
-    };
-    a.new_dir = DirRef {
-        flags: new_from | DIR_READ_ERR,
-        ..Default::default()
-    };
+    a.old_dir = unwalked(old_src);
+    a.new_dir = new_dir;
     unsafe { DIR_WALKS.tail_call(ctx, DIR_WALK_RENAME_OLD) };
 }
-
-const UNREAD: StrRef = StrRef {
-    len: 0,
-    flags: STR_ABSENT,
-};
 
 /// A rename's old directory, reached by tail call from the entry programs
 /// (one walk per program, none in them: 6.1's verifier gave up on an entry

@@ -27,7 +27,7 @@ use aya_ebpf::{
 use tracer_common::{
     config::{DIR_WALK_URING_RENAME, DIR_WALK_URING_RENAME_NEW},
     counters::DropReason,
-    event::{DeleteArgs, DirRef, RenameArgs, StrRef, CAP_ALL, DIR_READ_ERR, STR_ABSENT},
+    event::{DeleteArgs, DirRef, RenameArgs, CAP_ALL},
     uapi::{IORING_OP_RENAMEAT, IORING_OP_UNLINKAT},
     EventKind,
 };
@@ -37,12 +37,12 @@ use crate::burst;
 use crate::capture;
 use crate::clock::decision_ns;
 use crate::core_access::{Mount, Task, UringReq};
-use crate::emit::{count_drop, read_kernel_str, scratch};
+use crate::emit::{count_drop, read_kernel_str, scratch, ABSENT};
 use crate::filter::wanted;
 use crate::maps::{CONFIG, DIR_WALKS, SLOTS2, URING_SLOTS};
 use crate::slot::{emit_result, fill_header, payload, take_slot};
 use crate::types::Slot;
-use crate::walk::{resolve_at, resolve_slot_dir, start_path, DirSource};
+use crate::walk::{resolve_at, resolve_slot_dir, start_path, unwalked, DirSource};
 
 const KIND: EventKind = EventKind::UringUnlinkat;
 const RENAME: EventKind = EventKind::UringRenameat;
@@ -151,25 +151,19 @@ pub fn uring_rename_submit(ctx: TracePointContext) -> u32 {
     };
     slot.strs[0] = read_kernel_str(&mut slot.bufs[0], r.old);
     slot.strs[2] = read_kernel_str(&mut slot.bufs[2], r.new);
-    // Unread until the new directory's program says otherwise.
-    slot.strs[3] = StrRef {
-        len: 0,
-        flags: STR_ABSENT,
-    };
+    // The new directory is walked by `walk_uring_rename_new`.
+    slot.strs[3] = ABSENT;
     let task = Task::current();
     let src = DirSource::of(r.old_dfd, slot.bufs[0][0]);
     let start = start_path(task, src);
     let (busy, _) = capture::reasons(cfg, decision_ns(cfg), start);
-    let new_from = DirSource::of(r.new_dfd, slot.bufs[2][0]).flag();
+    let new_dir = unwalked(DirSource::of(r.new_dfd, slot.bufs[2][0]));
     let a: &mut RenameArgs = payload(slot);
     a.olddfd = r.old_dfd;
     a.newdfd = r.new_dfd;
     a.flags = r.flags;
     a.capture = CAP_ALL | busy;
-    a.new_dir = DirRef {
-        flags: new_from | DIR_READ_ERR,
-        ..Default::default()
-    };
+    a.new_dir = new_dir;
     let mut dir = DirRef::default();
     slot.strs[1] = resolve_at(task, src, start, &mut dir, &mut slot.bufs[1]);
     payload::<RenameArgs, 5>(slot).old_dir = dir;
