@@ -368,19 +368,38 @@ fn load_dir_walk(ebpf: &mut Ebpf, name: &str, index: u32) -> Result<(), StartErr
         .map_err(|e| refused("writing the DIR_WALKS map", e))
 }
 
-/// The directory walk `p`'s program reaches by tail call, if any: its
-/// program's name and `DIR_WALKS` index.
-fn entry_walk(p: &Probe) -> Option<(&'static str, u32)> {
+/// A chain of programs reached by tail call: each one's name and
+/// `DIR_WALKS` index, those reached last first (the order they are loaded
+/// in).
+type Walks = &'static [(&'static str, u32)];
+
+/// What `uring_submit` reaches for a rename request.
+const URING_RENAME_WALKS: Walks = &[
+    ("walk_uring_rename_new", DIR_WALK_URING_RENAME_NEW),
+    ("uring_rename_submit", DIR_WALK_URING_RENAME),
+];
+
+/// The programs `p`'s program reaches by tail call (none for most).
+fn entry_walks(p: &Probe) -> Walks {
     if !p.entry {
-        return None;
-    }
-    if p.kind == EventKind::MoveMount {
-        Some(("walk_move_mount_to", DIR_WALK_MOVE_MOUNT_TO))
+        &[]
+    } else if p.kind == EventKind::MoveMount {
+        &[("walk_move_mount_to", DIR_WALK_MOVE_MOUNT_TO)]
     } else if p.kind.is_rename() {
-        Some(("walk_rename_old", DIR_WALK_RENAME_OLD))
+        &[
+            ("walk_rename_new", DIR_WALK_RENAME_NEW),
+            ("walk_rename_old", DIR_WALK_RENAME_OLD),
+        ]
     } else {
-        None
+        &[]
     }
+}
+
+/// Load a chain of programs reached by tail call (`load_dir_walk`).
+fn load_dir_walks(ebpf: &mut Ebpf, walks: Walks) -> Result<(), StartError> {
+    walks
+        .iter()
+        .try_for_each(|&(name, index)| load_dir_walk(ebpf, name, index))
 }
 
 impl Tracer {
@@ -470,17 +489,12 @@ impl Tracer {
         let mut refused_kinds = Vec::new();
         let mut walks_loaded = Vec::new();
         for p in &probes {
-            // The walk an entry program reaches by tail call, loaded once
-            // (a rename's old-directory walk reaches its new one's).
-            let walk = match entry_walk(p) {
-                Some((name, index)) if !walks_loaded.contains(&index) => {
-                    let then = if index == DIR_WALK_RENAME_OLD {
-                        load_dir_walk(&mut ebpf, "walk_rename_new", DIR_WALK_RENAME_NEW)
-                    } else {
-                        Ok(())
-                    };
-                    then.and_then(|()| load_dir_walk(&mut ebpf, name, index))
-                        .map(|()| walks_loaded.push(index))
+            // What an entry program reaches by tail call, loaded once (the
+            // three rename kinds share theirs).
+            let walks = entry_walks(p);
+            let walk = match walks.last() {
+                Some(&(_, index)) if !walks_loaded.contains(&index) => {
+                    load_dir_walks(&mut ebpf, walks).map(|()| walks_loaded.push(index))
                 }
                 _ => Ok(()),
             };
@@ -523,16 +537,7 @@ impl Tracer {
             if uring.is_ok() {
                 // What `uring_submit` reaches by tail call for renames: left
                 // out with a warning if refused (unlinks go on).
-                let renames =
-                    load_dir_walk(&mut ebpf, "uring_rename_submit", DIR_WALK_URING_RENAME)
-                        .and_then(|()| {
-                            load_dir_walk(
-                                &mut ebpf,
-                                "walk_uring_rename_new",
-                                DIR_WALK_URING_RENAME_NEW,
-                            )
-                        });
-                if let Err(e) = renames {
+                if let Err(e) = load_dir_walks(&mut ebpf, URING_RENAME_WALKS) {
                     let why = e.to_string();
                     let why = why.lines().next().unwrap_or_default();
                     warnings.push(format!(
