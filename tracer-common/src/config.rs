@@ -98,3 +98,7 @@ pub const GUARD_REPORT: u32 = 1;
 pub const GUARD_STOP: u32 = 2;
 /// The guard kills the process (`SIGKILL`).
 pub const GUARD_KILL: u32 = 3;
+/// The guard makes the process's deletions and renames on the busy mount
+/// fail with `EPERM` (BPF LSM programs on `path_unlink`, `path_rmdir`,
+/// `path_rename`), for the rest of the busy window; nothing is sent.
+pub const GUARD_DENY: u32 = 4;

@@ -315,17 +315,23 @@ pub struct FsmountArgs {
 
 /// A guard action. Strings: the mountpoint of the mount walked into, as
 /// the process sees it. The header is the acted-on process's; `ret` is what
-/// sending the signal returned (0 when it was sent, or when reporting).
+/// sending the signal returned (0 when it was sent, when reporting, and
+/// when denying). A denial is recorded once, at the first call denied (or,
+/// for a crossing, at the listing that decided it); the calls themselves
+/// are the deletions and renames that returned `EPERM`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GuardArgs {
-    /// `GUARD_REPORT`, `GUARD_STOP` or `GUARD_KILL` (`config`).
+    /// `GUARD_REPORT`, `GUARD_STOP`, `GUARD_KILL` or `GUARD_DENY`
+    /// (`config`).
     pub action: u32,
     /// `GUARD_AT_*`: the call the process was making.
     pub trigger: u32,
-    /// The directory fd listed or deleted from (-100 for the cwd).
+    /// The directory fd listed or deleted from (-100 for the cwd;
+    /// `GUARD_FD_UNKNOWN` for a denial, which sees the directory, not the
+    /// fd).
     pub fd: i32,
-    /// The signal sent (0 when reporting).
+    /// The signal sent (0 when reporting or denying).
     pub signal: u32,
     /// `CLOCK_BOOTTIME` of the unmount that failed with EBUSY (0 for a
     /// crossing).
@@ -344,7 +350,8 @@ pub struct GuardArgs {
 pub const GUARD_AT_LISTING: u32 = 1;
 /// The process deleted an entry of a directory on the busy mount without
 /// listing it first: that one deletion goes ahead (a signal sent at a
-/// syscall's entry is delivered when it returns).
+/// syscall's entry is delivered when it returns). Under `--guard deny`: its
+/// first deletion on the busy mount, denied (listings are not).
 pub const GUARD_AT_DELETE: u32 = 2;
 
 /// (`--guard-crossings`) The process, in a recursive delete (a sequence of
@@ -352,6 +359,13 @@ pub const GUARD_AT_DELETE: u32 = 2;
 /// directory, or an id-mapped mount, whose root is outside the tree it is
 /// deleting: nothing in that mount has been deleted by this walk yet.
 pub const GUARD_AT_CROSSING: u32 = 3;
+/// (`--guard deny`) The process renamed an entry of a directory on the busy
+/// mount (out of it, or within it): the rename was denied.
+pub const GUARD_AT_RENAME: u32 = 4;
+
+/// `GuardArgs::fd` of a denial: the kernel's security hook is given the
+/// directory, not the fd the call named.
+pub const GUARD_FD_UNKNOWN: i32 = -1;
 
 /// Number of strings each kind carries, in order (see each payload's doc).
 pub const fn nstr(kind: crate::EventKind) -> usize {

@@ -10,6 +10,9 @@
 
 // ---- asm-generic/errno-base.h ----
 
+/// Operation not permitted: what the guard's `deny` makes a deletion
+/// return.
+pub const EPERM: i32 = 1;
 /// Device or resource busy: an unmount of a mount still in use.
 pub const EBUSY: i32 = 16;
 /// Invalid argument.

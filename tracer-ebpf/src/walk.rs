@@ -288,12 +288,18 @@ pub fn resolve_known(
     *dir = DirRef::default();
     dir.flags = from;
     describe_mount(start, mnt_id, class, dir);
-    // Before 6.3 the class cannot say id-mapped (see `Mount::idmapped`);
-    // the directory's record can, here, off the capture decision's path.
-    if class & CAP_IDMAPPED == 0 && start.mnt.idmapped_by_userns() {
+    idmapped_before_6_3(start.mnt, class, dir);
+    walk(task, start, dir, region)
+}
+
+/// Before 6.3 the class cannot say id-mapped (see `Mount::idmapped`); a
+/// record can, off the capture decision's path: `DIR_IDMAPPED` in `dir`
+/// when mount `m` of class `class` is id-mapped by its user namespace.
+#[inline(always)]
+pub fn idmapped_before_6_3(m: Mount, class: u32, dir: &mut DirRef) {
+    if class & CAP_IDMAPPED == 0 && m.idmapped_by_userns() {
         dir.flags |= DIR_IDMAPPED;
     }
-    walk(task, start, dir, region)
 }
 
 /// `CAP_IDMAPPED` / `CAP_SUBTREE` class of a mount.

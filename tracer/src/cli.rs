@@ -239,8 +239,10 @@ pub struct TraceArgs {
     /// failed with EBUSY, lists or deletes in a directory on that very
     /// mount: decided in the kernel before the listing returns. `report`
     /// only records what would have been done; `stop` freezes the process
-    /// (SIGSTOP); `kill` kills it (SIGKILL); `deny` (BPF LSM) is refused in
-    /// this version; `auto` is `stop`. See the README's "Guard".
+    /// (SIGSTOP); `kill` kills it (SIGKILL); `deny` makes its deletions and
+    /// renames on that mount fail with EPERM (BPF LSM; refused where the
+    /// kernel does not accept it); `auto` is `deny` where the kernel accepts
+    /// it, else `stop`. See the README's "Guard".
     #[arg(long, value_enum, default_value_t = GuardMode::default())]
     pub guard: GuardMode,
     /// With --guard: also act on a recursive delete at its first listing

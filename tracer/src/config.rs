@@ -45,16 +45,18 @@ pub enum GuardMode {
     Stop,
     /// Kill the process (SIGKILL).
     Kill,
-    /// Make the deletion fail with EPERM (BPF LSM). Not available in this
-    /// version: refused at start, with the reason.
+    /// Make its deletions and renames on the mount fail with EPERM, for the
+    /// rest of the busy window (BPF LSM programs; refused at start, with
+    /// the kernel's reason, where the kernel does not accept them).
     Deny,
-    /// `deny` where available, else `stop`.
+    /// `deny` where the kernel accepts BPF LSM programs, else `stop`.
     Auto,
 }
 
 impl GuardMode {
-    /// The `GUARD_*` value of the kernel's `CONFIG` (`auto` is `stop`: deny
-    /// is never available, see [`GuardMode::Deny`]).
+    /// The `GUARD_*` value of the kernel's `CONFIG`. `auto` is decided at
+    /// start (`loader::GuardChosen`); as a value of its own it is `stop`,
+    /// what it falls back to.
     pub fn kernel(self) -> u32 {
         use tracer_common::config::*;
         match self {
@@ -62,7 +64,7 @@ impl GuardMode {
             GuardMode::Report => GUARD_REPORT,
             GuardMode::Stop | GuardMode::Auto => GUARD_STOP,
             GuardMode::Kill => GUARD_KILL,
-            GuardMode::Deny => GUARD_OFF,
+            GuardMode::Deny => GUARD_DENY,
         }
     }
 

@@ -443,17 +443,17 @@ pub fn lsm_finding(load: &Load, lsm: &SecFile, caps: &CapsCheck) -> Finding {
             _ => format!("no {SECURITYFS}/lsm"),
         },
     };
-    let fix = "nothing needed: mntrace does not use BPF LSM (only --guard deny would, \
-               which this version refuses; --guard stop and kill work without it)";
+    let fix = "nothing needed unless you want --guard deny (BPF LSM programs on path_unlink, \
+               path_rmdir, path_rename); --guard stop and kill work without it, and --guard \
+               auto is stop where deny is refused";
     let mut f = optional_finding(ID, &what, load, caps, "built without CONFIG_BPF_LSM", fix);
     f.found = format!("{}; {list_note}", f.found);
     if matches!(load, Load::Accepted) && matches!(active, Some((false, _))) {
         // It loads, but would never run.
         f.status = Status::Warn;
         f.state = "inactive".into();
-        f.fix = "nothing needed: mntrace does not use BPF LSM (only --guard deny would, \
-                 which this version refuses; to enable BPF LSM: add bpf to the lsm= boot \
-                 parameter)"
+        f.fix = "nothing needed unless you want --guard deny, which needs bpf among the active \
+                 LSMs: add bpf to the lsm= boot parameter"
             .into();
     }
     f
@@ -675,6 +675,19 @@ fn read_sec(name: &str, private: bool) -> SecFile {
         Ok(text) => SecFile::Text { text, private },
         Err(e) if e.kind() == io::ErrorKind::NotFound => SecFile::Absent,
         Err(e) => SecFile::Unknown(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Whether `bpf` is among the kernel's active LSMs, and their list (read as
+/// the `lsm` check reads it); `None` when the list cannot be read.
+pub fn bpf_lsm_active() -> Option<(bool, String)> {
+    let caps = CapsCheck::current().ok()?;
+    match read_security_files(&caps).1 {
+        SecFile::Text { text, .. } => {
+            let list = parse_lsm(&text);
+            Some((list.iter().any(|m| m == "bpf"), list.join(",")))
+        }
+        _ => None,
     }
 }
 

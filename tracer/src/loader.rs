@@ -11,7 +11,7 @@
 
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, ProgramArray, RingBuf},
-    programs::{FEntry, FExit, KProbe, ProgramError, TracePoint},
+    programs::{FEntry, FExit, KProbe, Lsm, ProgramError, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
 use tracer_common::{
@@ -39,6 +39,8 @@ pub struct Tracer {
     pub kinds: Vec<EventKind>,
     /// Which probe set runs, and why (for stderr, one line).
     pub probes: ProbesChosen,
+    /// What the guard does (never `Auto`), and why.
+    pub guard: GuardChosen,
     /// What works only in part with this process's capabilities (for
     /// stderr): see [`preflight::enrichment_warnings`].
     pub warnings: Vec<String>,
@@ -348,6 +350,94 @@ fn choose_probes(
     })
 }
 
+/// What the guard does: `mode` is never `Auto`; `why` says why `auto`
+/// became what it is (empty when the mode was asked for).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuardChosen {
+    pub mode: GuardMode,
+    pub why: String,
+}
+
+/// The guard's BPF LSM programs (`probes/lsm.rs`) and their hooks.
+const GUARD_LSM: [(&str, &str); 3] = [
+    ("guard_path_unlink", "path_unlink"),
+    ("guard_path_rmdir", "path_rmdir"),
+    ("guard_path_rename", "path_rename"),
+];
+
+/// Load and attach the guard's LSM programs (for `deny`, or `auto` where
+/// the kernel accepts them, else `stop`). A refusal of `deny` says what the
+/// kernel said; nothing of it stays attached.
+fn choose_guard(
+    ebpf: &mut Ebpf,
+    asked: GuardMode,
+    links: &mut Links,
+) -> Result<GuardChosen, StartError> {
+    if !matches!(asked, GuardMode::Deny | GuardMode::Auto) {
+        return Ok(GuardChosen {
+            mode: asked,
+            why: String::new(),
+        });
+    }
+    let mut attached = Links::default();
+    let result = attach_guard_lsm(ebpf, &mut attached);
+    match (result, asked) {
+        (Ok(()), _) => {
+            for link in attached.0.drain(..) {
+                links.0.push(link);
+            }
+            Ok(GuardChosen {
+                mode: GuardMode::Deny,
+                why: if asked == GuardMode::Auto {
+                    "--guard auto, the kernel accepts BPF LSM programs".into()
+                } else {
+                    String::new()
+                },
+            })
+        }
+        (Err(e), GuardMode::Deny) => Err(StartError::Refused {
+            what: "--guard deny".into(),
+            detail: format!(
+                "denying a deletion (EPERM) needs BPF LSM programs on path_unlink, path_rmdir \
+                 and path_rename, and this kernel refused them: {e}. BPF LSM needs a kernel \
+                 built with CONFIG_BPF_LSM and CONFIG_SECURITY_PATH, with bpf in its active \
+                 LSMs (the lsm= boot parameter); `mntrace doctor` says what this kernel accepts. \
+                 Use --guard stop or --guard kill, which need none of it (--guard auto is deny \
+                 where the kernel accepts it, else stop)"
+            ),
+        }),
+        (Err(e), _) => Ok(GuardChosen {
+            mode: GuardMode::Stop,
+            why: format!("--guard auto, the kernel refuses BPF LSM programs ({e})"),
+        }),
+    }
+}
+
+/// [`choose_guard`]'s loading and attaching, into `links`.
+fn attach_guard_lsm(ebpf: &mut Ebpf, links: &mut Links) -> Result<(), String> {
+    // Where `bpf` is not an active LSM its programs load and attach, and
+    // never run.
+    if let Some((false, list)) = crate::doctor::bpf_lsm_active() {
+        return Err(format!(
+            "bpf is not an active LSM ({list}): its programs would attach and never run"
+        ));
+    }
+    let btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"))?;
+    for (name, hook) in GUARD_LSM {
+        let prog: &mut Lsm = program(ebpf, name).map_err(|e| e.to_string())?;
+        prog.load(hook, &btf)
+            .map_err(|e| format!("lsm/{hook}: {}", program_error(&e)))?;
+        let id = prog
+            .attach()
+            .map_err(|e| format!("attaching lsm/{hook}: {}", program_error(&e)))?;
+        let link = prog
+            .take_link(id)
+            .map_err(|e| format!("lsm/{hook}: {}", program_error(&e)))?;
+        links.push(link);
+    }
+    Ok(())
+}
+
 /// Load the program `name` that probes reach by tail call (to walk a
 /// directory) and put it at `index` in the `DIR_WALKS` array: before the
 /// probes that reach it are attached.
@@ -405,22 +495,17 @@ fn load_dir_walks(ebpf: &mut Ebpf, walks: Walks) -> Result<(), StartError> {
 impl Tracer {
     /// Check the host, load the object, configure the filters, attach.
     pub fn start(opts: &TraceOptions) -> Result<Tracer, StartError> {
-        if opts.guard == GuardMode::Deny {
-            return Err(StartError::Refused {
-                what: "--guard deny".into(),
-                detail: "denying a deletion (EPERM) needs a BPF LSM program, which this version \
-                         of mntrace does not have yet (`mntrace doctor` says whether this kernel \
-                         accepts LSM programs). Use --guard stop or --guard kill (--guard auto \
-                         is stop)"
-                    .into(),
-            });
-        }
         let mut kinds = opts.attached_kinds();
         let mut probes = probes(&kinds);
         let warnings = preflight::check(Hooks::SyscallTracepoints(
             probes.first().map(|p| p.tracepoint.as_str()),
         ))?;
         let mut ebpf = load_object(opts.ring_size)?;
+        // Owned by `links` as soon as each is attached: an error below
+        // detaches those already attached (concurrently) on the way out.
+        let mut links = Links::default();
+        // The LSM programs first: they do nothing until `CONFIG` says deny.
+        let guard = choose_guard(&mut ebpf, opts.guard, &mut links)?;
 
         let cfg = Config {
             flags: (if opts.pids.is_empty() {
@@ -443,7 +528,7 @@ impl Tracer {
                 DeleteMode::All => DELETES_ALL,
                 DeleteMode::Race => DELETES_RACE,
             },
-            guard: opts.guard.kernel(),
+            guard: guard.mode.kernel(),
             busy_window_ns: nanos(opts.busy_window),
             burst_gap_ns: nanos(opts.burst_gap),
             busy_grace_ns: nanos(opts.busy_grace),
@@ -477,9 +562,6 @@ impl Tracer {
         if kinds.iter().any(|k| k.is_delete()) {
             load_dir_walk(&mut ebpf, "walk_delete_dir", DIR_WALK_DELETE)?;
         }
-        // Owned by `links` as soon as each is attached: an error below
-        // detaches those already attached (concurrently) on the way out.
-        let mut links = Links::default();
         let mut warnings = warnings;
         // Before the tracepoints whose calls they add to, so that no call
         // taken at its entry misses them.
@@ -572,6 +654,7 @@ impl Tracer {
             drops,
             kinds,
             probes: chosen,
+            guard,
             warnings,
         })
     }

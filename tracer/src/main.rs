@@ -169,7 +169,7 @@ fn start(opts: &TraceOptions, what: &str) -> Result<Tracer, i32> {
             };
             eprintln!("mntrace: {what} {}{mode}", names.join(", "));
             eprintln!("mntrace: {}", t.probes.line());
-            if let Some(line) = guard_line(opts.guard) {
+            if let Some(line) = guard_line(&t.guard) {
                 eprintln!("mntrace: {line}");
                 if opts.guard_crossings {
                     eprintln!(
@@ -196,19 +196,24 @@ fn start(opts: &TraceOptions, what: &str) -> Result<Tracer, i32> {
 }
 
 /// The start-up line saying what the guard will do (none when it is off).
-fn guard_line(g: GuardMode) -> Option<String> {
+fn guard_line(g: &mntrace::loader::GuardChosen) -> Option<String> {
     let what = "a process that lists or deletes in a directory on a mount whose unmount it saw \
                 fail with EBUSY (within the busy window)";
-    Some(match g {
+    let line = match g.mode {
         GuardMode::Off => return None,
-        GuardMode::Report => format!("guard: report: {what} is reported, not acted on"),
-        GuardMode::Stop => format!("guard: stop: {what} is stopped (SIGSTOP)"),
-        GuardMode::Kill => format!("guard: kill: {what} is killed (SIGKILL)"),
-        GuardMode::Auto => format!(
-            "guard: auto is stop (deny needs BPF LSM, not in this version): {what} is stopped \
-             (SIGSTOP)"
+        GuardMode::Report => format!("report: {what} is reported, not acted on"),
+        GuardMode::Stop => format!("stop: {what} is stopped (SIGSTOP)"),
+        GuardMode::Kill => format!("kill: {what} is killed (SIGKILL)"),
+        GuardMode::Deny => format!(
+            "deny: {what} has its deletions and renames there fail with EPERM (BPF LSM), for \
+             the rest of the window; listings are not denied"
         ),
-        GuardMode::Deny => return None, // refused at start
+        GuardMode::Auto => return None, // decided at start, never left as is
+    };
+    Some(if g.why.is_empty() {
+        format!("guard: {line}")
+    } else {
+        format!("guard: {line} ({})", g.why)
     })
 }
 

@@ -280,7 +280,7 @@ pub enum Args {
 }
 
 /// Number of [`GuardAction`]s: the size of the per-action counters.
-pub const GUARD_ACTIONS: usize = 3;
+pub const GUARD_ACTIONS: usize = 4;
 
 /// What the guard did to a process walking into a busy mount.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,6 +289,9 @@ pub enum GuardAction {
     Reported = 0,
     Stopped = 1,
     Killed = 2,
+    /// `--guard deny`: its deletions and renames on the mount fail with
+    /// EPERM (BPF LSM) for the rest of the busy window.
+    Denied = 3,
 }
 
 impl GuardAction {
@@ -298,6 +301,7 @@ impl GuardAction {
             GUARD_REPORT => Some(GuardAction::Reported),
             GUARD_STOP => Some(GuardAction::Stopped),
             GUARD_KILL => Some(GuardAction::Killed),
+            GUARD_DENY => Some(GuardAction::Denied),
             _ => None,
         }
     }
@@ -306,12 +310,14 @@ impl GuardAction {
             GuardAction::Reported => "reported",
             GuardAction::Stopped => "stopped",
             GuardAction::Killed => "killed",
+            GuardAction::Denied => "denied",
         }
     }
     pub const ALL: [GuardAction; GUARD_ACTIONS] = [
         GuardAction::Reported,
         GuardAction::Stopped,
         GuardAction::Killed,
+        GuardAction::Denied,
     ];
 }
 
@@ -321,9 +327,10 @@ pub struct Guard {
     pub action: GuardAction,
     /// `GUARD_AT_*`.
     pub trigger: u32,
-    /// The directory fd listed or deleted from.
+    /// The directory fd listed or deleted from (`GUARD_FD_UNKNOWN` for a
+    /// denial).
     pub fd: i32,
-    /// The signal sent (0 when reporting).
+    /// The signal sent (0 when reporting or denying).
     pub signal: u32,
     /// When the unmount failed with EBUSY (`CLOCK_BOOTTIME`).
     pub busy_ns: u64,
@@ -334,20 +341,21 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// `listing`, `deletion` (after an EBUSY) or `crossing` (a listing in a
-    /// bind from outside the tree being deleted).
+    /// `listing`, `deletion` (after an EBUSY), `crossing` (a listing in a
+    /// bind from outside the tree being deleted) or `rename` (denied).
     pub fn trigger_name(&self) -> &'static str {
         trigger_name(self.trigger)
     }
 }
 
 /// The name of a guard trigger (`GUARD_AT_*`): `listing`, `deletion`,
-/// `crossing`.
+/// `crossing`, `rename`.
 pub fn trigger_name(trigger: u32) -> &'static str {
     match trigger {
         tracer_common::event::GUARD_AT_LISTING => "listing",
         tracer_common::event::GUARD_AT_DELETE => "deletion",
         tracer_common::event::GUARD_AT_CROSSING => "crossing",
+        tracer_common::event::GUARD_AT_RENAME => "rename",
         _ => "unknown",
     }
 }

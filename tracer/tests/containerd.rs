@@ -215,6 +215,9 @@ fn a_real_containerd_workload_is_traced_and_raises_no_incident() {
     );
     let guarded: Vec<_> = evs.iter().filter(|e| e.kind == EventKind::Guard).collect();
     assert!(guarded.is_empty(), "the guard acted: {guarded:#?}");
-    assert_eq!(live.pipeline.stats.guard, [0; 3]);
+    assert_eq!(
+        live.pipeline.stats.guard,
+        [0; mntrace::model::GUARD_ACTIONS]
+    );
     assert_eq!(live.traced.drops().total(), 0);
 }

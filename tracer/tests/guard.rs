@@ -17,9 +17,11 @@ use common::*;
 use mntrace::config::{GuardMode, TraceOptions};
 use mntrace::correlate::{Incident, Severity};
 use mntrace::enrich::holders::Hold;
-use mntrace::model::{Args, Event, Guard, GuardAction};
-use tracer_common::event::{DIR_IDMAPPED, DIR_RESOLVED, DIR_SUBTREE, GUARD_AT_LISTING};
-use tracer_common::uapi::{EBUSY, SIGKILL, SIGSTOP};
+use mntrace::model::{Args, Event, Guard, GuardAction, GUARD_ACTIONS};
+use tracer_common::event::{
+    DIR_IDMAPPED, DIR_RESOLVED, DIR_SUBTREE, GUARD_AT_DELETE, GUARD_AT_LISTING, GUARD_FD_UNKNOWN,
+};
+use tracer_common::uapi::{EBUSY, EPERM, SIGKILL, SIGSTOP};
 use tracer_common::EventKind;
 
 /// The live pipeline over a tracer filtered to `pid`, with the guard `mode`.
@@ -54,15 +56,21 @@ fn guard_events(live: &Live) -> Vec<(&Event, &Guard)> {
 }
 
 /// The replica's clone 0 as the fixture saw it (op 12): mount id and
-/// 64-bit unique id.
-fn clone0(fx: &mut Fixture) -> (u32, u64) {
+/// 64-bit unique id (none before 6.8: statx has no STATX_MNT_ID_UNIQUE).
+fn clone0(fx: &mut Fixture) -> (u32, Option<u64>) {
     let m = fx.wait_for_op(12);
-    (u64_of(&m, "mnt_id") as u32, u64_of(&m, "mnt_id_unique"))
+    (u64_of(&m, "mnt_id") as u32, m["mnt_id_unique"].as_u64())
 }
 
 /// The guard's record of acting on the replica at its first listing in
 /// clone 0, checked field by field against the fixture and its EBUSY.
-fn assert_guard_event(live: &Live, l: &Layout, pid: u32, clone: (u32, u64), action: GuardAction) {
+fn assert_guard_event(
+    live: &Live,
+    l: &Layout,
+    pid: u32,
+    clone: (u32, Option<u64>),
+    action: GuardAction,
+) {
     let gs = guard_events(live);
     assert_eq!(gs.len(), 1, "one action per EBUSY: {gs:#?}");
     let (ev, g) = gs[0];
@@ -74,13 +82,19 @@ fn assert_guard_event(live: &Live, l: &Layout, pid: u32, clone: (u32, u64), acti
     let signal = match action {
         GuardAction::Stopped => SIGSTOP,
         GuardAction::Killed => SIGKILL,
-        GuardAction::Reported => 0,
+        GuardAction::Reported | GuardAction::Denied => 0,
     };
     assert_eq!(g.signal, signal);
-    assert_eq!(g.trigger, GUARD_AT_LISTING, "stopped at its listing");
-    assert!(g.fd > 2, "the fd RemoveAll opened: {}", g.fd);
+    assert_eq!(g.trigger, trigger_of(action));
+    if action == GuardAction::Denied {
+        assert_eq!(g.fd, GUARD_FD_UNKNOWN, "the LSM hook sees the directory");
+    } else {
+        assert!(g.fd > 2, "the fd RemoveAll opened: {}", g.fd);
+    }
     assert_eq!(g.mount.mnt_id, clone.0);
-    assert_eq!(g.mount.mnt_id_unique, clone.1);
+    if let Some(unique) = clone.1 {
+        assert_eq!(g.mount.mnt_id_unique, unique);
+    }
     assert_eq!(&g.mount.path.bytes[..], b(&l.t(0)));
     assert_eq!(g.mount.mountpoint().as_deref(), Some(b(&l.t(0))));
     let want = DIR_RESOLVED | DIR_IDMAPPED | DIR_SUBTREE;
@@ -109,16 +123,32 @@ fn assert_guard_event(live: &Live, l: &Layout, pid: u32, clone: (u32, u64), acti
     }
 }
 
+/// Where the guard acts on the replica: at its first listing in the clone,
+/// or (deny) at its first deletion there, the first call the LSM hooks see.
+fn trigger_of(action: GuardAction) -> u32 {
+    if action == GuardAction::Denied {
+        GUARD_AT_DELETE
+    } else {
+        GUARD_AT_LISTING
+    }
+}
+
 /// The replica's one incident, prevented: nothing deleted, the action, the
 /// clone, where it lives, who held it.
-fn assert_prevented(inc: &Incident, l: &Layout, pid: u32, clone: (u32, u64), action: GuardAction) {
+fn assert_prevented(
+    inc: &Incident,
+    l: &Layout,
+    pid: u32,
+    clone: (u32, Option<u64>),
+    action: GuardAction,
+) {
     assert_eq!(inc.count, 0, "{inc:#?}");
     assert!(inc.deletions.is_empty() && inc.deleters.is_empty());
     assert_eq!(inc.prevented.len(), 1, "{inc:#?}");
     let p = &inc.prevented[0];
     assert_eq!(p.action, action);
     assert_eq!(p.by.pid, pid);
-    assert_eq!(p.trigger, GUARD_AT_LISTING);
+    assert_eq!(p.trigger, trigger_of(action));
     assert_eq!(p.result, 0);
     let u = inc.unmount().expect("a busy-unmount incident");
     assert_eq!((u.by.pid, &u.target[..]), (pid, b(&l.t(0))));
@@ -136,7 +166,7 @@ struct Replica {
     pid: u32,
     live: Live,
     /// Clone 0's mount id and unique id (`clone0`).
-    clone: (u32, u64),
+    clone: (u32, Option<u64>),
 }
 
 fn replica_under(mode: GuardMode, linger_ms: u32) -> Replica {
@@ -292,7 +322,7 @@ fn never_acted_on_with(
     assert!(status.success(), "acted on? {status:?} {lines:?}");
     live.finish();
     assert!(guard_events(&live).is_empty(), "{:#?}", guard_events(&live));
-    assert_eq!(live.pipeline.stats.guard, [0; 3]);
+    assert_eq!(live.pipeline.stats.guard, [0; GUARD_ACTIONS]);
     (lines, live)
 }
 
@@ -406,21 +436,82 @@ fn deletions_on_other_mounts_after_an_ebusy_are_never_acted_on() {
     assert!(deleted >= 5000, "{deleted}");
 }
 
-#[test]
-fn guard_deny_is_refused_at_start_with_the_reason() {
+/// Set by `cargo xtask vm-test`, whose guests boot with `bpf` among their
+/// active LSMs: there `--guard deny` must start.
+const EXPECT_BPF_LSM: &str = "MNTRACE_EXPECT_BPF_LSM";
+
+/// Whether `--guard deny` is refused on this kernel; a refusal is checked:
+/// never where vm-test says BPF LSM is on, with the kernel's reason, exit
+/// code 7, and `doctor` agreeing that LSM programs are not accepted (this
+/// project's hosts refuse even a trivial one).
+fn deny_refused() -> bool {
     require_root();
-    let err = mntrace::loader::Tracer::start(&TraceOptions {
+    let Some(err) = mntrace::loader::Tracer::start(&TraceOptions {
         guard: GuardMode::Deny,
+        pids: vec![1],
         ..Default::default()
     })
-    .err()
-    .expect("deny is refused");
+    .err() else {
+        return false;
+    };
+    assert!(
+        std::env::var_os(EXPECT_BPF_LSM).is_none(),
+        "refused where BPF LSM is active: {err}"
+    );
     let text = err.to_string();
     assert!(
-        text.contains("--guard deny") && text.contains("BPF LSM"),
+        text.contains("--guard deny") && text.contains("lsm/path_unlink"),
         "{text}"
     );
     assert_eq!(err.exit_code(), mntrace::error::exit::REFUSED);
+    let doctor = mntrace::doctor::run();
+    let lsm = doctor.checks.iter().find(|f| f.id == "lsm").expect("lsm");
+    assert_ne!(lsm.state, "accepted", "doctor disagrees: {lsm:?}");
+    true
+}
+
+/// `--guard deny` on the replica where the kernel accepts BPF LSM programs
+/// (the vm-test guests): every deletion it tries in the busy clone returns
+/// EPERM, the first is recorded as the denial, the incident is prevented
+/// with nothing deleted, and the layer is whole on disk. Where the kernel
+/// refuses them, the refusal (`deny_refused`).
+#[test]
+fn guard_deny_fails_the_replicas_deletions_with_eperm_or_is_refused_with_the_reason() {
+    if deny_refused() {
+        return;
+    }
+    let Replica {
+        l,
+        fx,
+        pid,
+        mut live,
+        clone,
+    } = replica_under(GuardMode::Deny, 0);
+    let (status, lines) = fx.wait_status();
+    assert!(status.success(), "not signalled: {status:?} {lines:?}");
+    check_setup(&lines);
+    assert_eq!(op(&lines, 14)["errno"], EBUSY);
+    let removed = op(&lines, 16);
+    assert_eq!(removed["errno"], EPERM, "RemoveAll failed: {removed}");
+    assert_eq!(l.layer1_left(), LAYER1, "nothing of the layer was lost");
+    live.pump();
+    assert_guard_event(&live, &l, pid, clone, GuardAction::Denied);
+    // Every deletion it tried in the clone was denied, the first one too.
+    let in_clone: Vec<&Event> = live
+        .out
+        .events
+        .iter()
+        .filter(|e| matches!(&e.args, Args::Delete { dir, .. } if dir.mnt_id == clone.0))
+        .collect();
+    assert!(!in_clone.is_empty());
+    for e in &in_clone {
+        assert_eq!(e.errno(), Some(EPERM), "{e:#?}");
+    }
+    let incidents = live.finish();
+    assert_eq!(incidents.len(), 1, "{incidents:#?}");
+    assert_prevented(&incidents[0], &l, pid, clone, GuardAction::Denied);
+    assert_eq!(live.pipeline.stats.guard[GuardAction::Denied as usize], 1);
+    assert_eq!(live.traced.drops().total(), 0);
 }
 
 /// Go's real `os.RemoveAll` (`go/pods.go`: two pods sharing one layer, an
@@ -717,6 +808,103 @@ fn a_deletion_by_fd_without_a_listing_is_acted_on_at_that_deletion() {
     );
 }
 
+/// `--guard deny` (where the kernel accepts it) denies every way of
+/// removing an entry on the busy mount, the paths the signal guard cannot
+/// act on included: a deletion by absolute path (its lookup starts on
+/// another mount), renames within the mount (syscall and io_uring), and
+/// io_uring unlinks run by an io-wq worker and by a SQPOLL ring's thread;
+/// a deletion on another mount goes ahead. One denial is recorded, at the
+/// first call.
+#[test]
+fn guard_deny_denies_deletions_by_path_renames_and_io_uring_on_the_busy_mount() {
+    if deny_refused() {
+        return;
+    }
+    let s = scratch();
+    let m = s.path().join("m");
+    let other = s.path().join("other");
+    let ops = busy_tmpfs(
+        s.path(),
+        &[
+            &"mkdirs",
+            &other, // 6
+            &"umount",
+            &m,
+            &"0", // 7: EBUSY
+            &"unlink",
+            &m.join("f1"), // 8
+            &"rename",
+            &m.join("f2"),
+            &m.join("g2"), // 9
+            &"open-dir",
+            &m, // 10
+            &"uring-unlinkat-async",
+            &"@10",
+            &"f3",
+            &"0", // 11
+            &"uring-renameat",
+            &"@10",
+            &"f4",
+            &"@10",
+            &"g4",
+            &"0", // 12
+            &"uring-unlinkat-sqpoll",
+            &"@10",
+            &"f5",
+            &"0", // 13
+            &"rmdir",
+            &other, // 14: another mount
+            &"sleep-ms",
+            &"3000", // 15: the mount is looked at meanwhile
+        ],
+    );
+    let mut fx = Fixture::spawn(&ops);
+    let pid = fx.pid;
+    let mut live = guarded(pid, GuardMode::Deny);
+    fx.release();
+    assert_eq!(fx.wait_for_op(7)["errno"], EBUSY);
+    for i in [8, 9, 11, 12, 13] {
+        assert_eq!(fx.wait_for_op(i)["errno"], EPERM, "op {i}");
+    }
+    assert_eq!(fx.wait_for_op(14)["errno"], 0, "another mount: not denied");
+    let all: Vec<String> = (0..10).map(|i| format!("f{i}")).collect();
+    assert_eq!(left_in(pid, s.path()), all, "nothing removed or renamed");
+    assert!(!other.exists());
+    let (status, lines) = fx.wait_status();
+    assert!(status.success(), "{status:?} {lines:?}");
+    live.pump();
+    let gs = guard_events(&live);
+    assert_eq!(gs.len(), 1, "{gs:#?}");
+    let (ev, g) = gs[0];
+    assert_eq!((ev.pid, ev.tid), (pid, pid));
+    assert_eq!(g.action, GuardAction::Denied);
+    assert_eq!(g.trigger, GUARD_AT_DELETE, "the unlink by path");
+    assert_eq!((g.fd, g.signal, ev.ret), (GUARD_FD_UNKNOWN, 0, 0));
+    assert_eq!(&g.mount.path.bytes[..], b(&m));
+    // The calls as traced: each failed with EPERM, the io_uring ones too.
+    let failed = |kind: EventKind| {
+        live.out
+            .events
+            .iter()
+            .filter(|e| e.kind == kind && e.pid == pid)
+            .map(|e| e.errno())
+            .collect::<Vec<_>>()
+    };
+    // The unlink by path, then the rmdir on the other mount.
+    assert_eq!(failed(EventKind::Unlinkat), [Some(EPERM), None]);
+    assert_eq!(failed(EventKind::Renameat), [Some(EPERM)]);
+    assert_eq!(failed(EventKind::UringUnlinkat), [Some(EPERM), Some(EPERM)]);
+    assert_eq!(failed(EventKind::UringRenameat), [Some(EPERM)]);
+    let incidents = live.finish();
+    let inc = incidents
+        .iter()
+        .find(|i| !i.prevented.is_empty())
+        .expect("the prevented incident");
+    assert_eq!(inc.count, 0, "{inc:#?}");
+    assert_eq!(inc.prevented[0].action, GuardAction::Denied);
+    assert_eq!(live.pipeline.stats.guard[GuardAction::Denied as usize], 1);
+}
+
 #[test]
 fn a_target_with_dot_dot_is_not_marked() {
     // `..` cannot be resolved lexically without the filesystem (symlinks):
@@ -872,6 +1060,77 @@ fn guard_crossings_stops_a_remove_all_at_its_first_listing_in_a_pv_bind() {
         (b(&p.pv()), 4),
         "c, data, data/a, data/b"
     );
+}
+
+/// `--guard deny --guard-crossings` (where the kernel accepts it): the walk
+/// is decided at its first listing in the PV bind, as `stop` is, and every
+/// deletion it then tries there fails with EPERM; the PV is whole and the
+/// walk's crossing incident shows the denial with nothing deleted.
+#[test]
+fn guard_crossings_deny_fails_a_remove_alls_deletions_in_a_pv_bind() {
+    if deny_refused() {
+        return;
+    }
+    let p = PodWithPv::new();
+    let disks = p.dir.path().join("disks");
+    std::fs::create_dir_all(&disks).expect("mkdir");
+    let mut ops = os(&[
+        &"unshare-mntns",
+        &"mount-tmpfs",
+        &disks,
+        &"mkdirs",
+        &p.pv().join("data"),
+    ]);
+    for f in PV_FILES {
+        ops.extend(os(&[&"write", &p.pv().join(f)]));
+    }
+    ops.extend(os(&[
+        &"bind",
+        &p.pv(),
+        &p.mountpoint(),
+        &"remove-all",
+        &p.pod(),
+        &"sleep-ms",
+        &"3000",
+    ]));
+    let remove_all = 5 + PV_FILES.len();
+    let mut fx = Fixture::spawn(&ops);
+    let pid = fx.pid;
+    let mut live = guarded_crossings(pid, GuardMode::Deny);
+    fx.release();
+    let removed = fx.wait_for_op(remove_all);
+    assert_eq!(removed["op"], "remove-all");
+    assert_ne!(removed["errno"], 0, "RemoveAll failed: {removed}");
+    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    assert_eq!(p.pv_left(&root), PV_FILES.len(), "the PV is whole");
+    let (status, lines) = fx.wait_status();
+    assert!(status.success(), "not signalled: {status:?} {lines:?}");
+    live.pump();
+    let gs = guard_events(&live);
+    assert_eq!(gs.len(), 1, "{gs:#?}");
+    let g = gs[0].1.clone();
+    assert_eq!(g.trigger, tracer_common::event::GUARD_AT_CROSSING);
+    assert_eq!((g.action, g.signal, g.busy_ns), (GuardAction::Denied, 0, 0));
+    assert_eq!(&g.mount.path.bytes[..], b(&p.mountpoint()));
+    // What it tried in the bind: all denied.
+    let in_bind: Vec<&Event> = live
+        .out
+        .events
+        .iter()
+        .filter(|e| matches!(&e.args, Args::Delete { dir, .. } if dir.mnt_id == g.mount.mnt_id))
+        .collect();
+    assert!(!in_bind.is_empty());
+    for e in &in_bind {
+        assert_eq!(e.errno(), Some(EPERM), "{e:#?}");
+    }
+    let incidents = live.finish();
+    let inc = incidents
+        .iter()
+        .find(|i| i.walk().is_some())
+        .expect("the crossing incident");
+    assert_eq!(inc.count, 0, "{inc:#?}");
+    assert_eq!(inc.prevented.len(), 1);
+    assert_eq!(inc.prevented[0].action, GuardAction::Denied);
 }
 
 #[test]

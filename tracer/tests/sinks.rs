@@ -968,6 +968,25 @@ fn event_cases() -> Vec<Case> {
             ),
             r#"08:00:29.123456 kubelet[4242/4243] GUARD killed it (SIGKILL) at its listing of fd 12 inside a bind from outside the tree it is deleting (its walk began on mnt 45) = 0  mountpoint="/var/lib/k/pods/0b3f/vol/0" mnt=81 [subtree]"#,
         ),
+        case(
+            "guard_denied_at_deletion",
+            event(
+                EventKind::Guard,
+                at(30),
+                0,
+                b"containerd",
+                Args::Guard(mntrace::model::Guard {
+                    action: GuardAction::Denied,
+                    trigger: tracer_common::event::GUARD_AT_DELETE,
+                    fd: tracer_common::event::GUARD_FD_UNKNOWN,
+                    signal: 0,
+                    busy_ns: at(30) - 2_000_000,
+                    mount: dir(0, 66, b"/run/c/0", 8, DIR_IDMAPPED | DIR_SUBTREE),
+                    origin_mnt_id: 0,
+                }),
+            ),
+            r#"08:00:30.123456 containerd[4242/4243] GUARD denied its deletions and renames on this mount (EPERM) at its deletion, 2.0ms after its unmount of this mount failed with EBUSY = 0  mountpoint="/run/c/0" mnt=66 [idmapped,subtree]"#,
+        ),
     ]
 }
 
@@ -1455,6 +1474,50 @@ fn incident_cases() -> Vec<Case> {
     held by   sh[310]: cwd "/mnt/t"
 "#,
         ),
+        case(
+            "incident_prevented_by_the_guards_denial",
+            {
+                let mut inc = small_busy(
+                    8,
+                    Some(HolderScan {
+                        holders: vec![Holder {
+                            pid: 310,
+                            comm: b(b"sh"),
+                            holds: vec![Hold::Cwd { path: b(b"/mnt/t") }],
+                        }],
+                        processes_scanned: 90,
+                        complete: true,
+                    }),
+                );
+                inc.deletions.clear();
+                inc.deleters.clear();
+                inc.count = 0;
+                inc.first_delay_ns = 1_500_000;
+                inc.prevented = vec![Prevention {
+                    ts_ns: at(42) + 1_500_000,
+                    by: process(300, 299, b"containerd"),
+                    action: GuardAction::Denied,
+                    signal: 0,
+                    trigger: tracer_common::event::GUARD_AT_DELETE,
+                    fd: tracer_common::event::GUARD_FD_UNKNOWN,
+                    result: 0,
+                    saved: Some(mntrace::enrich::saved::Saved {
+                        under: b(b"/data/t"),
+                        entries: 1234,
+                        complete: true,
+                    }),
+                }];
+                inc
+            },
+            r#"!!! INCIDENT #8 WARNING: 0 entries deleted through a mount whose unmount failed with EBUSY (PREVENTED by the guard)
+    unmount   08:00:42.123456 containerd[300] umount2("/mnt/t", UMOUNT_NOFOLLOW) = -EBUSY
+    mount     mnt 70 on "/mnt/t" (tmpfs)
+    root      "/" (within its filesystem)
+    guard     08:00:42.124956 containerd[300] DENIED (EPERM) at its deletion, 1.5ms after the EBUSY; 1234 entries saved under "/data/t"; its deletions and renames on this mount fail for the rest of the busy window: unmount the mount (or end what holds it) before deleting again
+    deleted   nothing
+    held by   sh[310]: cwd "/mnt/t"
+"#,
+        ),
     ]
 }
 
@@ -1505,9 +1568,9 @@ fn other_cases() -> Vec<Case> {
         Case {
             name: "stats",
             item: Item::Stats(full),
-            console: "mntrace: 36 events: mount 3 (2 failed), umount 2 (2 failed), unlink 2, unlinkat 4 (2 failed), rmdir 2 (1 failed), open_tree 2 (1 failed), move_mount 1, mount_setattr 3 (1 failed), fsopen 2 (1 failed), fsconfig 5 (2 failed), fsmount 2 (1 failed), rename 1, renameat 1, renameat2 1 (1 failed), io_uring_unlinkat 1, io_uring_renameat 1, guard 3
-mntrace: 1 unmount failed with EBUSY; incidents: 3 critical, 6 warning
-mntrace: GUARD acted: 1 reported, 1 stopped, 1 killed
+            console: "mntrace: 37 events: mount 3 (2 failed), umount 2 (2 failed), unlink 2, unlinkat 4 (2 failed), rmdir 2 (1 failed), open_tree 2 (1 failed), move_mount 1, mount_setattr 3 (1 failed), fsopen 2 (1 failed), fsconfig 5 (2 failed), fsmount 2 (1 failed), rename 1, renameat 1, renameat2 1 (1 failed), io_uring_unlinkat 1, io_uring_renameat 1, guard 4
+mntrace: 1 unmount failed with EBUSY; incidents: 3 critical, 7 warning
+mntrace: GUARD acted: 1 reported, 1 stopped, 1 killed, 1 denied
 mntrace: LOST 1204 events in the kernel (mount:scratch=1 unlinkat:ring_full=1200 rmdir:slot_full=3)
 mntrace: 57 records not written to \"/var/log/mntrace/out.jsonl\" (events 55, incidents 2): No space left on device (os error 28)
 mntrace: 2 malformed records skipped (last: record too short)",

@@ -64,8 +64,10 @@ pub fn test(extra: &[String]) -> Result<ExitCode> {
             "900",
         ])
     });
+    // With the guard's deny (BPF LSM, which the guests enable) on the same
+    // replica: 6.1's verifier is the oldest the LSM programs meet.
     steps.check(
-        "vm smoke (6.1, syscall set, the containerd replica)",
+        "vm smoke (6.1, syscall set, the containerd replica, --guard deny)",
         || {
             vm::step(&[
                 "--kernel",
@@ -74,10 +76,13 @@ pub fn test(extra: &[String]) -> Result<ExitCode> {
                 "syscall",
                 "--test",
                 "race",
+                "--test",
+                "guard",
                 "--timeout",
                 "900",
                 "--",
                 "containerd_idmapped_lowerdir_race_is_one_critical_incident",
+                "guard_deny_fails_the_replicas_deletions_with_eperm_or_is_refused_with_the_reason",
                 "--exact",
             ])
         },

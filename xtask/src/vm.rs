@@ -76,7 +76,14 @@ const MODULES: &[&str] = &["overlay", "virtio_pci", "virtio_blk"];
 const HOST_TOOLS: &[&str] = &["unshare", "setpriv", "mount", "umount", "rm", "dash"];
 
 /// Test targets run by default; one that does not exist yet is skipped.
-const DEFAULT_TESTS: &[&str] = &["race", "crossing", "uring", "rename", "kernel_probes"];
+const DEFAULT_TESTS: &[&str] = &[
+    "race",
+    "crossing",
+    "uring",
+    "rename",
+    "kernel_probes",
+    "guard",
+];
 
 /// Size of the guest's sparse root disk.
 const ROOT_DISK_BYTES: u64 = 4 << 30;
@@ -722,13 +729,15 @@ fn init_script(
         .iter()
         .map(|a| format!(" {}", sh_quote(a)))
         .collect();
+    // `MNTRACE_EXPECT_BPF_LSM`: the kernel line adds `bpf` to the LSMs
+    // (`kernel_cmdline`), so the tests of `--guard deny` must find it on.
     for set in sets {
         for (test, exe) in &payload.tests {
             let id = format!("{} {set} {test}", kernel.label);
             let _ = writeln!(
                 s,
                 "echo '=== VMTEST BEGIN {id}'\n\
-                 MNTRACE_PROBES={set} RUST_BACKTRACE=1 {} --test-threads={}{extra}\n\
+                 MNTRACE_PROBES={set} MNTRACE_EXPECT_BPF_LSM=1 RUST_BACKTRACE=1 {} --test-threads={}{extra}\n\
                  echo \"=== VMTEST END {id} rc=$?\"",
                 sh_quote(&exe.to_string_lossy()),
                 opts.test_threads,

@@ -1,4 +1,5 @@
-//! Tracepoint programs, one file per syscall family. Syscall tracepoint
+//! Tracepoint programs, one file per syscall family, the kernel-function
+//! hooks (`kfunc`) and the guard's LSM programs (`lsm`). Syscall tracepoint
 //! layout (tracefs `format`): arguments at offsets 16, 24, 32, ...;
 //! `sys_exit_*` has `long ret` at 16.
 
@@ -6,6 +7,7 @@ use aya_ebpf::{programs::TracePointContext, EbpfContext};
 
 pub mod delete;
 pub mod kfunc;
+pub mod lsm;
 pub mod mount;
 pub mod mount_api;
 pub mod rename;

@@ -334,6 +334,9 @@ pub fn render(ev: &Event) -> (String, String) {
         Args::Guard(g) => {
             let what = match g.action {
                 GuardAction::Reported => "would stop it (--guard report)".to_string(),
+                GuardAction::Denied => {
+                    "denied its deletions and renames on this mount (EPERM)".to_string()
+                }
                 a => format!("{} it ({})", a.name(), names::signal(g.signal)),
             };
             let m = &g.mount;
@@ -678,6 +681,7 @@ fn trigger_text(trigger: u32, fd: i32) -> String {
         GUARD_AT_CROSSING => {
             format!("listing of fd {fd} inside a bind from outside the tree it is deleting")
         }
+        t if fd == GUARD_FD_UNKNOWN => crate::model::trigger_name(t).to_string(),
         t => format!("{} of fd {fd}", crate::model::trigger_name(t)),
     }
 }
@@ -714,6 +718,11 @@ fn prevention_text(p: &Prevention, inc: &Incident) -> String {
              `kill -KILL {pid}`, or unmount the mount first and resume it with `kill -CONT {pid}`"
         ),
         GuardAction::Killed => format!("{who} KILLED (SIGKILL) {at}{saved}"),
+        GuardAction::Denied => format!(
+            "{who} DENIED (EPERM) {at}{saved}; its deletions and renames on this mount fail for \
+             the rest of the busy window: unmount the mount (or end what holds it) before \
+             deleting again"
+        ),
     }
 }
 
