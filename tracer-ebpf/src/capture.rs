@@ -24,6 +24,12 @@ fn since_last(now: u64) -> u64 {
     LAST_BUSY.get(0).map_or(u64::MAX, |&t| now.wrapping_sub(t))
 }
 
+/// Whether an unmount failed with EBUSY on the node within the busy window.
+#[inline(always)]
+pub fn node_busy(cfg: &Config, now: u64) -> bool {
+    since_last(now) <= cfg.busy_window_ns
+}
+
 /// Whether the calling process's own unmount failed with EBUSY within the
 /// busy window.
 #[inline(always)]

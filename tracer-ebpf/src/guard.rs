@@ -51,9 +51,10 @@ use tracer_common::{
     EventKind,
 };
 
+use crate::capture::node_busy;
 use crate::core_access::{Dentry, KPath, Mount, Task};
 use crate::emit::emit;
-use crate::maps::{BUSY, GUARDS, GUARD_REC, GUARD_SEEN, HASHBUF, LAST_BUSY, SLOTS2, WALKBUF};
+use crate::maps::{BUSY, GUARDS, GUARD_REC, GUARD_SEEN, HASHBUF, SLOTS2, WALKBUF};
 use crate::slot::{fill_header, payload};
 use crate::types::{DeleteState, GuardKey, GuardMark, Slot, HASH_PATH_MAX, REGION};
 use crate::walk::{
@@ -288,10 +289,7 @@ pub fn deny(cfg: &Config, dir: KPath, trigger: u32, now: u64) -> bool {
             }
         }
     }
-    let recent = LAST_BUSY
-        .get(0)
-        .is_some_and(|&t| now.wrapping_sub(t) <= cfg.busy_window_ns);
-    if !armed(cfg, recent, now) {
+    if !armed(cfg, node_busy(cfg, now), now) {
         return false;
     }
     let tgid = tgid();

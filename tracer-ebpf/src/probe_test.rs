@@ -39,8 +39,10 @@ pub fn probe_test_fexit(_ctx: FExitContext) -> u32 {
     0
 }
 
-/// `lsm/sb_umount`: 0 allows the unmount (it would, were it ever attached).
-#[lsm(hook = "sb_umount")]
+/// `lsm/path_unlink`, one of the hooks `--guard deny` uses (it exists only
+/// with `CONFIG_SECURITY_PATH`): 0 allows the deletion (it would, were it
+/// ever attached).
+#[lsm(hook = "path_unlink")]
 pub fn probe_test_lsm(_ctx: LsmContext) -> i32 {
     0
 }

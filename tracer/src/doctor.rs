@@ -51,7 +51,7 @@ pub const OSRELEASE: &str = "/proc/sys/kernel/osrelease";
 /// (the same names are in their section names there).
 const TP_BTF_TARGET: &str = "sys_enter";
 const FUNCTION_TARGET: &str = "vfs_unlink";
-const LSM_HOOK: &str = "sb_umount";
+const LSM_HOOK: &str = "path_unlink";
 
 // ---- parsing (pure) ---------------------------------------------------------
 
@@ -446,7 +446,14 @@ pub fn lsm_finding(load: &Load, lsm: &SecFile, caps: &CapsCheck) -> Finding {
     let fix = "nothing needed unless you want --guard deny (BPF LSM programs on path_unlink, \
                path_rmdir, path_rename); --guard stop and kill work without it, and --guard \
                auto is stop where deny is refused";
-    let mut f = optional_finding(ID, &what, load, caps, "built without CONFIG_BPF_LSM", fix);
+    let mut f = optional_finding(
+        ID,
+        &what,
+        load,
+        caps,
+        "built without CONFIG_BPF_LSM or CONFIG_SECURITY_PATH",
+        fix,
+    );
     f.found = format!("{}; {list_note}", f.found);
     if matches!(load, Load::Accepted) && matches!(active, Some((false, _))) {
         // It loads, but would never run.

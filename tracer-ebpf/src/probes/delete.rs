@@ -20,7 +20,7 @@ use tracer_common::{
 
 use super::{arg, ret};
 use crate::burst;
-use crate::capture::{first_byte, has_slash, mode_reason};
+use crate::capture::{first_byte, has_slash, mode_reason, node_busy};
 use crate::clock::decision_ns;
 use crate::core_access::{Dentry, KPath, Mount, Task};
 use crate::dir_cache;
@@ -248,10 +248,7 @@ pub fn enter_getdents64(ctx: TracePointContext) -> u32 {
     let fd = arg(&ctx, 0) as i32;
     let now = decision_ns(cfg);
     if cfg.guard != GUARD_OFF {
-        let recent = LAST_BUSY
-            .get(0)
-            .is_some_and(|&t| now.wrapping_sub(t) <= cfg.busy_window_ns);
-        if guard::armed(cfg, recent, now) {
+        if guard::armed(cfg, node_busy(cfg, now), now) {
             if let Some(start) = start_path(Task::current(), DirSource::Fd(fd)) {
                 guard::on_access(cfg, start, GUARD_AT_LISTING, fd, now);
             }
