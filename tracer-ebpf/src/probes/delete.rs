@@ -247,11 +247,9 @@ pub fn enter_getdents64(ctx: TracePointContext) -> u32 {
     };
     let fd = arg(&ctx, 0) as i32;
     let now = decision_ns(cfg);
-    if cfg.guard != GUARD_OFF {
-        if guard::armed(cfg, node_busy(cfg, now), now) {
-            if let Some(start) = start_path(Task::current(), DirSource::Fd(fd)) {
-                guard::on_access(cfg, start, GUARD_AT_LISTING, fd, now);
-            }
+    if cfg.guard != GUARD_OFF && guard::armed(cfg, node_busy(cfg, now), now) {
+        if let Some(start) = start_path(Task::current(), DirSource::Fd(fd)) {
+            guard::on_access(cfg, start, GUARD_AT_LISTING, fd, now);
         }
     }
     let Some(slot) = take_slot(&SLOTS2, EventKind::Unlinkat) else {
