@@ -942,6 +942,34 @@ struct PodWithPv {
 const PV_FILES: &[&str] = &["c", "data/a", "data/b"];
 
 impl PodWithPv {
+    /// Fixture ops: in a namespace of its own, the PV on a tmpfs of its own
+    /// (another filesystem than the pod's), bound at the mountpoint, then
+    /// Go's RemoveAll (the fixture's replica) of the pod directory, then
+    /// `after`.
+    fn remove_all_ops(&self, after: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<OsString> {
+        let disks = self.dir.path().join("disks");
+        std::fs::create_dir_all(&disks).expect("mkdir");
+        let mut ops = os(&[
+            &"unshare-mntns",
+            &"mount-tmpfs",
+            &disks,
+            &"mkdirs",
+            &self.pv().join("data"),
+        ]);
+        for f in PV_FILES {
+            ops.extend(os(&[&"write", &self.pv().join(f)]));
+        }
+        ops.extend(os(&[
+            &"bind",
+            &self.pv(),
+            &self.mountpoint(),
+            &"remove-all",
+            &self.pod(),
+        ]));
+        ops.extend(os(after));
+        ops
+    }
+
     fn new() -> PodWithPv {
         let p = PodWithPv { dir: scratch() };
         make_tree(&p.pod(), &["etc-hosts", "containers/ctr/0.log"]);
@@ -994,25 +1022,7 @@ fn guard_crossings_stops_a_remove_all_at_its_first_listing_in_a_pv_bind() {
     // The PV is a tmpfs of its own (another filesystem), in the fixture's
     // namespace; the walk starts on the pod directory's filesystem.
     let p = PodWithPv::new();
-    let disks = p.dir.path().join("disks");
-    std::fs::create_dir_all(&disks).expect("mkdir");
-    let mut ops = os(&[
-        &"unshare-mntns",
-        &"mount-tmpfs",
-        &disks,
-        &"mkdirs",
-        &p.pv().join("data"),
-    ]);
-    for f in PV_FILES {
-        ops.extend(os(&[&"write", &p.pv().join(f)]));
-    }
-    ops.extend(os(&[
-        &"bind",
-        &p.pv(),
-        &p.mountpoint(),
-        &"remove-all",
-        &p.pod(),
-    ]));
+    let ops = p.remove_all_ops(&[]);
     let mut fx = Fixture::spawn(&ops);
     let pid = fx.pid;
     let mut live = guarded_crossings(pid, GuardMode::Stop);
@@ -1072,27 +1082,8 @@ fn guard_crossings_deny_fails_a_remove_alls_deletions_in_a_pv_bind() {
         return;
     }
     let p = PodWithPv::new();
-    let disks = p.dir.path().join("disks");
-    std::fs::create_dir_all(&disks).expect("mkdir");
-    let mut ops = os(&[
-        &"unshare-mntns",
-        &"mount-tmpfs",
-        &disks,
-        &"mkdirs",
-        &p.pv().join("data"),
-    ]);
-    for f in PV_FILES {
-        ops.extend(os(&[&"write", &p.pv().join(f)]));
-    }
-    ops.extend(os(&[
-        &"bind",
-        &p.pv(),
-        &p.mountpoint(),
-        &"remove-all",
-        &p.pod(),
-        &"sleep-ms",
-        &"3000",
-    ]));
+    let ops = p.remove_all_ops(&[&"sleep-ms", &"3000"]);
+    // unshare-mntns, mount-tmpfs, mkdirs, a write per file, bind, remove-all.
     let remove_all = 5 + PV_FILES.len();
     let mut fx = Fixture::spawn(&ops);
     let pid = fx.pid;
