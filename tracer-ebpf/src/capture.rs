@@ -20,14 +20,14 @@ use crate::types::REGION;
 
 /// Time since the node's last EBUSY unmount (`u64::MAX` when none).
 #[inline(always)]
-fn since_last(now: u64) -> u64 {
+pub fn since_last_ebusy(now: u64) -> u64 {
     LAST_BUSY.get(0).map_or(u64::MAX, |&t| now.wrapping_sub(t))
 }
 
 /// Whether an unmount failed with EBUSY on the node within the busy window.
 #[inline(always)]
 pub fn node_busy(cfg: &Config, now: u64) -> bool {
-    since_last(now) <= cfg.busy_window_ns
+    since_last_ebusy(now) <= cfg.busy_window_ns
 }
 
 /// Whether the calling process's own unmount failed with EBUSY within the
@@ -44,7 +44,7 @@ pub fn process_busy(cfg: &Config, now: u64) -> bool {
 /// process and the mounts are only looked up when one is.
 #[inline(always)]
 pub fn reasons(cfg: &Config, now: u64, start: Option<KPath>) -> (u32, bool) {
-    let since = since_last(now);
+    let since = since_last_ebusy(now);
     let recent = since <= cfg.busy_window_ns;
     let mut cap = 0;
     if since <= cfg.busy_grace_ns {

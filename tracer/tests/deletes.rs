@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use mntrace::{model::DirFrom, EventKind};
+use mntrace::{config::TraceOptions, model::DirFrom, EventKind};
 use tracer_common::{event::*, uapi::AT_REMOVEDIR};
 
 #[test]
@@ -327,4 +327,116 @@ fn deletions_from_one_directory_reuse_its_walk_until_it_changes() {
     );
     assert!(!reused(20), "after the unmount used the slot");
     assert!(!reused(22), "after the directory was renamed");
+}
+
+/// In the default mode, a deletion nothing captures is decided without
+/// reading its name when it is given with a directory fd. Once a burst is
+/// captured (here: it crossed into a tmpfs), a name given with the fd that
+/// turns out absolute is read and its record starts at the root, not at
+/// the fd; the burst goes on being captured.
+#[test]
+fn an_absolute_name_with_a_dirfd_in_a_captured_burst_starts_at_the_root() {
+    let s = scratch();
+    let a = s.path().join("a");
+    let m = s.path().join("a/m");
+    let x = s.path().join("x");
+    let h = s.path().join("x/h");
+    let mut ops: Vec<std::ffi::OsString> = vec![
+        "unshare-mntns".into(), // 1
+        "mkdirs".into(),        // 2
+        m.clone().into(),
+        "mkdirs".into(), // 3
+        x.clone().into(),
+        "mount-tmpfs".into(), // 4
+        m.clone().into(),
+    ];
+    for f in [a.join("f1"), m.join("g1"), m.join("g2"), h.clone()] {
+        ops.extend(["write".into(), f.into()]); // 5..=8
+    }
+    ops.extend([
+        "open-dir".into(), // 9
+        a.clone().into(),
+        "open-dir".into(), // 10
+        m.clone().into(),
+        "mnt-id".into(), // 11
+        "/".into(),
+        "mnt-id".into(), // 12
+        m.clone().into(),
+        "unlinkat".into(), // 13: the burst begins on the scratch mount
+        "@9".into(),
+        "f1".into(),
+        "0".into(),
+        "unlinkat".into(), // 14: and crosses into the tmpfs
+        "@10".into(),
+        "g1".into(),
+        "0".into(),
+        "unlinkat".into(), // 15: an absolute name with the tmpfs's fd
+        "@10".into(),
+        h.clone().into(),
+        "0".into(),
+        "unlinkat".into(), // 16
+        "@10".into(),
+        "g2".into(),
+        "0".into(),
+    ]);
+    let run = run_traced_with(&ops, TraceOptions::default());
+    run.assert_no_drops();
+    for i in 13..=16 {
+        assert_eq!(u64_of(op(&run.lines, i), "ret"), 0, "op {i}");
+    }
+    let root_mnt = u64_of(op(&run.lines, 11), "mnt_id") as u32;
+    let m_mnt = u64_of(op(&run.lines, 12), "mnt_id") as u32;
+    let fd = u64_of(op(&run.lines, 10), "ret") as i32;
+    let evs = run.of(EventKind::Unlinkat);
+    let got: Vec<_> = evs
+        .iter()
+        .map(|e| {
+            let d = delete_dir(e);
+            let mntrace::model::Args::Delete { dfd, capture, .. } = &e.args else {
+                panic!()
+            };
+            (
+                *dfd,
+                pathname(e).to_vec(),
+                e.ret,
+                *capture & CAP_CROSSING,
+                d.from(),
+                d.path.bytes.to_vec(),
+                d.mnt_id,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                fd,
+                b"g1".to_vec(),
+                0,
+                CAP_CROSSING,
+                DirFrom::Fd,
+                m.as_os_str().as_encoded_bytes().to_vec(),
+                m_mnt
+            ),
+            (
+                fd,
+                h.as_os_str().as_encoded_bytes().to_vec(),
+                0,
+                CAP_CROSSING,
+                DirFrom::Root,
+                b"/".to_vec(),
+                root_mnt
+            ),
+            (
+                fd,
+                b"g2".to_vec(),
+                0,
+                CAP_CROSSING,
+                DirFrom::Fd,
+                m.as_os_str().as_encoded_bytes().to_vec(),
+                m_mnt
+            ),
+        ],
+        "the first deletion (before the crossing) is not captured"
+    );
 }
