@@ -261,7 +261,7 @@ pub fn decode_in(buf: &Bytes, range: std::ops::Range<usize>) -> Result<Event, De
                 action: GuardAction::from_kernel(a.action)
                     .ok_or(DecodeError::BadField("guard action"))?,
                 trigger: a.trigger,
-                fd: a.fd,
+                fd: (a.fd != GUARD_FD_UNKNOWN).then_some(a.fd),
                 signal: a.signal,
                 busy_ns: a.busy_ns,
                 mount: dir(&a.mount, next()),
@@ -490,11 +490,11 @@ mod tests {
         assert_eq!(dir.rel_path().as_deref(), Some(&b"/a b"[..]));
     }
 
-    fn guard_record(action: u32) -> Vec<u8> {
+    fn guard_record(action: u32, fd: i32) -> Vec<u8> {
         let args = GuardArgs {
             action,
             trigger: GUARD_AT_LISTING,
-            fd: 9,
+            fd,
             signal: tracer_common::uapi::SIGSTOP,
             busy_ns: 900,
             mount: DirRef {
@@ -514,8 +514,11 @@ mod tests {
 
     #[test]
     fn decodes_a_guard_action_exactly_and_rejects_an_unknown_action() {
-        let ev = decode(Bytes::from(guard_record(tracer_common::config::GUARD_STOP)))
-            .expect("valid record");
+        let ev = decode(Bytes::from(guard_record(
+            tracer_common::config::GUARD_STOP,
+            9,
+        )))
+        .expect("valid record");
         assert_eq!(
             (ev.kind, ev.ret, ev.pid, ev.tid),
             (EventKind::Guard, 0, 10, 11)
@@ -526,16 +529,26 @@ mod tests {
         assert_eq!(g.action, GuardAction::Stopped);
         assert_eq!(
             (g.trigger, g.fd, g.signal, g.busy_ns),
-            (GUARD_AT_LISTING, 9, 19, 900)
+            (GUARD_AT_LISTING, Some(9), 19, 900)
         );
         assert_eq!((g.mount.mnt_id, g.mount.mnt_id_unique), (65, 0x8000_0041));
         assert_eq!(&g.mount.path.bytes[..], b"/mnt/\xffb");
         assert_eq!(g.mount.mountpoint().as_deref(), Some(&b"/mnt/\xffb"[..]));
         assert_eq!(g.mount.rel_path().as_deref(), Some(&b"/"[..]));
         assert_eq!(
-            decode(Bytes::from(guard_record(0))),
+            decode(Bytes::from(guard_record(0, 9))),
             Err(DecodeError::BadField("guard action"))
         );
+        // A denial's hook sees the directory, not the fd: no fd, not -1.
+        let denial = decode(Bytes::from(guard_record(
+            tracer_common::config::GUARD_DENY,
+            GUARD_FD_UNKNOWN,
+        )))
+        .expect("valid record");
+        let Args::Guard(g) = denial.args else {
+            panic!("wrong args {:?}", denial.args)
+        };
+        assert_eq!((g.action, g.fd), (GuardAction::Denied, None));
     }
 
     #[test]

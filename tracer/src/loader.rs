@@ -383,9 +383,7 @@ fn choose_guard(
     let result = attach_guard_lsm(ebpf, &mut attached);
     match (result, asked) {
         (Ok(()), _) => {
-            for link in attached.0.drain(..) {
-                links.0.push(link);
-            }
+            links.0.append(&mut attached.0);
             Ok(GuardChosen {
                 mode: GuardMode::Deny,
                 why: if asked == GuardMode::Auto {
@@ -425,14 +423,11 @@ fn attach_guard_lsm(ebpf: &mut Ebpf, links: &mut Links) -> Result<(), String> {
     let btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"))?;
     for (name, hook) in GUARD_LSM {
         let prog: &mut Lsm = program(ebpf, name).map_err(|e| e.to_string())?;
-        prog.load(hook, &btf)
-            .map_err(|e| format!("lsm/{hook}: {}", program_error(&e)))?;
-        let id = prog
-            .attach()
-            .map_err(|e| format!("attaching lsm/{hook}: {}", program_error(&e)))?;
-        let link = prog
-            .take_link(id)
-            .map_err(|e| format!("lsm/{hook}: {}", program_error(&e)))?;
+        let lsm_error =
+            |what: &str, e: &ProgramError| format!("{what}lsm/{hook}: {}", program_error(e));
+        prog.load(hook, &btf).map_err(|e| lsm_error("", &e))?;
+        let id = prog.attach().map_err(|e| lsm_error("attaching ", &e))?;
+        let link = prog.take_link(id).map_err(|e| lsm_error("", &e))?;
         links.push(link);
     }
     Ok(())

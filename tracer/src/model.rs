@@ -327,9 +327,10 @@ pub struct Guard {
     pub action: GuardAction,
     /// `GUARD_AT_*`.
     pub trigger: u32,
-    /// The directory fd listed or deleted from (`GUARD_FD_UNKNOWN` for a
-    /// denial).
-    pub fd: i32,
+    /// The directory fd listed or deleted from; none for a denial, whose
+    /// hook sees the directory, not the fd (the kernel's
+    /// `GUARD_FD_UNKNOWN`, turned into `None` at decode).
+    pub fd: Option<i32>,
     /// The signal sent (0 when reporting or denying).
     pub signal: u32,
     /// When the unmount failed with EBUSY (`CLOCK_BOOTTIME`).

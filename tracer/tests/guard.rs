@@ -19,7 +19,7 @@ use mntrace::correlate::{Incident, Severity};
 use mntrace::enrich::holders::Hold;
 use mntrace::model::{Args, Event, Guard, GuardAction, GUARD_ACTIONS};
 use tracer_common::event::{
-    DIR_IDMAPPED, DIR_RESOLVED, DIR_SUBTREE, GUARD_AT_DELETE, GUARD_AT_LISTING, GUARD_FD_UNKNOWN,
+    DIR_IDMAPPED, DIR_RESOLVED, DIR_SUBTREE, GUARD_AT_DELETE, GUARD_AT_LISTING,
 };
 use tracer_common::uapi::{EBUSY, EPERM, SIGKILL, SIGSTOP};
 use tracer_common::EventKind;
@@ -87,9 +87,13 @@ fn assert_guard_event(
     assert_eq!(g.signal, signal);
     assert_eq!(g.trigger, trigger_of(action));
     if action == GuardAction::Denied {
-        assert_eq!(g.fd, GUARD_FD_UNKNOWN, "the LSM hook sees the directory");
+        assert_eq!(g.fd, None, "the LSM hook sees the directory");
     } else {
-        assert!(g.fd > 2, "the fd RemoveAll opened: {}", g.fd);
+        assert!(
+            g.fd.is_some_and(|fd| fd > 2),
+            "the fd RemoveAll opened: {:?}",
+            g.fd
+        );
     }
     assert_eq!(g.mount.mnt_id, clone.0);
     if let Some(unique) = clone.1 {
@@ -796,7 +800,7 @@ fn a_deletion_by_fd_without_a_listing_is_acted_on_at_that_deletion() {
     assert_eq!(gs.len(), 1, "{gs:#?}");
     let g = gs[0].1;
     assert_eq!(g.trigger, tracer_common::event::GUARD_AT_DELETE);
-    assert_eq!(g.fd, fd);
+    assert_eq!(g.fd, Some(fd));
     assert_eq!(&g.mount.path.bytes[..], b(&m));
     kill(pid);
     let (status, lines) = fx.wait_status();
@@ -879,7 +883,7 @@ fn guard_deny_denies_deletions_by_path_renames_and_io_uring_on_the_busy_mount() 
     assert_eq!((ev.pid, ev.tid), (pid, pid));
     assert_eq!(g.action, GuardAction::Denied);
     assert_eq!(g.trigger, GUARD_AT_DELETE, "the unlink by path");
-    assert_eq!((g.fd, g.signal, ev.ret), (GUARD_FD_UNKNOWN, 0, 0));
+    assert_eq!((g.fd, g.signal, ev.ret), (None, 0, 0));
     assert_eq!(&g.mount.path.bytes[..], b(&m));
     // The calls as traced: each failed with EPERM, the io_uring ones too.
     let failed = |kind: EventKind| {

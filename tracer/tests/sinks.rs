@@ -921,7 +921,7 @@ fn event_cases() -> Vec<Case> {
                 Args::Guard(mntrace::model::Guard {
                     action: GuardAction::Stopped,
                     trigger: tracer_common::event::GUARD_AT_LISTING,
-                    fd: 7,
+                    fd: Some(7),
                     signal: tracer_common::uapi::SIGSTOP,
                     busy_ns: at(27) - 1_500_000,
                     mount: dir(0, 66, b"/run/c/0", 8, DIR_IDMAPPED | DIR_SUBTREE),
@@ -940,7 +940,7 @@ fn event_cases() -> Vec<Case> {
                 Args::Guard(mntrace::model::Guard {
                     action: GuardAction::Reported,
                     trigger: tracer_common::event::GUARD_AT_DELETE,
-                    fd: 4,
+                    fd: Some(4),
                     signal: 0,
                     busy_ns: at(28) - 400_000,
                     mount: dir(0, 70, b"/mnt/t", 6, 0),
@@ -959,7 +959,7 @@ fn event_cases() -> Vec<Case> {
                 Args::Guard(mntrace::model::Guard {
                     action: GuardAction::Killed,
                     trigger: tracer_common::event::GUARD_AT_CROSSING,
-                    fd: 12,
+                    fd: Some(12),
                     signal: tracer_common::uapi::SIGKILL,
                     busy_ns: 0,
                     mount: dir(0, 81, b"/var/lib/k/pods/0b3f/vol/0", 26, DIR_SUBTREE),
@@ -978,7 +978,7 @@ fn event_cases() -> Vec<Case> {
                 Args::Guard(mntrace::model::Guard {
                     action: GuardAction::Denied,
                     trigger: tracer_common::event::GUARD_AT_DELETE,
-                    fd: tracer_common::event::GUARD_FD_UNKNOWN,
+                    fd: None,
                     signal: 0,
                     busy_ns: at(30) - 2_000_000,
                     mount: dir(0, 66, b"/run/c/0", 8, DIR_IDMAPPED | DIR_SUBTREE),
@@ -1455,7 +1455,7 @@ fn incident_cases() -> Vec<Case> {
                     action: GuardAction::Stopped,
                     signal: tracer_common::uapi::SIGSTOP,
                     trigger: tracer_common::event::GUARD_AT_LISTING,
-                    fd: 7,
+                    fd: Some(7),
                     result: 0,
                     saved: Some(mntrace::enrich::saved::Saved {
                         under: b(b"/data/t"),
@@ -1499,7 +1499,7 @@ fn incident_cases() -> Vec<Case> {
                     action: GuardAction::Denied,
                     signal: 0,
                     trigger: tracer_common::event::GUARD_AT_DELETE,
-                    fd: tracer_common::event::GUARD_FD_UNKNOWN,
+                    fd: None,
                     result: 0,
                     saved: Some(mntrace::enrich::saved::Saved {
                         under: b(b"/data/t"),

@@ -652,7 +652,7 @@ mod tests {
             Args::Guard(crate::model::Guard {
                 action,
                 trigger: tracer_common::event::GUARD_AT_LISTING,
-                fd: 9,
+                fd: Some(9),
                 signal: 19,
                 busy_ns: 1_000,
                 mount: Dir {
@@ -693,7 +693,7 @@ mod tests {
                 GuardAction::Stopped,
                 19,
                 tracer_common::event::GUARD_AT_LISTING,
-                9,
+                Some(9),
                 0
             )
         );

@@ -485,7 +485,7 @@ mod tests {
         e.args = Args::Guard(crate::model::Guard {
             action: crate::model::GuardAction::Killed,
             trigger: tracer_common::event::GUARD_AT_CROSSING,
-            fd: 5,
+            fd: Some(5),
             signal: 9,
             busy_ns: 0,
             mount: dir,
@@ -518,7 +518,7 @@ mod tests {
             (
                 tracer_common::event::GUARD_AT_CROSSING,
                 crate::model::GuardAction::Killed,
-                5
+                Some(5)
             )
         );
         // A guard action of the EBUSY kind is not a crossing.

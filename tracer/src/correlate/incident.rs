@@ -196,8 +196,9 @@ pub struct Prevention {
     pub signal: u32,
     /// `GUARD_AT_*`: the call it was making (`model::trigger_name`).
     pub trigger: u32,
-    /// The directory fd it was listing or deleting from.
-    pub fd: i32,
+    /// The directory fd it was listing or deleting from (none for a
+    /// denial: see `model::Guard::fd`).
+    pub fd: Option<i32>,
     /// What sending the signal returned (0: sent, or nothing to send).
     pub result: i64,
     /// The entries under the mount's directory when it acted (stopped or

@@ -675,14 +675,14 @@ pub fn incident_block(inc: &Incident, clock: &BootClock) -> String {
     s
 }
 
-/// The call the guard acted at (`GUARD_AT_*`) on fd `fd`.
-fn trigger_text(trigger: u32, fd: i32) -> String {
+/// The call the guard acted at (`GUARD_AT_*`), on fd `fd` when known.
+fn trigger_text(trigger: u32, fd: Option<i32>) -> String {
+    let of_fd = fd.map(|fd| format!(" of fd {fd}")).unwrap_or_default();
     match trigger {
         GUARD_AT_CROSSING => {
-            format!("listing of fd {fd} inside a bind from outside the tree it is deleting")
+            format!("listing{of_fd} inside a bind from outside the tree it is deleting")
         }
-        t if fd == GUARD_FD_UNKNOWN => crate::model::trigger_name(t).to_string(),
-        t => format!("{} of fd {fd}", crate::model::trigger_name(t)),
+        t => format!("{}{of_fd}", crate::model::trigger_name(t)),
     }
 }
 

@@ -422,7 +422,7 @@ impl Serialize for ArgsJson<'_> {
             Args::Guard(g) => {
                 m.serialize_entry("action", g.action.name())?;
                 m.serialize_entry("trigger", g.trigger_name())?;
-                m.serialize_entry("fd", &(g.fd != GUARD_FD_UNKNOWN).then_some(g.fd))?;
+                m.serialize_entry("fd", &g.fd)?;
                 m.serialize_entry("signal", &(g.signal != 0).then(|| names::signal(g.signal)))?;
                 m.serialize_entry("busy_ts_boot_ns", &(g.busy_ns != 0).then_some(g.busy_ns))?;
                 m.serialize_entry(
@@ -662,7 +662,7 @@ fn incident_head(inc: &Incident, clock: &BootClock) -> Map<String, Value> {
                         "action": p.action.name(),
                         "signal": (p.signal != 0).then(|| names::signal(p.signal)),
                         "trigger": crate::model::trigger_name(p.trigger),
-                        "fd": (p.fd != GUARD_FD_UNKNOWN).then_some(p.fd),
+                        "fd": p.fd,
                         "result": p.result,
                         "saved": p.saved.as_ref().map(|sv| {
                             let mut m = Map::new();
