@@ -387,6 +387,7 @@ fn an_absolute_name_with_a_dirfd_in_a_captured_burst_starts_at_the_root() {
     let root_mnt = u64_of(op(&run.lines, 11), "mnt_id") as u32;
     let m_mnt = u64_of(op(&run.lines, 12), "mnt_id") as u32;
     let fd = u64_of(op(&run.lines, 10), "ret") as i32;
+    let m_path = m.as_os_str().as_encoded_bytes().to_vec();
     let evs = run.of(EventKind::Unlinkat);
     let got: Vec<_> = evs
         .iter()
@@ -415,7 +416,7 @@ fn an_absolute_name_with_a_dirfd_in_a_captured_burst_starts_at_the_root() {
                 0,
                 CAP_CROSSING,
                 DirFrom::Fd,
-                m.as_os_str().as_encoded_bytes().to_vec(),
+                m_path.clone(),
                 m_mnt
             ),
             (
@@ -433,7 +434,7 @@ fn an_absolute_name_with_a_dirfd_in_a_captured_burst_starts_at_the_root() {
                 0,
                 CAP_CROSSING,
                 DirFrom::Fd,
-                m.as_os_str().as_encoded_bytes().to_vec(),
+                m_path.clone(),
                 m_mnt
             ),
         ],

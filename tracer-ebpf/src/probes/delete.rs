@@ -94,10 +94,11 @@ fn enter(ctx: &TracePointContext, kind: EventKind, dfd: i32, path: u64, flags: u
     // fd is taken as relative to it, as `rm -rf` and `RemoveAll` give them,
     // and not read unless captured: the read is the costliest step of a
     // deletion nothing captures (over a quarter of its programs' samples
-    // under `perf` on 6.18; 130 ns a call on an AMD EPYC). An absolute name given with a directory fd then counts in the
-    // thread's burst (`burst::on_deletion`) on the fd's mount; its record,
-    // if captured, still starts at the root. A name given with `AT_FDCWD`
-    // decides between the cwd and the root, and its first byte is read.
+    // under `perf` on 6.18; 130 ns a call on an AMD EPYC). An absolute name
+    // given with a directory fd then counts in the thread's burst
+    // (`burst::on_deletion`) on the fd's mount; its record, if captured,
+    // still starts at the root. A name given with `AT_FDCWD` decides
+    // between the cwd and the root, and its first byte is read.
     let early = recent || mode_reason(cfg) != 0;
     // Initialised in full: an `Option` left part of a register unwritten
     // on one path, which the verifier refuses to read.
