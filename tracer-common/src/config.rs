@@ -86,8 +86,13 @@ pub const DIR_WALK_URING_RENAME: u32 = 4;
 /// request's new directory (reached by tail call from the one above).
 pub const DIR_WALK_URING_RENAME_NEW: u32 = 5;
 
+/// Index, in `DIR_WALKS`, of the program that walks and records the top
+/// directory of a recursive delete (`EventKind::WalkTop`), reached by tail
+/// call from a deletion's entry or directory walk, once per walk.
+pub const DIR_WALK_DELETE_TOP: u32 = 6;
+
 /// Entries of `DIR_WALKS`.
-pub const DIR_WALKS_LEN: u32 = 6;
+pub const DIR_WALKS_LEN: u32 = 7;
 
 /// The guard is off: nothing is acted on and nothing is marked.
 pub const GUARD_OFF: u32 = 0;

@@ -367,6 +367,25 @@ pub const GUARD_AT_RENAME: u32 = 4;
 /// directory, not the fd the call named.
 pub const GUARD_FD_UNKNOWN: i32 = -1;
 
+/// The top directory of a recursive delete that crossed into another mount
+/// (`EventKind::WalkTop`): the first directory the thread listed in the
+/// walk, which is where the walk began; the kernel keeps it from the
+/// listing on and records it once, when the walk first deletes on another
+/// mount, before that deletion's own record. The deletions the kernel
+/// captures start there, so without it the top would be inferred from the
+/// captured ones, and may be deeper than the real one. One string: the
+/// directory's path (as `dir`'s).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalkTopArgs {
+    /// The directory, as a deletion's (`DIR_FROM_FD`: a listed fd).
+    pub dir: DirRef,
+    /// Mount id where the walk began (`DeleteArgs::origin_mnt_id` of its
+    /// deletions).
+    pub origin_mnt_id: u32,
+    pub _pad: u32,
+}
+
 /// Number of strings each kind carries, in order (see each payload's doc).
 pub const fn nstr(kind: crate::EventKind) -> usize {
     use crate::EventKind::*;
@@ -381,6 +400,7 @@ pub const fn nstr(kind: crate::EventKind) -> usize {
         Fsconfig => 3,
         Fsmount => 1,
         Guard => 1,
+        WalkTop => 1,
         Rename | Renameat | Renameat2 | UringRenameat => 4,
     }
 }
@@ -399,6 +419,7 @@ pub const fn payload_len(kind: crate::EventKind) -> usize {
         Fsconfig => core::mem::size_of::<FsconfigArgs>(),
         Fsmount => core::mem::size_of::<FsmountArgs>(),
         Guard => core::mem::size_of::<GuardArgs>(),
+        WalkTop => core::mem::size_of::<WalkTopArgs>(),
         Rename | Renameat | Renameat2 | UringRenameat => core::mem::size_of::<RenameArgs>(),
     }
 }
@@ -435,6 +456,7 @@ const _: () = {
     assert!(size_of::<FsconfigArgs>() == 56);
     assert!(size_of::<FsmountArgs>() == 56);
     assert!(size_of::<GuardArgs>() == 72);
+    assert!(size_of::<WalkTopArgs>() == 48);
     assert!(size_of::<RenameArgs>() == 96);
     let mut i = 0;
     while i < crate::EventKind::ALL.len() {

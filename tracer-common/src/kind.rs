@@ -30,10 +30,14 @@ pub enum EventKind {
     /// io_uring; its arguments as `renameat2`'s, its result from the
     /// request's completion.
     UringRenameat = 17,
+    /// Not a syscall: the top directory of a recursive delete (the first
+    /// directory its thread listed), recorded once per walk, when the walk
+    /// first deletes on another mount than its own.
+    WalkTop = 18,
 }
 
 /// Number of slots indexed by kind id (id 0 is unused).
-pub const KIND_SLOTS: usize = 18;
+pub const KIND_SLOTS: usize = 19;
 
 impl EventKind {
     /// The traced syscalls: one entry and one exit program each.
@@ -55,11 +59,13 @@ impl EventKind {
     ];
 
     /// Every kind: the syscalls, then io_uring deletions and renames, then
-    /// the guard's actions. What records, drop counters and statistics are kept for.
-    pub const ALL: [EventKind; 17] = {
-        let mut all = [EventKind::Guard; 17];
+    /// the guard's actions and the walks' tops. What records, drop counters
+    /// and statistics are kept for.
+    pub const ALL: [EventKind; 18] = {
+        let mut all = [EventKind::Guard; 18];
         all[14] = EventKind::UringUnlinkat;
         all[15] = EventKind::UringRenameat;
+        all[17] = EventKind::WalkTop;
         let mut i = 0;
         while i < Self::SYSCALLS.len() {
             all[i] = Self::SYSCALLS[i];
@@ -69,7 +75,7 @@ impl EventKind {
     };
 
     /// The syscall name, as in the tracepoint `sys_enter_<name>` (for
-    /// [`EventKind::Guard`], which is no syscall, `guard`).
+    /// the kinds that are no syscall, `guard` and `walk_top`).
     pub const fn syscall(self) -> &'static str {
         match self {
             EventKind::Mount => "mount",
@@ -89,6 +95,7 @@ impl EventKind {
             EventKind::Renameat => "renameat",
             EventKind::Renameat2 => "renameat2",
             EventKind::UringRenameat => "io_uring_renameat",
+            EventKind::WalkTop => "walk_top",
         }
     }
 
@@ -148,6 +155,7 @@ impl TryFrom<u32> for EventKind {
             15 => EventKind::Renameat,
             16 => EventKind::Renameat2,
             17 => EventKind::UringRenameat,
+            18 => EventKind::WalkTop,
             other => return Err(other),
         })
     }

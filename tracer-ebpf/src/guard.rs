@@ -54,7 +54,7 @@ use tracer_common::{
 use crate::capture::node_busy;
 use crate::core_access::{Dentry, KPath, Mount, Task};
 use crate::emit::emit;
-use crate::maps::{BUSY, GUARDS, GUARD_REC, GUARD_SEEN, HASHBUF, SLOTS2, WALKBUF};
+use crate::maps::{BUSY, EXTRA_REC, GUARDS, GUARD_SEEN, HASHBUF, SLOTS2, WALKBUF};
 use crate::slot::{fill_header, payload};
 use crate::types::{DeleteState, GuardKey, GuardMark, Slot, HASH_PATH_MAX, REGION};
 use crate::walk::{
@@ -448,7 +448,7 @@ fn mountpoint_into_hashbuf(mount: KPath) -> Option<u32> {
 /// identity, and its mountpoint (in `HASHBUF[..len]`).
 #[inline(always)]
 fn record(args: GuardArgs, mount: KPath, len: u32, ret: i64) {
-    let Some(slot) = GUARD_REC.get_ptr_mut(0) else {
+    let Some(slot) = EXTRA_REC.get_ptr_mut(0) else {
         return;
     };
     let slot = unsafe { &mut *slot };

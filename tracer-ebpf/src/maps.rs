@@ -85,10 +85,10 @@ pub static GUARD_SEEN: LruHashMap<u32, u64> = LruHashMap::with_max_entries(4096,
 #[map]
 pub static HASHBUF: PerCpuArray<HashBuf> = PerCpuArray::with_max_entries(1, 0);
 
-/// Per-CPU slot where a guard record is assembled (a syscall's own slot
-/// holds that call's record).
+/// Per-CPU slot where a record besides a call's own is assembled: the
+/// guard's, a walk's top (a syscall's own slot holds that call's record).
 #[map]
-pub static GUARD_REC: PerCpuArray<Slot<1>> = PerCpuArray::with_max_entries(1, 0);
+pub static EXTRA_REC: PerCpuArray<Slot<1>> = PerCpuArray::with_max_entries(1, 0);
 
 /// io_uring deletions between their submission and their completion, keyed
 /// by the request (`struct io_kiocb *`): the completion often runs in an

@@ -34,7 +34,9 @@ pub struct DeleteState {
     /// began even when its first deletion is deep inside another mount.
     pub listed_mnt: u64,
     pub listed_mnt_id: u32,
-    pub _pad2: u32,
+    /// Whether the burst's top directory (`listed_dentry`) is still to be
+    /// recorded: `burst::TOP_KNOWN`, 0 once it is or when there is none.
+    pub top: u32,
     pub listed_ns: u64,
     /// The first directory of that sequence (the walk's top), and the mount
     /// the guard last acted on for a crossing of this thread
@@ -68,7 +70,7 @@ impl DeleteState {
         last_ns: 0,
         listed_mnt: 0,
         listed_mnt_id: 0,
-        _pad2: 0,
+        top: 0,
         listed_ns: 0,
         listed_dentry: 0,
         crossing_acted_mnt: 0,

@@ -117,8 +117,9 @@ pub struct QueryArgs {
     /// repeatable.
     #[arg(long = "mnt", value_name = "ID")]
     pub mnt_ids: Vec<u32>,
-    /// Only these syscalls (as for `trace -k`), or `guard` (what the guard
-    /// did); repeatable.
+    /// Only these syscalls (as for `trace -k`), `guard` (what the guard
+    /// did) or `walk_top` (the top directories of recursive deletes that
+    /// crossed into another mount); repeatable.
     #[arg(short, long = "kind", value_name = "KIND", value_parser = parse_recorded_kinds)]
     pub kinds: Vec<Vec<EventKind>>,
     /// Only calls that failed.
@@ -369,12 +370,14 @@ fn absolute_path(p: &std::path::Path) -> Result<bytes::Bytes, String> {
     ))
 }
 
-/// A kind of recorded event: [`parse_kinds`], or `guard`.
+/// A kind of recorded event: [`parse_kinds`], `guard` or `walk_top`.
 pub fn parse_recorded_kinds(s: &str) -> Result<Vec<EventKind>, String> {
-    if s == EventKind::Guard.syscall() {
-        return Ok(vec![EventKind::Guard]);
+    for k in [EventKind::Guard, EventKind::WalkTop] {
+        if s == k.syscall() {
+            return Ok(vec![k]);
+        }
     }
-    parse_kinds(s).map_err(|e| format!("{e}, guard"))
+    parse_kinds(s).map_err(|e| format!("{e}, guard, walk_top"))
 }
 
 pub fn parse_kinds(s: &str) -> Result<Vec<EventKind>, String> {
@@ -444,6 +447,10 @@ mod tests {
         assert!(parse_kinds("open").unwrap_err().contains("one of"));
         assert!(parse_kinds("guard").is_err(), "no probe to attach");
         assert_eq!(parse_recorded_kinds("guard"), Ok(vec![EventKind::Guard]));
+        assert_eq!(
+            parse_recorded_kinds("walk_top"),
+            Ok(vec![EventKind::WalkTop])
+        );
         assert_eq!(parse_recorded_kinds("rmdir"), Ok(vec![EventKind::Rmdir]));
         assert!(parse_ring_mib("3").is_err());
         assert_eq!(parse_ring_mib("8"), Ok(8));

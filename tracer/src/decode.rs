@@ -268,6 +268,13 @@ pub fn decode_in(buf: &Bytes, range: std::ops::Range<usize>) -> Result<Event, De
                 origin_mnt_id: a.origin_mnt_id,
             })
         }
+        EventKind::WalkTop => {
+            let a: WalkTopArgs = read(p, 0);
+            Args::WalkTop {
+                dir: dir(&a.dir, next()),
+                origin_mnt_id: a.origin_mnt_id,
+            }
+        }
     };
     let comm_len = h.comm.iter().position(|&c| c == 0).unwrap_or(h.comm.len());
     let comm_off = core::mem::offset_of!(Header, comm);
@@ -549,6 +556,34 @@ mod tests {
             panic!("wrong args {:?}", denial.args)
         };
         assert_eq!((g.action, g.fd), (GuardAction::Denied, None));
+    }
+
+    #[test]
+    fn decodes_a_walk_top_exactly() {
+        let args = WalkTopArgs {
+            dir: DirRef {
+                mnt_id: 44,
+                mnt_id_unique: 0x8000_002c,
+                flags: DIR_RESOLVED | DIR_FROM_FD,
+                ino: 77,
+                rel_off: 4,
+                ..Default::default()
+            },
+            origin_mnt_id: 44,
+            _pad: 0,
+        };
+        let mut h = hdr(EventKind::WalkTop);
+        h.ret = 0;
+        let rec = encode(h, &args, &[Str::new(&b"/var/pods/\xff\n"[..])]);
+        let ev = decode(Bytes::from(rec)).expect("valid record");
+        assert_eq!((ev.kind, ev.ret, ev.tid), (EventKind::WalkTop, 0, 11));
+        let Args::WalkTop { dir, origin_mnt_id } = ev.args else {
+            panic!("wrong args {:?}", ev.args)
+        };
+        assert_eq!(origin_mnt_id, 44);
+        assert_eq!((dir.mnt_id, dir.ino, dir.from()), (44, 77, DirFrom::Fd));
+        assert_eq!(&dir.path.bytes[..], b"/var/pods/\xff\n");
+        assert_eq!(dir.rel_path().as_deref(), Some(&b"/pods/\xff\n"[..]));
     }
 
     #[test]

@@ -17,8 +17,8 @@ use aya::{
 use tracer_common::{
     config::{
         CFG_COMM_FILTER, CFG_FAILED_ONLY, CFG_GUARD_CROSSINGS, CFG_PID_FILTER, DELETES_ALL,
-        DELETES_RACE, DIR_WALK_DELETE, DIR_WALK_MOVE_MOUNT_TO, DIR_WALK_RENAME_NEW,
-        DIR_WALK_RENAME_OLD, DIR_WALK_URING_RENAME, DIR_WALK_URING_RENAME_NEW,
+        DELETES_RACE, DIR_WALK_DELETE, DIR_WALK_DELETE_TOP, DIR_WALK_MOVE_MOUNT_TO,
+        DIR_WALK_RENAME_NEW, DIR_WALK_RENAME_OLD, DIR_WALK_URING_RENAME, DIR_WALK_URING_RENAME_NEW,
     },
     counters::DropReason,
     Config, EventKind,
@@ -556,6 +556,7 @@ impl Tracer {
 
         if kinds.iter().any(|k| k.is_delete()) {
             load_dir_walk(&mut ebpf, "walk_delete_dir", DIR_WALK_DELETE)?;
+            load_dir_walk(&mut ebpf, "walk_delete_top", DIR_WALK_DELETE_TOP)?;
         }
         let mut warnings = warnings;
         // Before the tracepoints whose calls they add to, so that no call

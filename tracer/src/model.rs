@@ -277,6 +277,14 @@ pub enum Args {
     /// Not a syscall: the guard acted (the event's `ret` is what sending
     /// the signal returned).
     Guard(Guard),
+    /// Not a syscall: the top directory of a recursive delete that crossed
+    /// into another mount (the first directory its thread listed),
+    /// recorded before the crossing deletion.
+    WalkTop {
+        dir: Dir,
+        /// Mount id where the walk began (its deletions' `origin_mnt_id`).
+        origin_mnt_id: u32,
+    },
 }
 
 /// Number of [`GuardAction`]s: the size of the per-action counters.

@@ -151,6 +151,7 @@ impl Query {
             Args::Mount { cwd, .. } | Args::Umount { cwd, .. } => Some(cwd.mnt_id),
             Args::OpenTree { dir, .. } | Args::MountSetattr { dir, .. } => Some(dir.mnt_id),
             Args::MoveMount { from, .. } => Some(from.mnt_id),
+            Args::WalkTop { dir, .. } => Some(dir.mnt_id),
             _ => None,
         };
         let cheap = self.window.contains(ev.ts_ns)

@@ -25,8 +25,7 @@ struct Pod {
 
 impl Pod {
     fn new() -> Pod {
-        let dir = scratch();
-        let p = Pod { dir };
+        let p = Pod::bare();
         make_tree(
             &p.pod(),
             &[
@@ -35,6 +34,12 @@ impl Pod {
                 "volumes/kubernetes.io~empty-dir/cache/x",
             ],
         );
+        p
+    }
+    /// A pod directory holding nothing but the volume subpath's mountpoint.
+    fn bare() -> Pod {
+        let dir = scratch();
+        let p = Pod { dir };
         std::fs::create_dir_all(p.mountpoint()).expect("mkdir mountpoint");
         std::fs::create_dir_all(p.disks()).expect("mkdir disks");
         p
@@ -165,6 +170,16 @@ fn run_script(live: &mut Live, script: &str) -> Option<usize> {
 /// [`run_script`], processing events every 50 ms while the script runs
 /// when `drain` (else only once it said `done`).
 fn run_script_draining(live: &mut Live, script: &str, drain: bool) -> Option<usize> {
+    run_script_pumping(script, |done| {
+        if drain || done {
+            live.pump();
+        }
+    })
+}
+
+/// [`run_script`] with `pump(false)` called every 50 ms until it says
+/// `done`, then `pump(true)` while it lingers.
+fn run_script_pumping(script: &str, mut pump: impl FnMut(bool)) -> Option<usize> {
     let mut child = Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c", script])
         .stdin(Stdio::piped())
@@ -185,9 +200,7 @@ fn run_script_draining(live: &mut Live, script: &str, drain: bool) -> Option<usi
         let _ = tx.send(line);
     });
     let line = loop {
-        if drain {
-            live.pump();
-        }
+        pump(false);
         match rx.recv_timeout(std::time::Duration::from_millis(50)) {
             Ok(line) => break line,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
@@ -196,7 +209,7 @@ fn run_script_draining(live: &mut Live, script: &str, drain: bool) -> Option<usi
     };
     let mut words = line.split_whitespace();
     assert_eq!(words.next(), Some("done"), "{line:?}");
-    live.pump();
+    pump(true);
     assert!(child.wait().expect("wait").success());
     words.next().map(|n| n.parse().expect("a count"))
 }
@@ -233,6 +246,138 @@ fn rm_rf_of_the_same_pod_dir_is_the_same_incident() {
     pod.assert_pv_incident(&mine[0]);
     assert_eq!(&mine[0].deleters[0].comm[..], b"rm");
     assert_eq!(left, Some(0), "the PV really lost its files");
+}
+
+/// The walk's top comes from the kernel, not from the deletions it
+/// captured: here `rm` deletes nothing in the pod directory or above the
+/// mountpoint (there is nothing else, and it does not try the directories
+/// above the mountpoint it could not remove), so every captured deletion is
+/// at or below the mountpoint. Without the top's record the incident named
+/// the mountpoint as the walk's top.
+#[test]
+fn the_walk_top_is_the_directory_rm_began_at_when_it_deletes_nothing_there() {
+    let pod = Pod::bare();
+    let mut live = Live::start(Default::default());
+    let target = format!("'{}'", pod.pod().display());
+    let left = run_script(&mut live, &pod.rm_script("", &target));
+    let mine = pod.mine(live.finish());
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    pod.assert_pv_incident(&mine[0]);
+    assert_eq!(left, Some(0), "the PV really lost its files");
+    // The kernel's record of the top: once, from the walking `rm`, before
+    // any deletion of the walk, on the mount the walk began on.
+    let walk = mine[0].walk().expect("a crossing");
+    let tops: Vec<&mntrace::model::Event> = live
+        .out
+        .events
+        .iter()
+        .filter(|e| e.kind == tracer_common::EventKind::WalkTop && e.tid == walk.by.tid)
+        .collect();
+    assert_eq!(tops.len(), 1, "{tops:#?}");
+    let top = tops[0];
+    let mntrace::model::Args::WalkTop { dir, origin_mnt_id } = &top.args else {
+        panic!("{top:#?}");
+    };
+    assert_eq!(&top.comm[..], b"rm");
+    assert_eq!(top.ret, 0);
+    assert_eq!(&dir.path.bytes[..], b(&pod.pod()));
+    assert!(dir.resolved() && !dir.truncated(), "{dir:#?}");
+    assert_eq!(dir.from(), mntrace::model::DirFrom::Fd);
+    assert_eq!(*origin_mnt_id, walk.origin_mnt_id);
+    assert_eq!(dir.mnt_id, walk.origin_mnt_id);
+    assert_eq!(walk.root_mnt_id, Some(walk.origin_mnt_id));
+    let first_deletion = live
+        .out
+        .events
+        .iter()
+        .filter(|e| e.kind.is_delete() && e.tid == walk.by.tid)
+        .map(|e| e.ts_ns)
+        .min()
+        .expect("captured deletions");
+    assert!(top.ts_ns < first_deletion, "the top comes first");
+}
+
+/// `rm -rf other POD`: one walk of two trees, whose first listing (the
+/// kernel's top) is `other`. The mount is not below it: the incident is
+/// still raised, its root from the deletions (the walk deletes nothing in
+/// the bare pod directory, so that is the mountpoint).
+#[test]
+fn a_walk_of_two_trees_still_reports_the_mount_in_the_second() {
+    let pod = Pod::bare();
+    let other = pod.root().join("kubelet/pods/a0-other");
+    make_tree(&other, &["etc-hosts", "containers/ctr/0.log"]);
+    let mut live = Live::start(Default::default());
+    let target = format!("'{}' '{}'", other.display(), pod.pod().display());
+    let left = run_script(&mut live, &pod.rm_script("", &target));
+    assert_eq!(left, Some(0), "the PV really lost its files");
+    assert!(!other.exists(), "the first tree is gone");
+    let mine = pod.mine(live.finish());
+    assert_eq!(mine.len(), 1, "{mine:#?}");
+    let inc = &mine[0];
+    assert_eq!(&inc.mount.mountpoint[..], b(&pod.mountpoint()));
+    assert_eq!(inc.count, PV_ENTRIES.len() as u64);
+    let w = inc.walk().expect("a crossing");
+    assert_eq!(w.root.as_deref(), Some(b(&pod.mountpoint())));
+    // The kernel did record the walk's top: the first tree.
+    let tops: Vec<&[u8]> = live
+        .out
+        .events
+        .iter()
+        .filter(|e| e.tid == w.by.tid)
+        .filter_map(|e| match &e.args {
+            mntrace::model::Args::WalkTop { dir, .. } => Some(&dir.path.bytes[..]),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tops, [b(&other)]);
+}
+
+/// A recording keeps the walk's top: `triage` names the same top as the
+/// live run, and `query --kind walk_top` finds the record. coreutils `rm`
+/// under a name of its own (the recorder follows that command only), over
+/// a pod directory that holds nothing but the mountpoint, as above.
+#[test]
+fn a_recording_keeps_the_walk_top_for_triage_and_query() {
+    let pod = Pod::bare();
+    let rm = pod.root().join("rm-walk-top");
+    std::fs::copy("/usr/bin/rm", &rm).expect("copy rm");
+    let rec = scratch();
+    let dir = rec.path().join("rec");
+    let recording = start_recording_with(&dir, &["--comm", "rm-walk-top", "--json"]);
+    let delete = format!("'{}' -rf '{}'", rm.display(), pod.pod().display());
+    let left = run_script_pumping(&pod.script(&delete), |_| {});
+    let out = recording.stop();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert_eq!(left, Some(0), "the PV really lost its files");
+    let live = incidents_of(&out.stdout);
+    assert_eq!(live.len(), 1, "{live:#?}");
+    let pod_path = pod.pod().to_str().expect("UTF-8 scratch").to_owned();
+    let walk = &live[0]["walk"];
+    assert_eq!(walk["root"], pod_path.as_str(), "{:#}", live[0]);
+    assert_eq!(incidents_of(&replay_json("triage", &dir, &[])), live);
+    let tops: Vec<serde_json::Value> = String::from_utf8_lossy(&replay_json(
+        "query",
+        &dir,
+        &["--kind".as_ref(), "walk_top".as_ref()],
+    ))
+    .lines()
+    .map(|l| serde_json::from_str(l).expect("JSON line"))
+    .collect();
+    assert_eq!(tops.len(), 1, "{tops:#?}");
+    let t = &tops[0];
+    assert_eq!(
+        (&t["syscall"], &t["comm"], &t["ret"], &t["pid"]),
+        (
+            &"walk_top".into(),
+            &"rm-walk-top".into(),
+            &0.into(),
+            &walk["process"]["pid"]
+        )
+    );
+    assert_eq!(t["args"]["dir"]["path"], pod_path.as_str());
+    assert_eq!(t["args"]["dir"]["from"], "fd");
+    assert_eq!(t["args"]["dir"]["mnt_id"], walk["origin_mnt_id"]);
+    assert_eq!(t["args"]["origin_mnt_id"], walk["origin_mnt_id"]);
 }
 
 #[test]

@@ -987,6 +987,21 @@ fn event_cases() -> Vec<Case> {
             ),
             r#"08:00:30.123456 containerd[4242/4243] GUARD denied its deletions and renames on this mount (EPERM) at its deletion, 2.0ms after its unmount of this mount failed with EBUSY = 0  mountpoint="/run/c/0" mnt=66 [idmapped,subtree]"#,
         ),
+        // ---- a recursive delete's top
+        case(
+            "walk_top",
+            event(
+                EventKind::WalkTop,
+                at(31),
+                0,
+                b"rm",
+                Args::WalkTop {
+                    dir: dir(DIR_FROM_FD, 45, b"/var/lib/k/pods/0b3f", 0, 0),
+                    origin_mnt_id: 45,
+                },
+            ),
+            r#"08:00:31.123456 rm[4242/4243] WALK TOP its recursive delete began here, and now crossed into another mount = 0  dir="/var/lib/k/pods/0b3f" mnt=45"#,
+        ),
     ]
 }
 
@@ -1568,7 +1583,7 @@ fn other_cases() -> Vec<Case> {
         Case {
             name: "stats",
             item: Item::Stats(full),
-            console: "mntrace: 37 events: mount 3 (2 failed), umount 2 (2 failed), unlink 2, unlinkat 4 (2 failed), rmdir 2 (1 failed), open_tree 2 (1 failed), move_mount 1, mount_setattr 3 (1 failed), fsopen 2 (1 failed), fsconfig 5 (2 failed), fsmount 2 (1 failed), rename 1, renameat 1, renameat2 1 (1 failed), io_uring_unlinkat 1, io_uring_renameat 1, guard 4
+            console: "mntrace: 38 events: mount 3 (2 failed), umount 2 (2 failed), unlink 2, unlinkat 4 (2 failed), rmdir 2 (1 failed), open_tree 2 (1 failed), move_mount 1, mount_setattr 3 (1 failed), fsopen 2 (1 failed), fsconfig 5 (2 failed), fsmount 2 (1 failed), rename 1, renameat 1, renameat2 1 (1 failed), io_uring_unlinkat 1, io_uring_renameat 1, guard 4, walk_top 1
 mntrace: 1 unmount failed with EBUSY; incidents: 3 critical, 7 warning
 mntrace: GUARD acted: 1 reported, 1 stopped, 1 killed, 1 denied
 mntrace: LOST 1204 events in the kernel (mount:scratch=1 unlinkat:ring_full=1200 rmdir:slot_full=3)

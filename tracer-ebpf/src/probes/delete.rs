@@ -12,21 +12,21 @@ use aya_ebpf::{
     helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
 };
 use tracer_common::{
-    config::{CFG_GUARD_CROSSINGS, DIR_WALK_DELETE, GUARD_OFF},
+    config::{CFG_GUARD_CROSSINGS, DIR_WALK_DELETE, DIR_WALK_DELETE_TOP, GUARD_OFF},
     event::*,
     uapi::AT_FDCWD,
     Config, EventKind,
 };
 
 use super::{arg, ret};
-use crate::burst;
+use crate::burst::{self, top_pending};
 use crate::capture::{first_byte, has_slash, mode_reason, node_busy, since_last_ebusy};
 use crate::clock::decision_ns;
 use crate::core_access::{Dentry, KPath, Mount, Task};
 use crate::dir_cache;
-use crate::emit::read_user_str;
+use crate::emit::{emit, read_user_str};
 use crate::guard;
-use crate::maps::{BUSY, BUSY_MNTS, CONFIG, DIR_WALKS, SLOTS2};
+use crate::maps::{BUSY, BUSY_MNTS, CONFIG, DIR_WALKS, EXTRA_REC, SLOTS2};
 use crate::slot::{active_deletion, fill_header, finish, payload, take_slot};
 use crate::types::Slot;
 use crate::walk::{mount_class, resolve_known, start_path, unresolved, DirSource};
@@ -197,7 +197,7 @@ fn enter(ctx: &TracePointContext, kind: EventKind, dfd: i32, path: u64, flags: u
 /// `dir_cache::pending` put in the thread's slot into the payload's `dir`
 /// and string 1, and makes it reusable.
 #[tracepoint]
-pub fn walk_delete_dir(_ctx: TracePointContext) -> u32 {
+pub fn walk_delete_dir(ctx: TracePointContext) -> u32 {
     let Some(slot) = active_deletion(&SLOTS2) else {
         return 0;
     };
@@ -228,6 +228,61 @@ pub fn walk_delete_dir(_ctx: TracePointContext) -> u32 {
     if readable {
         dir_cache::commit(&mut slot.del);
     }
+    if top_pending(&slot.del) {
+        unsafe { DIR_WALKS.tail_call(&ctx, DIR_WALK_DELETE_TOP) };
+    }
+    0
+}
+
+/// The top directory of the thread's burst of deletions, recorded
+/// (`EventKind::WalkTop`) once the burst has crossed into another mount
+/// (`burst::top_pending`), before the record of the deletion that is being
+/// made: the first directory the walk listed, walked to its path. Reached
+/// by tail call from the deletion's directory walk (a deletion that reuses
+/// the thread's last walk leaves it to the next one walked).
+#[tracepoint]
+pub fn walk_delete_top(_ctx: TracePointContext) -> u32 {
+    let Some(slot) = active_deletion(&SLOTS2) else {
+        return 0;
+    };
+    let d = &mut slot.del;
+    if !top_pending(d) {
+        return 0;
+    }
+    d.top = 0;
+    // The listings went on from the burst's start (a new sequence of
+    // listings within the burst would have another top).
+    if d.listed_mnt != d.origin_mnt || d.listed_dentry == 0 {
+        return 0;
+    }
+    let top = KPath {
+        mnt: Mount(d.listed_mnt),
+        dentry: Dentry(d.listed_dentry),
+    };
+    let origin = d.listed_mnt_id;
+    let Some(rec) = EXTRA_REC.get_ptr_mut(0) else {
+        return 0;
+    };
+    let rec = unsafe { &mut *rec };
+    fill_header(rec, EventKind::WalkTop);
+    // The header's boot time, just taken: the record is of this moment.
+    rec.hdr.ret = 0;
+    rec.hdr.ts_ns = rec.start_ns;
+    rec.hdr.duration_ns = 0;
+    let mut dir = DirRef::default();
+    rec.strs[0] = resolve_known(
+        Task::current(),
+        DIR_FROM_FD,
+        top,
+        origin,
+        mount_class(top.mnt),
+        &mut dir,
+        &mut rec.bufs[0],
+    );
+    let a: &mut WalkTopArgs = payload(rec);
+    a.dir = dir;
+    a.origin_mnt_id = origin;
+    emit(rec, EventKind::WalkTop);
     0
 }
 

@@ -7,9 +7,12 @@
 //! or its previous deletion, the kernel captures the rest of it
 //! (`CAP_CROSSING`); deletions through binds of directories and id-mapped
 //! mounts are always captured.
-//! Per thread, this collects a burst's captured deletions by mount and the
-//! shallowest directory it tried to remove: a recursive delete always ends
-//! with its top directory, so that is the walk's root. When the burst ends,
+//! Per thread, this collects a burst's captured deletions by mount, the
+//! walk's top directory when the kernel recorded it (`walk_top`: the first
+//! directory the walk listed, sent as it first crossed), and the shallowest
+//! directory it tried to remove: a recursive delete ends with its top
+//! directory, so that is the walk's root when the kernel's is not known
+//! (or is not above the mount). When the burst ends,
 //! every mount other than the walk's own (its origin, and the one holding
 //! its root), mounted below the root, on which the walk deleted something is
 //! a crossing incident.
@@ -51,6 +54,9 @@ struct Burst {
     last_ts: u64,
     /// Shallowest directory removal attempted: (path, mount holding it).
     root: Option<(Bytes, u32)>,
+    /// The first directory the walk listed, from the kernel (`walk_top`):
+    /// (path, mount it is on).
+    top: Option<(Bytes, u32)>,
     /// `depth` of `root` (looked at for every deletion of the burst).
     root_depth: usize,
     sides: BTreeMap<u32, Side>,
@@ -115,8 +121,12 @@ impl Crossings {
         claimed: bool,
         next_id: &mut u64,
     ) -> Vec<Incident> {
-        if let Args::Guard(g) = &ev.args {
-            return self.guard(ev, en, g, next_id);
+        match &ev.args {
+            Args::Guard(g) => return self.guard(ev, en, g, next_id),
+            Args::WalkTop { dir, origin_mnt_id } => {
+                return self.top(ev, dir, *origin_mnt_id, next_id);
+            }
+            _ => {}
         }
         let Args::Delete {
             pathname,
@@ -216,12 +226,41 @@ impl Crossings {
             last_ts: ev.ts_ns,
             root: None,
             root_depth: 0,
+            top: None,
             sides: BTreeMap::new(),
             ebusy: Vec::new(),
             lost_while_open: 0,
         });
+        b.start_ts = b.start_ts.min(ev.ts_ns);
         b.last_ts = ev.ts_ns;
         b
+    }
+
+    /// The kernel's record of the walk's top directory (the first it
+    /// listed), sent as the walk first crossed: the root of the mounts it
+    /// crossed into below it, whichever deletions the kernel captured after
+    /// it. (A walk of several trees, `rm -rf a b` or `rm -rf dir/*`, lists
+    /// on from the first: a mount in another tree keeps the root the
+    /// deletions give.)
+    fn top(
+        &mut self,
+        ev: &Event,
+        dir: &Dir,
+        origin_mnt_id: u32,
+        next_id: &mut u64,
+    ) -> Vec<Incident> {
+        if !dir.resolved() || dir.truncated() || origin_mnt_id == 0 {
+            return Vec::new();
+        }
+        let closed = self.end_other_walk(ev, origin_mnt_id, next_id);
+        let new = !self.bursts.contains_key(&ev.tid);
+        let b = self.burst(ev, origin_mnt_id);
+        // The walk starts at its first captured deletion, which follows.
+        if new {
+            b.start_ts = u64::MAX;
+        }
+        b.top = Some((detach(&dir.path.bytes), dir.mnt_id));
+        closed
     }
 
     /// `--guard-crossings` acted on the walk at its first listing in a bind
@@ -295,17 +334,23 @@ impl Crossings {
     /// A finished burst: one incident per other mount it deleted on, below
     /// its root.
     fn close(&self, mut b: Burst, next_id: &mut u64) -> Vec<Incident> {
-        let home = b.root.as_ref().map(|(_, m)| *m).unwrap_or(b.origin_mnt_id);
         let mut out = Vec::new();
         let sides = std::mem::take(&mut b.sides);
         for (mnt_id, side) in sides {
+            // The walk's root: its top, from the kernel, for a mount below
+            // it; else what its deletions say.
+            let root = match &b.top {
+                Some(top) if is_under(&side.mountpoint, &top.0) => Some(top),
+                _ => b.root.as_ref(),
+            };
+            let home = root.map(|&(_, m)| m).unwrap_or(b.origin_mnt_id);
             // The walk's own mounts: where its root is, and where it began
             // listing (a walk of a mount's own top never crossed into it).
             let acted = !side.prevented.is_empty();
             if mnt_id == home || mnt_id == b.origin_mnt_id || (side.count == 0 && !acted) {
                 continue;
             }
-            if let Some((root, _)) = &b.root {
+            if let Some((root, _)) = root {
                 if !is_under(&side.mountpoint, root) {
                     continue; // not mounted inside the tree the walk removed
                 }
@@ -324,8 +369,8 @@ impl Crossings {
                 cause: Cause::Crossing(Walk {
                     by: b.by.clone(),
                     origin_mnt_id: b.origin_mnt_id,
-                    root: b.root.as_ref().map(|(r, _)| r.clone()),
-                    root_mnt_id: b.root.as_ref().map(|&(_, m)| m),
+                    root: root.map(|(r, _)| r.clone()),
+                    root_mnt_id: root.map(|&(_, m)| m),
                     start_ts_ns: b.start_ts,
                     mountpoint_ebusy_ts_ns: ebusy,
                 }),
@@ -527,6 +572,74 @@ mod tests {
             g.trigger = tracer_common::event::GUARD_AT_LISTING;
         }
         assert!(run(vec![(busy, pv_enrichment())]).is_empty());
+    }
+
+    /// The kernel's record of the walk's top (thread 7), on mount 44.
+    fn walk_top(ts: u64, path: &str) -> Event {
+        let mut e = del(ts, path, "/", 44, "", 0, 0, CAP_CROSSING, 44);
+        e.kind = EventKind::WalkTop;
+        let Args::Delete { dir, .. } = e.args else {
+            unreachable!()
+        };
+        e.args = Args::WalkTop {
+            dir,
+            origin_mnt_id: 44,
+        };
+        e
+    }
+
+    #[test]
+    fn the_kernels_walk_top_is_the_root_when_the_walk_deleted_nothing_in_it() {
+        // rm deleted the pod's own files before it crossed (not captured):
+        // what was captured is at or below the mountpoint.
+        let mut evs = rm_order();
+        evs.pop();
+        let inferred = run(evs.clone());
+        assert_eq!(
+            inferred[0].walk().unwrap().root.as_deref(),
+            Some(MP.as_bytes()),
+            "from the captured deletions alone: too deep"
+        );
+        evs.insert(0, (walk_top(9, POD), Enrichment::default()));
+        let inc = run(evs);
+        assert_eq!(inc.len(), 1, "{inc:#?}");
+        let (i, w) = (&inc[0], inc[0].walk().unwrap());
+        assert_eq!(w.root.as_deref(), Some(POD.as_bytes()));
+        assert_eq!((w.root_mnt_id, w.origin_mnt_id), (Some(44), 44));
+        assert_eq!(
+            (w.start_ts_ns, w.mountpoint_ebusy_ts_ns),
+            (10, Some(13)),
+            "the walk starts at its first captured deletion"
+        );
+        assert_eq!((i.mount.mnt_id, i.count, i.first_delay_ns), (65, 3, 0));
+        assert_eq!(i.severity, Severity::Critical);
+        // `rm -rf other POD`: the walk listed `other` first; the mount is
+        // not below it, so the deletions say where the root is.
+        let mut two = rm_order();
+        two.insert(
+            0,
+            (
+                walk_top(9, "/var/lib/kubelet/pods/other"),
+                Enrichment::default(),
+            ),
+        );
+        let inc = run(two);
+        assert_eq!(inc.len(), 1, "{inc:#?}");
+        assert_eq!(inc[0].walk().unwrap().root.as_deref(), Some(POD.as_bytes()));
+        // A top record alone (its deletions lost) raises nothing.
+        assert!(run(vec![(walk_top(9, POD), Enrichment::default())]).is_empty());
+        // A top that is not whole is not taken.
+        let mut cut = rm_order();
+        cut.pop();
+        let mut top = walk_top(9, "/var/lib");
+        if let Args::WalkTop { dir, .. } = &mut top.args {
+            dir.flags |= tracer_common::event::DIR_TRUNCATED;
+        }
+        cut.insert(0, (top, Enrichment::default()));
+        assert_eq!(
+            run(cut)[0].walk().unwrap().root.as_deref(),
+            Some(MP.as_bytes())
+        );
     }
 
     #[test]

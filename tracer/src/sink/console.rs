@@ -358,6 +358,11 @@ pub fn render(ev: &Event) -> (String, String) {
                 ),
             )
         }
+        Args::WalkTop { dir: d, .. } => (
+            "WALK TOP its recursive delete began here, and now crossed into another mount"
+                .to_string(),
+            dir("dir", d),
+        ),
     }
 }
 

@@ -431,6 +431,10 @@ impl Serialize for ArgsJson<'_> {
                 )?;
                 m.serialize_entry("mount", &DirJson(&g.mount))?;
             }
+            Args::WalkTop { dir, origin_mnt_id } => {
+                m.serialize_entry("dir", &DirJson(dir))?;
+                m.serialize_entry("origin_mnt_id", origin_mnt_id)?;
+            }
         }
         m.end()
     }

@@ -571,11 +571,16 @@ impl Drop for Recording {
 /// `mntrace record --dir DIR -p PID EXTRA...`, once it says it records
 /// (its stderr is drained from then on).
 pub fn start_recording(dir: &std::path::Path, pid: u32, extra: &[&str]) -> Recording {
+    let pid = pid.to_string();
+    start_recording_with(dir, &[&["-p", &pid][..], extra].concat())
+}
+
+/// `mntrace record --dir DIR ARGS`, once it says it is recording.
+pub fn start_recording_with(dir: &std::path::Path, args: &[&str]) -> Recording {
     let mut child = std::process::Command::new(MNTRACE)
         .args(["record", "--dir"])
         .arg(dir)
-        .args(["-p", &pid.to_string()])
-        .args(extra)
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
