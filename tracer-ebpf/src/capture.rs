@@ -40,29 +40,44 @@ pub fn process_busy(cfg: &Config, now: u64) -> bool {
 
 /// The race reasons the EBUSY facts give a call at `now` whose lookup
 /// starts in `start` (`CAP_AFTER_ANY_EBUSY`, `CAP_BUSY`, `CAP_BUSY_MOUNT`),
-/// and whether an EBUSY is recent on the node (`recent`). The maps of the
-/// process and the mounts are only looked up when one is.
+/// and whether an EBUSY is recent on the node (`recent`).
 #[inline(always)]
 pub fn reasons(cfg: &Config, now: u64, start: Option<KPath>) -> (u32, bool) {
     let since = since_last_ebusy(now);
-    let recent = since <= cfg.busy_window_ns;
+    let busy = (since, since <= cfg.busy_window_ns);
+    let cap =
+        process_reasons(cfg, now, busy) | start.map_or(0, |s| mount_reason(cfg, now, busy.1, s));
+    (cap, busy.1)
+}
+
+/// The EBUSY reasons that do not depend on where the lookup starts
+/// (`CAP_AFTER_ANY_EBUSY`, `CAP_BUSY`), `busy` being the time since the
+/// node's last EBUSY (`since_last_ebusy`) and whether that is recent. The
+/// process's map is only looked up when it is.
+#[inline(always)]
+pub fn process_reasons(cfg: &Config, now: u64, (since, recent): (u64, bool)) -> u32 {
     let mut cap = 0;
     if since <= cfg.busy_grace_ns {
         cap |= CAP_AFTER_ANY_EBUSY;
     }
-    if recent {
-        if process_busy(cfg, now) {
-            cap |= CAP_BUSY;
-        }
-        if let Some(start) = start {
-            if let Some(&t) = unsafe { BUSY_MNTS.get(start.mnt.id()) } {
-                if now.wrapping_sub(t) <= cfg.busy_window_ns {
-                    cap |= CAP_BUSY_MOUNT;
-                }
-            }
-        }
+    if recent && process_busy(cfg, now) {
+        cap |= CAP_BUSY;
     }
-    (cap, recent)
+    cap
+}
+
+/// `CAP_BUSY_MOUNT` when `start` is on a mount userspace found busy within
+/// the window (the map is only looked up when an EBUSY is `recent` on the
+/// node).
+#[inline(always)]
+pub fn mount_reason(cfg: &Config, now: u64, recent: bool, start: KPath) -> u32 {
+    if !recent {
+        return 0;
+    }
+    match unsafe { BUSY_MNTS.get(start.mnt.id()) } {
+        Some(&t) if now.wrapping_sub(t) <= cfg.busy_window_ns => CAP_BUSY_MOUNT,
+        _ => 0,
+    }
 }
 
 /// `CAP_ALL` unless the delete mode is `race` (the default).

@@ -51,7 +51,7 @@ use tracer_common::{
     EventKind,
 };
 
-use crate::capture::node_busy;
+use crate::capture::{node_busy, process_busy};
 use crate::core_access::{Dentry, KPath, Mount, Task};
 use crate::emit::emit;
 use crate::maps::{BUSY, EXTRA_REC, GUARDS, GUARD_SEEN, HASHBUF, SLOTS2, WALKBUF};
@@ -492,8 +492,5 @@ fn record(args: GuardArgs, mount: KPath, len: u32, ret: i64) {
 /// window. The probes ask this before resolving anything for the guard.
 #[inline(always)]
 pub fn armed(cfg: &Config, recent: bool, now: u64) -> bool {
-    if cfg.guard == GUARD_OFF || !recent {
-        return false;
-    }
-    unsafe { BUSY.get(tgid()) }.is_some_and(|&t| now.wrapping_sub(t) <= cfg.busy_window_ns)
+    cfg.guard != GUARD_OFF && recent && process_busy(cfg, now)
 }

@@ -8,9 +8,7 @@
 //! cheap facts (the mount the directory is on, the BUSY map, the thread's
 //! burst state): an ordinary deletion costs a few reads and no copy or walk.
 
-use aya_ebpf::{
-    helpers::bpf_get_current_pid_tgid, macros::tracepoint, programs::TracePointContext,
-};
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
 use tracer_common::{
     config::{CFG_GUARD_CROSSINGS, DIR_WALK_DELETE, DIR_WALK_DELETE_TOP, GUARD_OFF},
     event::*,
@@ -20,13 +18,15 @@ use tracer_common::{
 
 use super::{arg, ret};
 use crate::burst::{self, top_pending};
-use crate::capture::{first_byte, has_slash, mode_reason, node_busy, since_last_ebusy};
+use crate::capture::{
+    first_byte, has_slash, mode_reason, mount_reason, node_busy, process_busy, since_last_ebusy,
+};
 use crate::clock::decision_ns;
 use crate::core_access::{Dentry, KPath, Mount, Task};
 use crate::dir_cache;
 use crate::emit::{emit, read_user_str};
 use crate::guard;
-use crate::maps::{BUSY, BUSY_MNTS, CONFIG, DIR_WALKS, EXTRA_REC, SLOTS2};
+use crate::maps::{CONFIG, DIR_WALKS, EXTRA_REC, SLOTS2};
 use crate::slot::{active_deletion, fill_header, finish, payload, take_slot};
 use crate::types::Slot;
 use crate::walk::{mount_class, resolve_known, start_path, unresolved, DirSource};
@@ -44,35 +44,22 @@ fn capture_reasons(
     now: u64,
     (since_busy, recent): (u64, bool),
 ) -> u32 {
-    // The EBUSY facts as `capture::reasons` reads them, written out here:
-    // with that call in its place (the same reads and tests), coreutils
-    // `rm -rf` crossings went unseen under vm-test on 6.1 and 6.12 (not on
-    // 6.18), deterministically; this form passes there. Not understood yet
-    // (a verifier of those kernels is the suspect): keep this form until it
-    // is.
+    // `capture::process_reasons`, written out: with the call in its place
+    // (the same tests, as LLVM then arranges them) the verifier goes
+    // through 713,000 instructions of `enter_unlinkat` on 6.18 instead of
+    // 276,000, too close to 6.1's million.
     let mut cap = mode_reason(cfg);
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     if since_busy <= cfg.busy_grace_ns {
         cap |= CAP_AFTER_ANY_EBUSY;
     }
-    if recent {
-        if let Some(&t) = unsafe { BUSY.get(tgid) } {
-            if now.wrapping_sub(t) <= cfg.busy_window_ns {
-                cap |= CAP_BUSY;
-            }
-        }
+    if recent && process_busy(cfg, now) {
+        cap |= CAP_BUSY;
     }
     let Some(start) = start else {
         return cap;
     };
-    if recent {
-        if let Some(&t) = unsafe { BUSY_MNTS.get(start.mnt.id()) } {
-            if now.wrapping_sub(t) <= cfg.busy_window_ns {
-                cap |= CAP_BUSY_MOUNT;
-            }
-        }
-    }
-    cap | burst::on_deletion(&mut slot.del, start.mnt, now, cfg.burst_gap_ns)
+    cap | mount_reason(cfg, now, recent, start)
+        | burst::on_deletion(&mut slot.del, start.mnt, now, cfg.burst_gap_ns)
 }
 
 #[inline(always)]
