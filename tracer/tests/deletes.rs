@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use mntrace::{config::TraceOptions, model::DirFrom, EventKind};
-use tracer_common::{event::*, uapi::AT_REMOVEDIR};
+use tracer_common::{event::*, limits::WALK_REUSE_NS, uapi::AT_REMOVEDIR};
 
 #[test]
 fn unlinkat_through_a_dirfd_inside_a_nested_mount() {
@@ -321,9 +321,28 @@ fn deletions_from_one_directory_reuse_its_walk_until_it_changes() {
     }
     let reused = |i: usize| delete_dir(dels[i]).flags & DIR_REUSED != 0;
     assert!(!reused(0), "the first deletion walks");
+    // The rule, exactly: a deletion from the same directory reuses the last
+    // walk when it enters at most `WALK_REUSE_NS` after that walk's
+    // deletion entered (both on the records' clock: entry = ts - duration).
+    let entry = |i: usize| dels[i].ts_ns - dels[i].duration_ns;
+    let mut walked = entry(0);
+    let mut gaps = Vec::new();
+    for i in 1..20 {
+        let since = entry(i) - walked;
+        gaps.push(since);
+        assert_eq!(
+            reused(i),
+            since <= WALK_REUSE_NS,
+            "deletion {i}, {since} ns after the walk it could reuse"
+        );
+        if !reused(i) {
+            walked = entry(i);
+        }
+    }
     assert!(
         (1..20).any(reused),
-        "deletions from the same fd microseconds apart reuse the walk"
+        "deletions from the same fd microseconds apart reuse the walk; these came \
+         {gaps:?} ns after the last walk: too slow a machine for this test's premise"
     );
     assert!(!reused(20), "after the unmount used the slot");
     assert!(!reused(22), "after the directory was renamed");
