@@ -235,17 +235,22 @@ fn fx_pid(lines: &[serde_json::Value]) -> u32 {
     u64_of(&lines[0], "pid") as u32
 }
 
-#[test]
-fn rm_rf_of_the_same_pod_dir_is_the_same_incident() {
-    let pod = Pod::new();
-    let mut live = Live::start(Default::default());
+/// coreutils `rm -rf POD` under `live`: the PV's incident, checked (and
+/// that the PV really lost its files).
+fn rm_rf_pod(pod: &Pod, live: &mut Live) -> Incident {
     let target = format!("'{}'", pod.pod().display());
-    let left = run_script(&mut live, &pod.rm_script("", &target));
-    let mine = pod.mine(live.finish());
+    let left = run_script(live, &pod.rm_script("", &target));
+    let mut mine = pod.mine(live.finish());
     assert_eq!(mine.len(), 1, "{mine:#?}");
     pod.assert_pv_incident(&mine[0]);
     assert_eq!(&mine[0].deleters[0].comm[..], b"rm");
     assert_eq!(left, Some(0), "the PV really lost its files");
+    mine.remove(0)
+}
+
+#[test]
+fn rm_rf_of_the_same_pod_dir_is_the_same_incident() {
+    rm_rf_pod(&Pod::new(), &mut Live::start(Default::default()));
 }
 
 /// The walk's top comes from the kernel, not from the deletions it
@@ -258,15 +263,10 @@ fn rm_rf_of_the_same_pod_dir_is_the_same_incident() {
 fn the_walk_top_is_the_directory_rm_began_at_when_it_deletes_nothing_there() {
     let pod = Pod::bare();
     let mut live = Live::start(Default::default());
-    let target = format!("'{}'", pod.pod().display());
-    let left = run_script(&mut live, &pod.rm_script("", &target));
-    let mine = pod.mine(live.finish());
-    assert_eq!(mine.len(), 1, "{mine:#?}");
-    pod.assert_pv_incident(&mine[0]);
-    assert_eq!(left, Some(0), "the PV really lost its files");
+    let inc = rm_rf_pod(&pod, &mut live);
     // The kernel's record of the top: once, from the walking `rm`, before
     // any deletion of the walk, on the mount the walk began on.
-    let walk = mine[0].walk().expect("a crossing");
+    let walk = inc.walk().expect("a crossing");
     let tops: Vec<&mntrace::model::Event> = live
         .out
         .events
