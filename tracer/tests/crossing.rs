@@ -231,6 +231,42 @@ fn go_removeall_of_a_pod_dir_with_a_live_pv_bind_is_critical() {
     assert_eq!(Pod::pv_left(&lines), 0, "the PV really lost its files");
 }
 
+/// kubelet's cleanup of orphaned pods: `RemoveAll` of one pod directory
+/// after the other, on one thread, less than the kernel's burst gap apart
+/// (one burst, one walk of two trees): an incident per pod, each with its
+/// own pod directory as the walk's root.
+#[test]
+fn removing_two_pod_directories_in_one_burst_is_an_incident_each() {
+    let pods = [Pod::bare(), Pod::new()];
+    let mut ops = pods[0].setup_ops();
+    // One mount namespace for both.
+    ops.extend(pods[1].setup_ops().into_iter().skip(1));
+    for p in &pods {
+        ops.extend(["remove-all".into(), p.pod().into()]);
+    }
+    for p in &pods {
+        ops.extend(p.check_ops());
+    }
+    let mut fx = Fixture::spawn(&ops);
+    let mut live = Live::start(Default::default());
+    fx.release();
+    let lines = fx.wait();
+    let all = live.finish();
+    for p in &pods {
+        let mine = p.mine(all.clone());
+        assert_eq!(mine.len(), 1, "{mine:#?}");
+        p.assert_pv_incident(&mine[0]);
+        assert_eq!(mine[0].walk().unwrap().by.pid, fx_pid(&lines));
+    }
+    let left = lines
+        .iter()
+        .rev()
+        .take(2 * PV_FILES.len())
+        .filter(|l| l["op"] == "mnt-id" && l["errno"] == 0)
+        .count();
+    assert_eq!(left, 0, "both PVs really lost their files");
+}
+
 fn fx_pid(lines: &[serde_json::Value]) -> u32 {
     u64_of(&lines[0], "pid") as u32
 }

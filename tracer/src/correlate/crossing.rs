@@ -7,15 +7,14 @@
 //! or its previous deletion, the kernel captures the rest of it
 //! (`CAP_CROSSING`); deletions through binds of directories and id-mapped
 //! mounts are always captured.
-//! Per thread, this collects a burst's captured deletions by mount, the
-//! walk's top directory when the kernel recorded it (`walk_top`: the first
-//! directory the walk listed, sent as it first crossed), and the shallowest
-//! directory it tried to remove: a recursive delete ends with its top
-//! directory, so that is the walk's root when the kernel's is not known
-//! (or is not above the mount). When the burst ends,
-//! every mount other than the walk's own (its origin, and the one holding
-//! its root), mounted below the root, on which the walk deleted something is
-//! a crossing incident.
+//! Per thread, this collects a burst's captured deletions by mount and the
+//! trees the walk removed from, each by its top: the first directory the
+//! walk listed (the kernel's `walk_top`, sent as it first crossed), and the
+//! outermost directories it removed (or tried to) or deleted from, as a
+//! recursive delete ends with its top directory. When the burst ends, every
+//! mount other than the walk's own (its origin, and the one holding the
+//! root of its tree), mounted inside a tree the walk removed from, on which
+//! the walk deleted something is a crossing incident.
 
 use std::collections::BTreeMap;
 
@@ -27,10 +26,6 @@ use super::*;
 use crate::enrich::mount_table::MountInfo;
 use crate::model::{detach, Args, Dir};
 use crate::path::{is_under, join, resolve_arg};
-
-fn depth(path: &[u8]) -> usize {
-    path.split(|&c| c == b'/').filter(|c| !c.is_empty()).count()
-}
 
 /// What the burst did on one mount.
 struct Side {
@@ -52,13 +47,11 @@ struct Burst {
     origin_mnt_id: u32,
     start_ts: u64,
     last_ts: u64,
-    /// Shallowest directory removal attempted: (path, mount holding it).
-    root: Option<(Bytes, u32)>,
-    /// The first directory the walk listed, from the kernel (`walk_top`):
-    /// (path, mount it is on).
-    top: Option<(Bytes, u32)>,
-    /// `depth` of `root` (looked at for every deletion of the burst).
-    root_depth: usize,
+    /// The trees the walk removed from (see `consider_root`), none inside
+    /// another: (top directory, the mount holding it).
+    roots: Vec<(Bytes, u32)>,
+    /// `roots` reached `ROOTS_MAX`: a tree may be missing from it.
+    roots_full: bool,
     sides: BTreeMap<u32, Side>,
     /// Directories whose removal failed with EBUSY (mountpoints), with time.
     ebusy: Vec<(Bytes, u64)>,
@@ -83,22 +76,45 @@ impl Side {
 }
 
 impl Burst {
-    /// A root candidate and the mount holding it. `removal`: the directory
-    /// was the target of a removal, so `mnt_id` is its parent's mount; on a
-    /// tie it wins over the same directory seen as a place deleted from
-    /// (which, at a mountpoint, is the mount on it, not the one holding it).
+    /// A root candidate and the mount holding it: a directory the walk
+    /// listed first (the kernel's `walk_top`), removed (or tried to), or
+    /// deleted a file from. The walk's roots are the outermost ones: a
+    /// candidate inside a root changes nothing, one above roots replaces
+    /// them, and one apart from all is the top of another tree (`rm -rf a
+    /// b`, or a cleanup that removes several pod directories one after the
+    /// other in one burst). `removal`: the directory was the target of a
+    /// removal, so `mnt_id` is its parent's mount; it wins over the same
+    /// directory seen as a place deleted from (which, at a mountpoint, is
+    /// the mount on it, not the one holding it).
     fn consider_root(&mut self, path: &Bytes, mnt_id: u32, removal: bool) {
-        let d = depth(path);
-        let better = match &self.root {
-            None => true,
-            Some(_) => d < self.root_depth || (removal && d == self.root_depth),
-        };
-        if better {
-            self.root = Some((detach(path), mnt_id));
-            self.root_depth = d;
+        if let Some(r) = self.roots.iter_mut().find(|r| is_under(path, &r.0)) {
+            if removal && r.0 == path {
+                r.1 = mnt_id;
+            }
+            return;
+        }
+        self.roots.retain(|r| !is_under(&r.0, path));
+        if self.roots.len() < ROOTS_MAX {
+            self.roots.push((detach(path), mnt_id));
+        } else {
+            self.roots_full = true;
+        }
+    }
+
+    /// The root of the tree `mountpoint` is in: `Some(None)` when the walk
+    /// removed from no tree holding it (or its trees are not all known),
+    /// `None` when it is outside every tree the walk removed from.
+    fn root_of(&self, mountpoint: &[u8]) -> Option<Option<&(Bytes, u32)>> {
+        match self.roots.iter().find(|r| is_under(mountpoint, &r.0)) {
+            Some(r) => Some(Some(r)),
+            None if self.roots.is_empty() || self.roots_full => Some(None),
+            None => None,
         }
     }
 }
+
+/// Most trees a walk's roots keep (`Burst::roots`).
+const ROOTS_MAX: usize = 1024;
 
 pub struct Crossings {
     cfg: CorrelatorConfig,
@@ -151,7 +167,7 @@ impl Crossings {
             return closed;
         };
         let path = resolve_arg(&dir.path.bytes, name);
-        // The walk's root: the shallowest directory it removed (or tried
+        // The walk's roots: the outermost directories it removed (or tried
         // to) or deleted from. A recursive delete ends with its top directory
         // (Go's RemoveAll tries it even when not empty; coreutils rm deletes
         // from it, and skips it once something below could not be removed).
@@ -224,9 +240,8 @@ impl Crossings {
             origin_mnt_id,
             start_ts: ev.ts_ns,
             last_ts: ev.ts_ns,
-            root: None,
-            root_depth: 0,
-            top: None,
+            roots: Vec::new(),
+            roots_full: false,
             sides: BTreeMap::new(),
             ebusy: Vec::new(),
             lost_while_open: 0,
@@ -237,11 +252,10 @@ impl Crossings {
     }
 
     /// The kernel's record of the walk's top directory (the first it
-    /// listed), sent as the walk first crossed: the root of the mounts it
-    /// crossed into below it, whichever deletions the kernel captured after
-    /// it. (A walk of several trees, `rm -rf a b` or `rm -rf dir/*`, lists
-    /// on from the first: a mount in another tree keeps the root the
-    /// deletions give.)
+    /// listed), sent as the walk first crossed: a root, whichever deletions
+    /// the kernel captured after it. (A walk of several trees, `rm -rf a b`
+    /// or `rm -rf dir/*`, lists on from the first: the other trees' roots
+    /// are what their deletions give.)
     fn top(
         &mut self,
         ev: &Event,
@@ -259,7 +273,7 @@ impl Crossings {
         if new {
             b.start_ts = u64::MAX;
         }
-        b.top = Some((detach(&dir.path.bytes), dir.mnt_id));
+        b.consider_root(&dir.path.bytes, dir.mnt_id, false);
         closed
     }
 
@@ -337,11 +351,9 @@ impl Crossings {
         let mut out = Vec::new();
         let sides = std::mem::take(&mut b.sides);
         for (mnt_id, side) in sides {
-            // The walk's root: its top, from the kernel, for a mount below
-            // it; else what its deletions say.
-            let root = match &b.top {
-                Some(top) if is_under(&side.mountpoint, &top.0) => Some(top),
-                _ => b.root.as_ref(),
+            // Not mounted inside a tree the walk removed: no crossing.
+            let Some(root) = b.root_of(&side.mountpoint) else {
+                continue;
             };
             let home = root.map(|&(_, m)| m).unwrap_or(b.origin_mnt_id);
             // The walk's own mounts: where its root is, and where it began
@@ -349,11 +361,6 @@ impl Crossings {
             let acted = !side.prevented.is_empty();
             if mnt_id == home || mnt_id == b.origin_mnt_id || (side.count == 0 && !acted) {
                 continue;
-            }
-            if let Some((root, _)) = root {
-                if !is_under(&side.mountpoint, root) {
-                    continue; // not mounted inside the tree the walk removed
-                }
             }
             let id = *next_id;
             *next_id += 1;
@@ -640,6 +647,88 @@ mod tests {
             run(cut)[0].walk().unwrap().root.as_deref(),
             Some(MP.as_bytes())
         );
+    }
+
+    /// Go's `os.RemoveAll` of one pod directory (thread 7, mount 44), its
+    /// volume subpath a bind (mount `mnt`) of the PV: the PV's files, the
+    /// mountpoint's EBUSY, the final ENOTEMPTY of the pod directory.
+    fn remove_all_of_a_pod(ts: u64, pod: &str, mnt: u32) -> Vec<(Event, Enrichment)> {
+        let mp = format!("{pod}/volume-subpaths/v/c/0");
+        vec![
+            (del(ts, &mp, &mp, mnt, "c", 0, 0, SUB, 44), pv_enrichment()),
+            (
+                del(
+                    ts + 1,
+                    &format!("{pod}/volume-subpaths/v/c"),
+                    "/",
+                    44,
+                    "0",
+                    AT_REMOVEDIR,
+                    -i64::from(EBUSY),
+                    CAP_CROSSING,
+                    44,
+                ),
+                Enrichment::default(),
+            ),
+            (
+                del(
+                    ts + 2,
+                    "/var/lib/kubelet/pods",
+                    "/",
+                    44,
+                    pod.rsplit('/').next().unwrap(),
+                    AT_REMOVEDIR,
+                    -39,
+                    CAP_CROSSING,
+                    44,
+                ),
+                Enrichment::default(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_walks_roots_are_its_outermost_trees_and_bounded() {
+        let ev = del(1, POD, "/", 44, "x", 0, 0, CAP_CROSSING, 44);
+        let mut c = Crossings::new(CorrelatorConfig::default());
+        let b = c.burst(&ev, 44);
+        let p = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        b.consider_root(&p("/a/b/c"), 70, false);
+        b.consider_root(&p("/a/b/c/d"), 70, false); // inside: nothing
+        b.consider_root(&p("/x/y"), 44, false); // another tree
+        b.consider_root(&p("/a/b"), 44, false); // above the first: replaces it
+        b.consider_root(&p("/a/b"), 45, true); // the same, removed: its parent's mount
+        b.consider_root(&p("/a/b"), 46, false); // the same, deleted from: kept
+        assert_eq!(b.roots, vec![(p("/x/y"), 44), (p("/a/b"), 45)]);
+        assert_eq!(b.root_of(b"/a/b/c/m"), Some(Some(&(p("/a/b"), 45))));
+        assert_eq!(b.root_of(b"/elsewhere/m"), None, "outside every tree");
+        // Bounded: beyond ROOTS_MAX trees, a mount outside the known ones
+        // is kept, with no root, rather than dropped.
+        for i in 0..2 * ROOTS_MAX {
+            b.consider_root(&p(&format!("/t/{i}")), 44, false);
+        }
+        assert_eq!(b.roots.len(), ROOTS_MAX);
+        assert!(b.roots_full);
+        assert_eq!(b.root_of(b"/elsewhere/m"), Some(None));
+    }
+
+    #[test]
+    fn one_walk_of_several_pod_directories_is_an_incident_per_pod() {
+        // kubelet's cleanup of orphaned pods: one RemoveAll after the
+        // other on one thread, less than a burst's gap apart, so one burst
+        // for the kernel; each pod's bind is crossed.
+        let pods = ["/var/lib/kubelet/pods/u1", "/var/lib/kubelet/pods/u2"];
+        let mut evs = remove_all_of_a_pod(10, pods[0], 65);
+        evs.extend(remove_all_of_a_pod(20, pods[1], 66));
+        let inc = run(evs);
+        assert_eq!(inc.len(), 2, "{inc:#?}");
+        for (i, (pod, mnt)) in inc.iter().zip(pods.iter().zip([65, 66])) {
+            let w = i.walk().expect("a crossing");
+            assert_eq!(i.mount.mnt_id, mnt);
+            assert_eq!(w.root.as_deref(), Some(pod.as_bytes()));
+            assert_eq!(w.root_mnt_id, Some(44));
+            assert_eq!(i.count, 1);
+        }
     }
 
     #[test]

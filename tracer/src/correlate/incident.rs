@@ -128,8 +128,10 @@ pub struct Walk {
     /// Mount where the walk began: where the thread began listing
     /// directories (from the kernel).
     pub origin_mnt_id: u32,
-    /// The walk's top directory: the shallowest directory it tried to
-    /// remove (a recursive delete always ends with it), when seen.
+    /// The top directory of the walk's tree that holds the mount: the first
+    /// directory the walk listed (the kernel's `walk_top`), else the
+    /// outermost directory of that tree it removed (or tried to) or deleted
+    /// from; `None` when not seen.
     pub root: Option<Bytes>,
     /// Mount of the directory holding `root`.
     pub root_mnt_id: Option<u32>,
