@@ -483,13 +483,17 @@ start_mntrace() {
 stop_mntrace() {
     kill -INT "${TRACER_PID[mntrace]}" 2>/dev/null; wait_pid_exit "${TRACER_PID[mntrace]}"; unset 'TRACER_PID[mntrace]'
 }
-# Lines of mntrace's output that are events of PID: "comm[PID/TID] ..." in
-# text, an object with "type":"event" and "pid":PID in JSON (keys sorted).
+# Lines of mntrace's output that are syscall events of PID: "comm[PID/TID]
+# ..." in text, an object with "type":"event" and "pid":PID in JSON (keys
+# sorted). Not the records that are no syscall: a walk's top (`rm -rf` of a
+# tmpfs's mountpoint ends with the mountpoint's rmdir through the parent's
+# mount, a crossing for the kernel) and the guard's actions.
 mntrace_events_of() {  # FILE|- PID
     if ((MNTRACE_JSON)); then
-        grep -F '"type":"event"' "$1" | grep -cF "\"pid\":$2,"
+        grep -F '"type":"event"' "$1" | grep -F "\"pid\":$2," |
+            grep -cvE '"syscall":"(walk_top|guard)"'
     else
-        grep -cF "[$2/" "$1"
+        grep -F "[$2/" "$1" | grep -cvE "\[$2/[0-9]+\] (WALK TOP|GUARD) "
     fi
 }
 # The empty programs write nothing: live once they said they are attached
