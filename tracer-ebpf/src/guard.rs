@@ -55,7 +55,7 @@ use crate::capture::{node_busy, process_busy};
 use crate::core_access::{Dentry, KPath, Mount, Task};
 use crate::emit::emit;
 use crate::maps::{BUSY, EXTRA_REC, GUARDS, GUARD_SEEN, HASHBUF, SLOTS2, WALKBUF};
-use crate::slot::{fill_header, payload};
+use crate::slot::{fill_instant, payload};
 use crate::types::{DeleteState, GuardKey, GuardMark, Slot, HASH_PATH_MAX, REGION};
 use crate::walk::{
     describe_mount, idmapped_before_6_3, mount_class, start_path, walk_into_buf, DirSource,
@@ -472,11 +472,7 @@ fn record(args: GuardArgs, mount: KPath, len: u32, ret: i64) {
         len: n.max(1) as u16,
         flags: if n < len { STR_TRUNCATED } else { 0 },
     };
-    fill_header(slot, EventKind::Guard);
-    slot.hdr.ret = ret;
-    // The header's boot time, just taken: the record is of this moment.
-    slot.hdr.ts_ns = slot.start_ns;
-    slot.hdr.duration_ns = 0;
+    fill_instant(slot, EventKind::Guard, ret);
     let a: &mut GuardArgs = payload(slot);
     *a = args;
     let class = mount_class(mount.mnt);

@@ -106,6 +106,17 @@ pub fn fill_header<const N: usize>(slot: &mut Slot<N>, kind: EventKind) {
     slot.start_ns = unsafe { bpf_ktime_get_boot_ns() };
 }
 
+/// Fill the header of a record that is no call's but of this moment (a
+/// guard's action, a walk's top): `ret`, the header's boot time as its
+/// time, no duration.
+#[inline(always)]
+pub fn fill_instant<const N: usize>(slot: &mut Slot<N>, kind: EventKind, ret: i64) {
+    fill_header(slot, kind);
+    slot.hdr.ret = ret;
+    slot.hdr.ts_ns = slot.start_ns;
+    slot.hdr.duration_ns = 0;
+}
+
 /// The payload of a slot as the kind's argument struct.
 #[inline(always)]
 pub fn payload<T, const N: usize>(slot: &mut Slot<N>) -> &mut T {

@@ -27,7 +27,7 @@ use crate::dir_cache;
 use crate::emit::{emit, read_user_str};
 use crate::guard;
 use crate::maps::{CONFIG, DIR_WALKS, EXTRA_REC, SLOTS2};
-use crate::slot::{active_deletion, fill_header, finish, payload, take_slot};
+use crate::slot::{active_deletion, fill_header, fill_instant, finish, payload, take_slot};
 use crate::types::Slot;
 use crate::walk::{mount_class, resolve_known, start_path, unresolved, DirSource};
 
@@ -251,11 +251,7 @@ pub fn walk_delete_top(_ctx: TracePointContext) -> u32 {
         return 0;
     };
     let rec = unsafe { &mut *rec };
-    fill_header(rec, EventKind::WalkTop);
-    // The header's boot time, just taken: the record is of this moment.
-    rec.hdr.ret = 0;
-    rec.hdr.ts_ns = rec.start_ns;
-    rec.hdr.duration_ns = 0;
+    fill_instant(rec, EventKind::WalkTop, 0);
     let mut dir = DirRef::default();
     rec.strs[0] = resolve_known(
         Task::current(),
