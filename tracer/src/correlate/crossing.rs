@@ -494,6 +494,24 @@ mod tests {
 
     const SUB: u32 = CAP_SUBTREE | CAP_CROSSING;
 
+    /// Thread 7's removal of pod directory `pod`'s volume-subpath
+    /// mountpoint from its parent (mount 44), failing with EBUSY.
+    fn mountpoint_ebusy(ts: u64, pod: &str) -> (Event, Enrichment) {
+        let parent = format!("{pod}/volume-subpaths/v/c");
+        let e = del(
+            ts,
+            &parent,
+            "/",
+            44,
+            "0",
+            AT_REMOVEDIR,
+            -i64::from(EBUSY),
+            CAP_CROSSING,
+            44,
+        );
+        (e, Enrichment::default())
+    }
+
     /// coreutils rm -rf: enters the bind first, fails on the mountpoint,
     /// then deletes the rest from the pod directory; never retries the top.
     fn rm_order() -> Vec<(Event, Enrichment)> {
@@ -505,20 +523,7 @@ mod tests {
                 del(12, MP, MP, 65, "data", AT_REMOVEDIR, 0, SUB, 44),
                 pv_enrichment(),
             ),
-            (
-                del(
-                    13,
-                    &format!("{POD}/volume-subpaths/v/c"),
-                    "/",
-                    44,
-                    "0",
-                    AT_REMOVEDIR,
-                    -i64::from(EBUSY),
-                    CAP_CROSSING,
-                    44,
-                ),
-                Enrichment::default(),
-            ),
+            mountpoint_ebusy(13, POD),
             (
                 del(14, POD, "/", 44, "etc-hosts", 0, 0, CAP_CROSSING, 44),
                 Enrichment::default(),
@@ -656,20 +661,7 @@ mod tests {
         let mp = format!("{pod}/volume-subpaths/v/c/0");
         vec![
             (del(ts, &mp, &mp, mnt, "c", 0, 0, SUB, 44), pv_enrichment()),
-            (
-                del(
-                    ts + 1,
-                    &format!("{pod}/volume-subpaths/v/c"),
-                    "/",
-                    44,
-                    "0",
-                    AT_REMOVEDIR,
-                    -i64::from(EBUSY),
-                    CAP_CROSSING,
-                    44,
-                ),
-                Enrichment::default(),
-            ),
+            mountpoint_ebusy(ts + 1, pod),
             (
                 del(
                     ts + 2,
